@@ -1,0 +1,24 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from './digest.js';
+import type { Compression } from './media-types.js';
+
+/**
+ * A layer whose bytes exist somewhere (a built blob, a base image's blob, a registry blob).
+ * Modelled on go-containerregistry's v1.Layer: digests are known up front, bytes are opened on
+ * demand and streamed, never held whole.
+ */
+export interface Layer {
+  /** sha256 of the uncompressed tar: what the config's rootfs.diff_ids lists. */
+  readonly diffId: Digest;
+  /** sha256 of the blob as stored and transferred (equals diffId when uncompressed). */
+  readonly digest: Digest;
+  /** Blob size in bytes. */
+  readonly size: number;
+  /** OCI media type of the blob. */
+  readonly mediaType: string;
+  readonly compression: Compression;
+  /** Store paths the layer carries, when known (strata-built layers, or read back from history). */
+  readonly storePaths?: readonly string[];
+  /** Opens the blob bytes exactly as `digest` describes them. */
+  open(): Promise<Readable>;
+}

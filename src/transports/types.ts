@@ -1,0 +1,44 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from '../image/digest.js';
+import type { Image } from '../image/image.js';
+import type { Layer } from '../image/layer.js';
+import type { Compression } from '../image/media-types.js';
+
+/**
+ * Where a freshly produced blob goes while it is being produced. Bytes arrive in order;
+ * the producer hashes them and reports the digest at the end, so a destination never has to
+ * re-read what it was given.
+ */
+export interface BlobWriter {
+  write(chunk: Buffer): Promise<void>;
+  /** Ends the blob. Returns how to read it back (for a second output, a cache, or a test). */
+  close(digest: Digest, size: number): Promise<() => Promise<Readable>>;
+  abort(): Promise<void>;
+}
+
+/**
+ * One output of a build: docker-archive, OCI layout (dir or tar), or a registry.
+ * A destination is written in three steps — blobs (new layers streamed in, existing layers
+ * copied or mounted), then `commit` with the finished Image, which makes it visible
+ * atomically (rename, or manifest PUT last). `abort` removes every trace of a failed build.
+ */
+export interface ImageDestination {
+  /** Human-readable name for messages, e.g. `docker-archive:out.tar`. */
+  readonly name: string;
+  /** Layer compression this destination wants for new layers. */
+  readonly compression: Compression;
+  /** Starts a new layer blob; `expectedSize` is given when known in advance (uncompressed tars). */
+  beginBlob(expectedSize?: number): Promise<BlobWriter>;
+  /** Adds an existing layer (from a base image) without changing its bytes. */
+  addLayer(layer: Layer): Promise<void>;
+  commit(image: Image, refs: readonly string[]): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/** An image read from an archive, a layout or a registry. */
+export interface ImageSource {
+  readonly name: string;
+  readonly image: Image;
+  /** Releases file handles or connections. */
+  close(): Promise<void>;
+}
