@@ -1,0 +1,61 @@
+/**
+ * Shared steps of the end-to-end tests: a busybox store, strata builds of it, and reading back
+ * what strata says about its own output (to compare with what the real tools say).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runStrata } from '../support/cli.js';
+import { cliPath } from '../support/paths.js';
+import { makeBusyboxStore, type BusyboxStore } from '../support/busybox-store.js';
+import { E2E_PACKAGES, ensurePackages } from '../support/tools.js';
+
+export const TAG = 'strata-e2e:1';
+
+/** Installs the tools and builds the fixture store; fails (never skips) when a tool cannot be had. */
+export async function setupE2E(dir: string): Promise<BusyboxStore> {
+  await ensurePackages(E2E_PACKAGES);
+  assert.ok(existsSync(cliPath), `the strata CLI is not built: ${cliPath} is missing`);
+  return makeBusyboxStore(dir);
+}
+
+/** `strata build` of the fixture; asserts success and shows strata's stderr when it fails. */
+export async function buildImage(store: BusyboxStore, out: string, extra: readonly string[] = []): Promise<void> {
+  const args = ['build', store.closureFile, '--store-root', store.storeRoot, '-o', out, '--tag', TAG,
+    '--entrypoint', store.entrypoint, ...extra];
+  const r = await runStrata(args);
+  assert.equal(r.code, 0, `strata ${args.join(' ')} failed (exit ${r.code}):\n${r.stderr}`);
+  assert.ok(existsSync(out), `strata build reported success but wrote nothing at ${out}`);
+}
+
+export interface InspectedLayer { digest: string; diffId: string; size: number; storePaths: string[] }
+
+/** `strata inspect TARGET --json`, checked for the fields the tests rely on. */
+export async function strataInspect(target: string): Promise<{ layers: InspectedLayer[]; config: unknown }> {
+  const r = await runStrata(['inspect', target, '--json']);
+  assert.equal(r.code, 0, `strata inspect ${target} --json failed (exit ${r.code}):\n${r.stderr}`);
+  const j = JSON.parse(r.stdout) as { layers?: unknown; config?: unknown };
+  assert.ok(Array.isArray(j.layers), `strata inspect --json printed no layers array: ${r.stdout.slice(0, 500)}`);
+  for (const l of j.layers as InspectedLayer[]) {
+    assert.match(l.digest, /^sha256:[0-9a-f]{64}$/, 'layer digest');
+    assert.match(l.diffId, /^sha256:[0-9a-f]{64}$/, 'layer diffId');
+    assert.ok(Array.isArray(l.storePaths), 'layer storePaths');
+  }
+  return j as { layers: InspectedLayer[]; config: unknown };
+}
+
+/**
+ * The name under which the layout's index tags our image (`org.opencontainers.image.ref.name`),
+ * as `oci:DIR:NAME` wants it. Read from index.json rather than assumed: by convention it is the
+ * tag alone (`1`, as skopeo writes it) but the full `name:tag` is also seen; both must end in the tag.
+ */
+export function ociRefName(layoutDir: string): string {
+  const index = JSON.parse(readFileSync(join(layoutDir, 'index.json'), 'utf8')) as {
+    manifests?: { mediaType?: string; annotations?: Record<string, string> }[];
+  };
+  const names = (index.manifests ?? []).map((m) => m.annotations?.['org.opencontainers.image.ref.name']).filter((n): n is string => !!n);
+  assert.equal(names.length, 1, `index.json should tag exactly one manifest, found ${JSON.stringify(names)}`);
+  const name = names[0]!;
+  assert.ok(name === '1' || name === TAG, `ref name ${JSON.stringify(name)} does not name tag ${TAG}`);
+  return name;
+}
