@@ -1,0 +1,165 @@
+/**
+ * ustar header encoding, written by hand: it is a few dozen byte copies per entry, far cheaper
+ * than a general tar library's per-entry streams, and every field is under our control, which
+ * is what byte-reproducibility needs (no defaults from the host or the clock).
+ *
+ * Layout (POSIX ustar): name[100] mode[8] uid[8] gid[8] size[12] mtime[12] chksum[8]
+ * typeflag[1] linkname[100] magic[6] version[2] uname[32] gname[32] devmajor[8] devminor[8]
+ * prefix[155] pad[12].
+ *
+ * A PAX extended header ('x') is written only when ustar cannot hold the name (even after the
+ * prefix/name split), the link target, or the size. Its own name is a constant and its records
+ * are sorted by key, so it leaks nothing (GNU tar would put a pid in the name).
+ */
+import type { TarEntry } from './entry.js';
+
+export const BLOCK = 512;
+/** Two zero blocks end a tar. We write no further record padding: a fixed, minimal trailer. */
+export const END_OF_ARCHIVE = 2 * BLOCK;
+/** The constant name of every PAX extended header entry. */
+export const PAX_HEADER_NAME = '././@PaxHeader';
+
+export const MAX_OCTAL_11 = 0o77777777777; // largest value an 11-digit octal field holds (8 GiB - 1)
+
+export function roundUpBlock(n: number): number {
+  return Math.ceil(n / BLOCK) * BLOCK;
+}
+
+/** What an entry's header needs, computed once and shared by tarSize and the writer. */
+export interface HeaderPlan {
+  /** Bytes of the name as written: UTF-8, with a trailing '/' for directories. */
+  fullName: Buffer;
+  /** ustar name and prefix fields when the name fits ustar, else undefined (PAX path). */
+  ustarName?: Buffer;
+  ustarPrefix?: Buffer;
+  linkTarget?: Buffer;
+  /** Encoded PAX records (already sorted), or undefined when ustar suffices. */
+  pax?: Buffer;
+  /** Total header bytes: PAX header + padded PAX data + the ustar header. */
+  headerBytes: number;
+  /** Data bytes including padding to a block boundary. */
+  dataBytes: number;
+}
+
+/**
+ * Splits a name into ustar prefix/name at a '/', or returns undefined. Of the valid splits the
+ * one with the shortest prefix is taken (as GNU tar does); any fixed rule would be reproducible.
+ */
+function splitUstar(full: Buffer): { name: Buffer; prefix?: Buffer } | undefined {
+  const len = full.length;
+  if (len <= 100) return { name: full };
+  // name part = full[i+1..], must be 1..100 bytes; prefix = full[0..i), at most 155 bytes.
+  for (let i = Math.max(0, len - 101); i <= 155 && i < len - 1; i++) {
+    if (full[i] === 0x2f /* '/' */) return { prefix: full.subarray(0, i), name: full.subarray(i + 1) };
+  }
+  return undefined;
+}
+
+/** One PAX record: "<len> <key>=<value>\n", where <len> counts the whole record itself. */
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = 1 + Buffer.byteLength(key) + 1 + value.length + 1; // ' ' key '=' value '\n'
+  let len = body + String(body).length;
+  if (String(len).length !== String(body).length) len = body + String(len).length;
+  return Buffer.concat([Buffer.from(`${len} ${key}=`), value, Buffer.from('\n')]);
+}
+
+export function planHeader(entry: TarEntry): HeaderPlan {
+  const fullName = Buffer.from(entry.type === 'directory' ? `${entry.name}/` : entry.name, 'utf8');
+  const split = splitUstar(fullName);
+  const linkTarget = entry.type === 'symlink' ? Buffer.from(entry.linkTarget ?? '', 'utf8') : undefined;
+  const size = entry.type === 'file' ? entry.size : 0;
+
+  // Records in key order: linkpath < path < size.
+  const records: Buffer[] = [];
+  if (linkTarget !== undefined && linkTarget.length > 100) records.push(paxRecord('linkpath', linkTarget));
+  if (split === undefined) records.push(paxRecord('path', fullName));
+  if (size > MAX_OCTAL_11) records.push(paxRecord('size', Buffer.from(String(size))));
+  const pax = records.length > 0 ? Buffer.concat(records) : undefined;
+
+  const plan: HeaderPlan = {
+    fullName,
+    headerBytes: BLOCK + (pax ? BLOCK + roundUpBlock(pax.length) : 0),
+    dataBytes: roundUpBlock(size),
+  };
+  if (split) {
+    plan.ustarName = split.name;
+    if (split.prefix) plan.ustarPrefix = split.prefix;
+  }
+  if (linkTarget !== undefined) plan.linkTarget = linkTarget;
+  if (pax) plan.pax = pax;
+  return plan;
+}
+
+/** Writes `value` as zero-padded octal of `digits` digits followed by NUL. */
+function writeOctal(buf: Buffer, off: number, digits: number, value: number): void {
+  const s = value.toString(8);
+  // Callers guarantee the value fits; padStart never truncates, so check rather than corrupt.
+  if (s.length > digits) throw new Error(`tar: ${value} does not fit ${digits} octal digits`);
+  buf.write(s.padStart(digits, '0'), off, digits, 'latin1');
+  buf[off + digits] = 0;
+}
+
+/** Longest prefix of `b` of at most `max` bytes that does not cut a UTF-8 sequence. */
+function utf8Truncate(b: Buffer, max: number): Buffer {
+  if (b.length <= max) return b;
+  let end = max;
+  while (end > 0 && (b[end]! & 0xc0) === 0x80) end--;
+  return b.subarray(0, end);
+}
+
+function writeUstar(
+  buf: Buffer, off: number,
+  f: { name: Buffer; prefix?: Buffer; mode: number; size: number; mtime: number; type: string; link?: Buffer },
+): void {
+  buf.fill(0, off, off + BLOCK);
+  f.name.copy(buf, off, 0, Math.min(100, f.name.length));
+  writeOctal(buf, off + 100, 7, f.mode);
+  writeOctal(buf, off + 108, 7, 0); // uid
+  writeOctal(buf, off + 116, 7, 0); // gid
+  writeOctal(buf, off + 124, 11, f.size);
+  writeOctal(buf, off + 136, 11, f.mtime);
+  buf.write('        ', off + 148, 8, 'latin1'); // checksum is computed with this field as spaces
+  buf.write(f.type, off + 156, 1, 'latin1');
+  if (f.link) f.link.copy(buf, off + 157, 0, Math.min(100, f.link.length));
+  buf.write('ustar\u000000', off + 257, 8, 'latin1');
+  buf.write('root', off + 265, 4, 'latin1');
+  buf.write('root', off + 297, 4, 'latin1');
+  writeOctal(buf, off + 329, 7, 0); // devmajor
+  writeOctal(buf, off + 337, 7, 0); // devminor
+  if (f.prefix) f.prefix.copy(buf, off + 345, 0, Math.min(155, f.prefix.length));
+  let sum = 0;
+  for (let i = off; i < off + BLOCK; i++) sum += buf[i]!;
+  writeOctal(buf, off + 148, 6, sum);
+  buf[off + 155] = 0x20; // "nnnnnn\0 ": the traditional checksum terminator
+}
+
+const TYPEFLAG = { file: '0', directory: '5', symlink: '2' } as const;
+
+/**
+ * Writes the header bytes of `entry` (PAX header + its padded data when needed, then the ustar
+ * header) at `buf[off..off+plan.headerBytes)`. `mtime` is already validated by the caller.
+ */
+export function encodeHeader(entry: TarEntry, plan: HeaderPlan, mtime: number, buf: Buffer, off: number): void {
+  const size = entry.type === 'file' ? entry.size : 0;
+  if (plan.pax) {
+    writeUstar(buf, off, { name: Buffer.from(PAX_HEADER_NAME), mode: 0o644, size: plan.pax.length, mtime, type: 'x' });
+    off += BLOCK;
+    const padded = roundUpBlock(plan.pax.length);
+    plan.pax.copy(buf, off);
+    buf.fill(0, off + plan.pax.length, off + padded);
+    off += padded;
+  }
+  // When PAX carries the path, the ustar name holds a truncated stand-in for old readers;
+  // it is derived from the name alone, so it is as reproducible as the rest.
+  const name = plan.ustarName ?? utf8Truncate(plan.fullName, 100);
+  const link = plan.linkTarget === undefined ? undefined : utf8Truncate(plan.linkTarget, 100);
+  writeUstar(buf, off, {
+    name,
+    ...(plan.ustarPrefix ? { prefix: plan.ustarPrefix } : {}),
+    mode: entry.mode & 0o7777,
+    size: size > MAX_OCTAL_11 ? 0 : size,
+    mtime,
+    type: TYPEFLAG[entry.type],
+    ...(link ? { link } : {}),
+  });
+}
