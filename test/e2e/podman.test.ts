@@ -5,7 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { BusyboxStore } from '../support/busybox-store.js';
@@ -18,7 +19,10 @@ describe('podman runs strata images', () => {
   let env: NodeJS.ProcessEnv;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'strata-e2e-podman-'));
+    // Lowercase on purpose: podman 4.3 names an image pulled from `oci:DIR:1` after DIR's path,
+    // and rejects it when the path has capitals (mkdtemp's random suffix has them).
+    dir = join(tmpdir(), `strata-e2e-podman-${randomBytes(8).toString('hex')}`);
+    mkdirSync(dir);
     store = await setupE2E(join(dir, 'fixture'));
     env = podmanEnv(join(dir, 'podman'));
   });
