@@ -114,11 +114,11 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 done
 apt-get install -y --no-install-recommends $opts $missing
 `;
-  try {
-    const [cmd, ...args] = [...asRoot, 'flock', APT_LOCK, 'sh', '-c', script, 'ensure-packages', ...missing];
-    await run(cmd!, args);
-  } catch (e) {
-    throw new Error(`could not install Debian packages ${missing.join(', ')} needed by the tests: ${(e as Error).message}`);
+  const [cmd, ...args] = [...asRoot, 'flock', APT_LOCK, 'sh', '-c', script, 'ensure-packages', ...missing];
+  const r = await run(cmd!, args, { check: false });
+  if (r.code !== 0) {
+    throw new Error(`could not install Debian packages ${missing.join(', ')} needed by the tests ` +
+      `(apt-get install, exit ${r.code}):\n${r.stderr.trim().split('\n').slice(-15).join('\n')}`);
   }
   const now = await installedPackages(missing);
   const still = missing.filter((p) => !now.has(p));
