@@ -1,0 +1,111 @@
+import { readdir, lstat } from 'node:fs/promises';
+import { basename, join, posix } from 'node:path';
+import fg from 'fast-glob';
+import type { Closure } from '../closure/types.js';
+import type { TarEntry } from '../tar/entry.js';
+import { directoryEntry, finalizeEntries, scanTree, symlinkEntry } from '../tar/scan.js';
+import { StrataError } from '../util/errors.js';
+
+/** What goes into the customisation layer, on top of the store-path layers. */
+export interface CustomisationSpec {
+  /** `--add SRC:DEST`: host files, directories or fast-glob patterns placed at image paths. */
+  adds: readonly { source: string; dest: string }[];
+  /** `--bin STOREPATH`: every entry of STOREPATH/bin linked as /bin/<name>. */
+  bins: readonly string[];
+  /** `--symlink LINK:TARGET`. */
+  symlinks: readonly { link: string; target: string }[];
+  /** `--remove PATH`: paths of lower (base) layers to delete, written as OCI whiteouts. */
+  removes: readonly string[];
+}
+
+export const emptyCustomisation: CustomisationSpec = { adds: [], bins: [], symlinks: [], removes: [] };
+
+/** Parses `SRC:DEST` where DEST is an absolute image path (SRC may itself contain ':'). */
+export function parseAdd(arg: string): { source: string; dest: string } {
+  const i = arg.lastIndexOf(':/');
+  if (i <= 0) throw new StrataError(`--add ${JSON.stringify(arg)}: expected SRC:DEST with DEST an absolute path in the image`);
+  return { source: arg.slice(0, i), dest: imagePath(arg.slice(i + 1), '--add') };
+}
+
+/** Parses `LINK:TARGET` (LINK absolute in the image; TARGET written verbatim). */
+export function parseSymlink(arg: string): { link: string; target: string } {
+  const i = arg.indexOf(':');
+  if (i <= 0 || i === arg.length - 1) throw new StrataError(`--symlink ${JSON.stringify(arg)}: expected LINK:TARGET`);
+  return { link: imagePath(arg.slice(0, i), '--symlink'), target: arg.slice(i + 1) };
+}
+
+/** Normalises an absolute image path to a tar name (no leading '/'); refuses `..` and the root. */
+export function imagePath(p: string, flag: string): string {
+  if (!p.startsWith('/')) throw new StrataError(`${flag} ${JSON.stringify(p)}: image paths must be absolute`);
+  if (p.split('/').includes('..')) throw new StrataError(`${flag} ${JSON.stringify(p)}: '..' is not allowed in image paths`);
+  const name = posix.normalize(p).replace(/^\/+/, '').replace(/\/+$/, '');
+  if (name === '' || name === '.') throw new StrataError(`${flag} ${JSON.stringify(p)}: cannot target the image root`);
+  return name;
+}
+
+/**
+ * The entries of the customisation layer. Everything is sorted and deduplicated by the same
+ * rules as store layers; whiteouts are then moved before their siblings, as the OCI spec asks.
+ */
+export async function customisationEntries(spec: CustomisationSpec, closure: Closure, storeRoot: string): Promise<TarEntry[]> {
+  const entries: TarEntry[] = [];
+  for (const add of spec.adds) entries.push(...(await addEntries(add.source, add.dest)));
+  for (const storePath of spec.bins) entries.push(...(await binLinks(storePath, closure, storeRoot)));
+  for (const s of spec.symlinks) entries.push(symlinkEntry(s.link, s.target));
+
+  const addedDirs = new Set(entries.filter((e) => e.type === 'directory').map((e) => e.name));
+  const added = new Set(entries.map((e) => e.name));
+  for (const raw of spec.removes) {
+    const name = imagePath(raw, '--remove');
+    if (addedDirs.has(name)) {
+      // Removed and re-added as a directory: hide everything the lower layers had inside it.
+      entries.push(whiteout(`${name}/.wh..wh..opq`));
+    } else if (!added.has(name)) {
+      const dir = posix.dirname(name);
+      entries.push(whiteout(`${dir === '.' ? '' : `${dir}/`}.wh.${posix.basename(name)}`));
+    }
+    // Removed and re-added as a file or symlink: the new entry replaces the old one by itself.
+  }
+  return whiteoutsFirst(finalizeEntries(entries));
+}
+
+async function addEntries(source: string, dest: string): Promise<TarEntry[]> {
+  if (!fg.isDynamicPattern(source)) {
+    await lstat(source).catch(() => {
+      throw new StrataError(`--add: ${source} does not exist`);
+    });
+    return scanTree(source, dest, 'normal');
+  }
+  const matches = (await fg(source, { onlyFiles: false, dot: true, followSymbolicLinks: false, unique: true })).sort();
+  if (matches.length === 0) throw new StrataError(`--add: pattern ${JSON.stringify(source)} matches nothing`);
+  const out: TarEntry[] = [directoryEntry(dest)];
+  for (const m of matches) out.push(...(await scanTree(m, `${dest}/${basename(m)}`, 'normal')));
+  return out;
+}
+
+async function binLinks(storePath: string, closure: Closure, storeRoot: string): Promise<TarEntry[]> {
+  if (!closure.paths.has(storePath)) throw new StrataError(`--bin ${storePath}: not a store path of the closure`);
+  const binDir = join(storeRoot, storePath, 'bin');
+  const names = await readdir(binDir).catch(() => {
+    throw new StrataError(`--bin ${storePath}: ${binDir} does not exist`);
+  });
+  return [directoryEntry('bin'), ...names.sort().map((n) => symlinkEntry(`bin/${n}`, `${storePath}/bin/${n}`))];
+}
+
+function whiteout(name: string): TarEntry {
+  return { name, type: 'file', mode: 0o644, size: 0, content: new Uint8Array(0) };
+}
+
+/**
+ * Bytewise order, except that within a directory whiteouts precede their siblings (OCI
+ * image-spec layer.md: a whiteout must apply before anything it could shadow is extracted).
+ */
+function whiteoutsFirst(entries: TarEntry[]): TarEntry[] {
+  const key = (e: TarEntry) => {
+    const base = posix.basename(e.name);
+    if (!base.startsWith('.wh.')) return Buffer.from(e.name, 'utf8');
+    const dir = posix.dirname(e.name);
+    return Buffer.from(`${dir === '.' ? '' : `${dir}/`}\u0000${base}`, 'utf8');
+  };
+  return entries.map((e) => ({ e, k: key(e) })).sort((a, b) => Buffer.compare(a.k, b.k)).map((x) => x.e);
+}

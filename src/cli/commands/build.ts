@@ -1,0 +1,69 @@
+import { buildImage } from '../../build/build.js';
+import { emptyCustomisation, parseAdd, parseSymlink, type CustomisationSpec } from '../../build/customisation.js';
+import { ociManifest } from '../../image/manifest.js';
+import { openOutputDestination, type OutputFormat } from '../../transports/open-destination.js';
+import { StrataError } from '../../util/errors.js';
+import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
+import { checkStoreRoot, humanSize, loadClosure, loadPrevious, openBase, type ClosureArgs } from './shared.js';
+
+export interface BuildArgs extends ClosureArgs, ImageFlags {
+  'store-root': string;
+  output?: string;
+  format: OutputFormat;
+  tag?: string[];
+  mtime?: string;
+  add?: string[];
+  bin?: string[];
+  symlink?: string[];
+  remove?: string[];
+}
+
+export async function runBuild(args: BuildArgs): Promise<number> {
+  if (!args.output) throw new StrataError('no output: pass -o FILE|DIR|- (the image is never written to a default location)');
+  const closure = await loadClosure(args);
+  await checkStoreRoot(args['store-root']);
+  const previous = await loadPrevious(args);
+  const base = await openBase(args, closure);
+  try {
+    const mtime = resolveEpoch('--mtime', args.mtime);
+    const customisation: CustomisationSpec = {
+      ...emptyCustomisation,
+      adds: (args.add ?? []).map(parseAdd),
+      bins: args.bin ?? [],
+      symlinks: (args.symlink ?? []).map(parseSymlink),
+      removes: args.remove ?? [],
+    };
+    const settings = imageSettings(args, base !== undefined);
+    const dest = await openOutputDestination({ format: args.format, output: args.output, mtime });
+    const result = await buildImage(
+      {
+        closure,
+        storeRoot: args['store-root'],
+        layering: args.layering,
+        maxLayers: args['max-layers'],
+        ...(previous ? { previous } : {}),
+        ...(base ? { base: base.source.image, basePaths: base.paths } : {}),
+        settings,
+        customisation,
+        mtime,
+        tags: args.tag ?? [],
+      },
+      dest,
+    );
+    const { image } = result;
+    const total = image.layers.reduce((s, l) => s + l.size, 0);
+    const summary = {
+      output: dest.name,
+      imageId: image.configDigest,
+      manifestDigest: ociManifest(image).digest,
+      layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: l.storePaths ?? [] })),
+      providedByBase: result.providedByBase,
+    };
+    const out = args.output === '-' ? process.stderr : process.stdout;
+    if (args.json) out.write(`${JSON.stringify(summary, null, 2)}\n`);
+    else out.write(`wrote ${dest.name}: ${image.layers.length} layers, ${humanSize(total)}, image id ${image.configDigest}\n`);
+    return 0;
+  } finally {
+    await base?.source.close();
+  }
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { StrataError } from '../util/errors.js';
+import { runBuild } from './commands/build.js';
+import { runInspect } from './commands/inspect.js';
+import { runPlan } from './commands/plan.js';
+import { LAYERING_STRATEGIES } from '../layering/plan.js';
+import { OUTPUT_FORMATS } from '../transports/open-destination.js';
+import { DEFAULT_MAX_LAYERS } from '../layering/budget.js';
+
+/** Flags shared by `build` and `plan`: what decides the layer assignment. */
+function closureOptions<T>(y: Argv<T>) {
+  return y
+    .positional('closure', { type: 'string', demandOption: true, describe: 'closure JSON (nix path-info --json --recursive, exportReferencesGraph, or strata plain form)' })
+    .option('store-dir', { type: 'string', describe: 'logical store directory (default: from the closure, else /nix/store)' })
+    .option('root', { type: 'string', array: true, describe: 'root store path (repeatable; default: paths nothing refers to)' })
+    .option('max-layers', { type: 'number', default: DEFAULT_MAX_LAYERS, describe: 'total layer budget, base layers and customisation layer included' })
+    .option('layering', { choices: LAYERING_STRATEGIES, default: 'popularity' as const, describe: 'how store paths are assigned to layers' })
+    .option('from', { type: 'string', describe: 'base image: docker-archive:FILE, oci:DIR[:REF], oci-archive:FILE[:REF], docker://REF, or a path' })
+    .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from a multi-platform base' })
+    .option('previous', { type: 'string', describe: 'previous release image: its layer assignment is kept where possible (--layering stable)' })
+    .option('plan-in', { type: 'string', describe: 'previous layer assignment as a plan file (strata plan --json, or a JSON list of lists of store paths)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const parser = yargs(argv)
+    .scriptName('strata')
+    .usage('$0 <command> [options]\n\nDaemonless, byte-reproducible layered images from Nix closures.')
+    .command(
+      'build <closure>',
+      'build an image from a closure',
+      (y) =>
+        closureOptions(y)
+          .option('store-root', { type: 'string', default: '/', describe: 'physical root the store paths are read under' })
+          .option('output', { alias: 'o', type: 'string', describe: 'output file or directory, or - for stdout' })
+          .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'output format' })
+          .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
+          .option('entrypoint', { type: 'string', array: true, describe: 'entrypoint: a JSON array, or one argv element per flag' })
+          .option('cmd', { type: 'string', array: true, describe: 'default arguments: a JSON array, or one argv element per flag' })
+          .option('env', { alias: 'e', type: 'string', array: true, describe: 'KEY=VALUE (repeatable; merged with the base by key)' })
+          .option('workdir', { type: 'string', describe: 'working directory' })
+          .option('user', { type: 'string', describe: 'user[:group] the process runs as' })
+          .option('label', { alias: 'l', type: 'string', array: true, describe: 'KEY=VALUE label (repeatable)' })
+          .option('expose', { type: 'string', array: true, describe: 'exposed port, PORT[/tcp|udp] (repeatable)' })
+          .option('volume', { type: 'string', array: true, describe: 'volume mount point (repeatable)' })
+          .option('stop-signal', { type: 'string', describe: 'signal that stops the container' })
+          .option('author', { type: 'string', describe: 'image author' })
+          .option('arch', { type: 'string', describe: 'architecture (default: the base image\'s, else the host\'s)' })
+          .option('os', { type: 'string', describe: 'operating system (default: linux)' })
+          .option('variant', { type: 'string', describe: 'architecture variant, e.g. v8' })
+          .option('created', { type: 'string', describe: 'image creation time: unix seconds, RFC 3339, or "now" (default: SOURCE_DATE_EPOCH, else 1)' })
+          .option('mtime', { type: 'string', describe: 'mtime of every file in new layers (default: SOURCE_DATE_EPOCH, else 1)' })
+          .option('add', { type: 'string', array: true, describe: 'SRC:DEST — host file, directory or glob put at image path DEST (customisation layer)' })
+          .option('bin', { type: 'string', array: true, describe: 'store path whose bin/ entries are linked into /bin' })
+          .option('symlink', { type: 'string', array: true, describe: 'LINK:TARGET symlink in the customisation layer' })
+          .option('remove', { type: 'string', array: true, describe: 'delete a base image path (written as an OCI whiteout)' }),
+      async (args) => {
+        exitCode = await runBuild(args);
+      },
+    )
+    .command(
+      'plan <closure>',
+      'print the layer assignment without building',
+      (y) => closureOptions(y),
+      async (args) => {
+        exitCode = await runPlan(args);
+      },
+    )
+    .command(
+      'inspect <image>',
+      'show an image\'s layers, sizes, digests and store paths',
+      (y) =>
+        y
+          .positional('image', { type: 'string', demandOption: true, describe: 'docker-archive file, OCI layout dir, oci-archive, or a transport reference' })
+          .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in a multi-platform image' })
+          .option('json', { type: 'boolean', default: false }),
+      async (args) => {
+        exitCode = await runInspect(args);
+      },
+    )
+    .demandCommand(1, 'name a command: build, plan or inspect')
+    .strict()
+    .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    });
+  await parser.parseAsync();
+  return exitCode;
+}
+
+class UsageError extends Error {}
+
+function report(err: unknown): number {
+  if (err instanceof StrataError) {
+    process.stderr.write(`strata: error: ${err.message}\n`);
+    return 1;
+  }
+  if (err instanceof UsageError) {
+    process.stderr.write(`strata: ${err.message}\nRun 'strata --help' for usage.\n`);
+    return 2;
+  }
+  process.stderr.write(`strata: internal error (please report): ${err instanceof Error ? err.stack : String(err)}\n`);
+  return 70;
+}
+
+main(hideBin(process.argv)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.exitCode = report(err);
+  },
+);

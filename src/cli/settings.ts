@@ -1,0 +1,122 @@
+import { arch as hostArch } from 'node:os';
+import { rfc3339, type ImageSettings } from '../image/assemble.js';
+import { StrataError } from '../util/errors.js';
+
+/**
+ * Turning flag values into library options. Kept apart from the yargs wiring so each rule
+ * (how a timestamp, a KEY=VALUE, or an argv list is spelled) lives in one place.
+ */
+
+/** Go's GOARCH names, which image configs use, for Node's process.arch names. */
+const GOARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+
+/** The default architecture: the host's, as nixpkgs dockerTools defaults to the build platform's. */
+export function defaultArchitecture(): string {
+  return GOARCH[hostArch()] ?? hostArch();
+}
+
+/**
+ * A timestamp flag: unix seconds, an RFC 3339 date, or unset. Unset means SOURCE_DATE_EPOCH
+ * when the environment sets it (reproducible-builds.org convention), else 1 (nixpkgs' default:
+ * 1970-01-01T00:00:01Z), never the clock.
+ */
+export function resolveEpoch(flag: string, value: string | number | undefined, env: NodeJS.ProcessEnv = process.env): number {
+  if (value === undefined || value === '') {
+    const sde = env.SOURCE_DATE_EPOCH;
+    if (sde !== undefined && sde !== '') return parseEpoch('SOURCE_DATE_EPOCH', sde);
+    return 1;
+  }
+  return parseEpoch(flag, String(value));
+}
+
+function parseEpoch(what: string, s: string): number {
+  if (/^\d+$/.test(s)) return Number(s);
+  if (s === 'now') return Math.floor(Date.now() / 1000);
+  const t = Date.parse(s);
+  if (!Number.isNaN(t) && /^\d{4}-\d{2}-\d{2}/.test(s)) return Math.floor(t / 1000);
+  throw new StrataError(`${what}: ${JSON.stringify(s)} is not a unix timestamp, an RFC 3339 date or "now"`);
+}
+
+/** An argv list flag: a JSON array (`'["/bin/sh","-c","x"]'`) or repeated flags, one element each. */
+export function argvList(flag: string, values: readonly string[] | undefined): string[] | undefined {
+  if (!values || values.length === 0) return undefined;
+  if (values.length === 1 && values[0]!.trimStart().startsWith('[')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(values[0]!);
+    } catch (err) {
+      throw new StrataError(`${flag}: ${JSON.stringify(values[0])} is not a JSON array: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw new StrataError(`${flag}: expected a JSON array of strings`);
+    return parsed;
+  }
+  return [...values];
+}
+
+/** `KEY=VALUE` flags (labels) to a record; a repeated key keeps its last value. */
+export function keyValues(flag: string, values: readonly string[] | undefined): Record<string, string> | undefined {
+  if (!values || values.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const kv of values) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new StrataError(`${flag} ${JSON.stringify(kv)}: expected KEY=VALUE`);
+    out[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return out;
+}
+
+/** `--env` entries, checked for the KEY=VALUE shape (order kept: it is part of the config). */
+export function envList(values: readonly string[] | undefined): string[] | undefined {
+  if (!values || values.length === 0) return undefined;
+  for (const kv of values) if (kv.indexOf('=') <= 0) throw new StrataError(`--env ${JSON.stringify(kv)}: expected KEY=VALUE`);
+  return [...values];
+}
+
+/** `os/arch[/variant]`. */
+export function parsePlatform(s: string): { os: string; architecture: string; variant?: string } {
+  const parts = s.split('/');
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) throw new StrataError(`--platform ${JSON.stringify(s)}: expected OS/ARCH[/VARIANT]`);
+  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
+}
+
+export interface ImageFlags {
+  entrypoint?: string[];
+  cmd?: string[];
+  env?: string[];
+  label?: string[];
+  expose?: string[];
+  volume?: string[];
+  workdir?: string;
+  user?: string;
+  'stop-signal'?: string;
+  author?: string;
+  arch?: string;
+  os?: string;
+  variant?: string;
+  created?: string;
+}
+
+/** The image settings a build's flags ask for. `inheritArch` leaves the architecture to the base. */
+export function imageSettings(flags: ImageFlags, inheritPlatform: boolean): ImageSettings {
+  const settings: ImageSettings = { created: rfc3339(resolveEpoch('--created', flags.created)) };
+  const arch = flags.arch ?? (inheritPlatform ? undefined : defaultArchitecture());
+  if (arch !== undefined) settings.architecture = arch;
+  const os = flags.os ?? (inheritPlatform ? undefined : 'linux');
+  if (os !== undefined) settings.os = os;
+  if (flags.variant !== undefined) settings.variant = flags.variant;
+  const entrypoint = argvList('--entrypoint', flags.entrypoint);
+  if (entrypoint) settings.entrypoint = entrypoint;
+  const cmd = argvList('--cmd', flags.cmd);
+  if (cmd) settings.cmd = cmd;
+  const env = envList(flags.env);
+  if (env) settings.env = env;
+  const labels = keyValues('--label', flags.label);
+  if (labels) settings.labels = labels;
+  if (flags.expose?.length) settings.exposedPorts = flags.expose;
+  if (flags.volume?.length) settings.volumes = flags.volume;
+  if (flags.workdir !== undefined) settings.workingDir = flags.workdir;
+  if (flags.user !== undefined) settings.user = flags.user;
+  if (flags['stop-signal'] !== undefined) settings.stopSignal = flags['stop-signal'];
+  if (flags.author !== undefined) settings.author = flags.author;
+  return settings;
+}

@@ -1,0 +1,28 @@
+import type { HistoryEntry } from './config.js';
+
+/**
+ * How strata describes its layers in the image history. The store paths of a layer are recorded
+ * in its history comment so that a later build can recover the previous release's layer
+ * assignment (stable layering) and skip paths a base image already has, from the image alone.
+ */
+export const STORE_LAYER_CREATED_BY = 'strata: store paths';
+export const CUSTOMISATION_CREATED_BY = 'strata: customisation layer';
+const COMMENT_PREFIX = 'store paths: ';
+
+export function storeLayerHistory(paths: readonly string[]): { createdBy: string; comment: string } {
+  return { createdBy: `${STORE_LAYER_CREATED_BY} (${paths.length})`, comment: COMMENT_PREFIX + paths.join(' ') };
+}
+
+/** The store paths strata recorded for a layer, or undefined when the entry is not strata's. */
+export function storePathsFromHistory(entry: HistoryEntry | undefined): string[] | undefined {
+  if (!entry?.created_by?.startsWith(STORE_LAYER_CREATED_BY) || !entry.comment?.startsWith(COMMENT_PREFIX)) return undefined;
+  const rest = entry.comment.slice(COMMENT_PREFIX.length);
+  return rest === '' ? [] : rest.split(' ');
+}
+
+/** History entries aligned with layers: the i-th non-empty entry describes the i-th layer. */
+export function layerHistory(history: readonly HistoryEntry[] | undefined, layerCount: number): (HistoryEntry | undefined)[] {
+  const nonEmpty = (history ?? []).filter((h) => !h.empty_layer);
+  const offset = layerCount - nonEmpty.length;
+  return Array.from({ length: layerCount }, (_, i) => (i - offset >= 0 ? nonEmpty[i - offset] : undefined));
+}

@@ -1,0 +1,29 @@
+import { StrataError } from '../util/errors.js';
+
+/** An image name with its tag, as docker-archive RepoTags and OCI ref names want it. */
+export interface ImageTag {
+  /** Repository part, e.g. `localhost:5000/team/app`. */
+  readonly name: string;
+  readonly tag: string;
+  /** `name:tag`. */
+  readonly full: string;
+}
+
+const NAME_RE = /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+const TAG_RE = /^[\w][\w.-]{0,127}$/;
+
+/**
+ * Parses `name[:tag]`; a missing tag means `latest`, as docker and crane do. docker-archive
+ * loaders reject RepoTags without a tag, so we never write one.
+ */
+export function parseTag(ref: string): ImageTag {
+  const slash = ref.lastIndexOf('/');
+  const colon = ref.lastIndexOf(':');
+  const hasTag = colon > slash;
+  const name = hasTag ? ref.slice(0, colon) : ref;
+  const tag = hasTag ? ref.slice(colon + 1) : 'latest';
+  if (ref.includes('@')) throw new StrataError(`--tag ${JSON.stringify(ref)}: a tag cannot name a digest`);
+  if (!NAME_RE.test(name)) throw new StrataError(`--tag ${JSON.stringify(ref)}: invalid image name ${JSON.stringify(name)} (lowercase letters, digits, separators . _ - /)`);
+  if (!TAG_RE.test(tag)) throw new StrataError(`--tag ${JSON.stringify(ref)}: invalid tag ${JSON.stringify(tag)}`);
+  return { name, tag, full: `${name}:${tag}` };
+}

@@ -1,0 +1,86 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from '../../image/digest.js';
+import type { BlobWriter } from '../types.js';
+import { StrataError } from '../../util/errors.js';
+import type { ArchiveFile, ReservedMember } from './tar-file.js';
+
+/** A blob streamed into a reserved member of an archive file. */
+export interface PlacedBlob {
+  member: ReservedMember;
+  digest?: Digest;
+}
+
+/**
+ * A BlobWriter that streams into a member reserved up front, so several layers can be produced
+ * at once into one archive while the file's layout stays what the reservation order made it.
+ */
+export function reservedBlobWriter(archive: ArchiveFile, placed: PlacedBlob): BlobWriter {
+  let written = 0;
+  const { member } = placed;
+  return {
+    async write(chunk: Buffer) {
+      if (written + chunk.length > member.size) {
+        throw new StrataError(`internal: blob grew past its reserved ${member.size} bytes`);
+      }
+      const at = member.dataOffset + written;
+      written += chunk.length;
+      await archive.writeAt(at, chunk);
+    },
+    async close(digest: Digest, size: number): Promise<() => Promise<Readable>> {
+      if (size !== member.size || written !== size) {
+        throw new StrataError(`internal: blob is ${written} bytes, ${member.size} were reserved`);
+      }
+      placed.digest = digest;
+      return async () => archive.openMember(member);
+    },
+    async abort() {},
+  };
+}
+
+/** Copies an existing blob (a base layer) into a freshly reserved member. */
+export async function copyIntoArchive(archive: ArchiveFile, source: Readable, size: number, what: string): Promise<ReservedMember> {
+  const member = archive.reserve(size);
+  let at = member.dataOffset;
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    if (at + chunk.length > member.dataOffset + size) throw new StrataError(`${what}: more bytes than its declared size ${size}`);
+    await archive.writeAt(at, chunk);
+    at += chunk.length;
+  }
+  if (at !== member.dataOffset + size) throw new StrataError(`${what}: ${at - member.dataOffset} bytes, but its declared size is ${size}`);
+  return member;
+}
+
+/** A blob whose size was not known up front (a compressed layer), spooled until commit. */
+export interface SpooledBlob {
+  path: string;
+  size?: number;
+  digest?: Digest;
+}
+
+/**
+ * Spools a blob of unknown size to a temporary file. Archives place it at commit; that costs one
+ * extra write of the blob, which only compressed layers pay (their size is unknown until the end).
+ */
+export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Promise<BlobWriter> {
+  const { open, rm } = await import('node:fs/promises');
+  const { createReadStream } = await import('node:fs');
+  const fh = await open(path, 'wx', 0o600);
+  let written = 0;
+  return {
+    async write(chunk: Buffer) {
+      await fh.write(chunk, 0, chunk.length, written);
+      written += chunk.length;
+    },
+    async close(digest: Digest, size: number) {
+      await fh.close();
+      if (size !== written) throw new StrataError(`internal: spooled ${written} bytes, producer says ${size}`);
+      spooled.size = size;
+      spooled.digest = digest;
+      return async () => createReadStream(path);
+    },
+    async abort() {
+      await fh.close().catch(() => undefined);
+      await rm(path, { force: true });
+    },
+  };
+}

@@ -1,0 +1,110 @@
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { encodeOuterHeader } from './outer-header.js';
+
+const BLOCK = 512;
+
+/** A member whose body has a reserved place in the archive; its header is written once named. */
+export interface ReservedMember {
+  readonly headerOffset: number;
+  readonly dataOffset: number;
+  readonly size: number;
+}
+
+/**
+ * An image archive (docker-archive or OCI archive) written in place to a temporary file beside
+ * the destination and renamed over it on commit.
+ *
+ * Why positional writes: a member's tar header holds its name and size, and the names of layer
+ * members (`<v1id>/layer.tar`, `blobs/sha256/<digest>`) depend on digests known only after the
+ * layer's bytes have streamed. Instead of spooling every layer to a temporary file and copying it
+ * (writing each byte twice) or reading every store file twice (as nixpkgs does), we reserve the
+ * header block and the body, stream the body into place, and write the header last. Member order
+ * in the file is the order of `reserve()` calls, which callers keep deterministic.
+ */
+export class ArchiveFile {
+  private end = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly tempPath: string,
+    readonly finalPath: string,
+    private readonly mtime: number,
+  ) {}
+
+  static async create(finalPath: string, mtime: number): Promise<ArchiveFile> {
+    const tempPath = join(dirname(finalPath), `.${basename(finalPath)}.strata-${randomBytes(6).toString('hex')}.tmp`);
+    const fh = await open(tempPath, 'wx', 0o644);
+    return new ArchiveFile(fh, tempPath, finalPath, mtime);
+  }
+
+  /** Reserves a header block plus a padded body of `size` bytes at the current end. */
+  reserve(size: number): ReservedMember {
+    const headerOffset = this.end;
+    const dataOffset = headerOffset + BLOCK;
+    this.end = dataOffset + padded(size);
+    return { headerOffset, dataOffset, size };
+  }
+
+  async writeAt(position: number, chunk: Buffer): Promise<void> {
+    let done = 0;
+    while (done < chunk.length) {
+      const { bytesWritten } = await this.fh.write(chunk, done, chunk.length - done, position + done);
+      done += bytesWritten;
+    }
+  }
+
+  /** Names a reserved member by writing its header (the padding after its body is already zero). */
+  async nameMember(m: ReservedMember, name: string): Promise<void> {
+    await this.writeAt(m.headerOffset, encodeOuterHeader({ name, type: 'file', size: m.size, mode: 0o644, mtime: this.mtime }));
+  }
+
+  /** Appends a small regular file. */
+  async addFile(name: string, data: Buffer): Promise<void> {
+    const m = this.reserve(data.length);
+    await this.writeAt(m.dataOffset, data);
+    await this.nameMember(m, name);
+  }
+
+  async addDirectory(name: string): Promise<void> {
+    const m = this.reserve(0);
+    await this.writeAt(m.headerOffset, encodeOuterHeader({ name: `${name}/`, type: 'directory', size: 0, mode: 0o755, mtime: this.mtime }));
+  }
+
+  async addSymlink(name: string, target: string): Promise<void> {
+    const m = this.reserve(0);
+    await this.writeAt(m.headerOffset, encodeOuterHeader({ name, type: 'symlink', size: 0, mode: 0o777, mtime: this.mtime, linkTarget: target }));
+  }
+
+  /** Reads back a member's body (used to re-open a layer written into this archive). */
+  openMember(m: ReservedMember): Readable {
+    if (m.size === 0) return Readable.from([]);
+    return createReadStream(this.closed ? this.finalPath : this.tempPath, { start: m.dataOffset, end: m.dataOffset + m.size - 1 });
+  }
+
+  /** Writes the two zero blocks that end a tar, and the padding that makes the body whole. */
+  async commit(): Promise<void> {
+    const trailer = Buffer.alloc(2 * BLOCK);
+    await this.writeAt(this.end, trailer);
+    await this.fh.truncate(this.end + trailer.length);
+    await this.fh.sync();
+    await this.fh.close();
+    await rename(this.tempPath, this.finalPath);
+    this.closed = true;
+  }
+
+  async abort(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close().catch(() => undefined);
+    await rm(this.tempPath, { force: true });
+  }
+}
+
+function padded(n: number): number {
+  return Math.ceil(n / BLOCK) * BLOCK;
+}

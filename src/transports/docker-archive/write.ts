@@ -1,0 +1,184 @@
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { canonicalJson, canonicalJsonBytes } from '../../util/json.js';
+import { chainIds, digestHex, sha256Digest, type Digest } from '../../image/digest.js';
+import type { Image } from '../../image/image.js';
+import type { Layer } from '../../image/layer.js';
+import type { Compression } from '../../image/media-types.js';
+import { parseTag } from '../../image/tag.js';
+import { StrataError } from '../../util/errors.js';
+import type { BlobWriter, ImageDestination } from '../types.js';
+import { ArchiveFile, type ReservedMember } from '../archive/tar-file.js';
+import { copyIntoArchive, reservedBlobWriter, spooledBlobWriter, type PlacedBlob, type SpooledBlob } from '../archive/blob-writer.js';
+
+export interface ArchiveDestinationOptions {
+  /** mtime of the archive's own members (not of layer contents). */
+  mtime: number;
+  compression?: Compression;
+}
+
+type Slot = { kind: 'placed'; placed: PlacedBlob } | { kind: 'spooled'; spooled: SpooledBlob };
+
+/**
+ * The blob half shared by both archive formats: new blobs stream into reserved members (or are
+ * spooled when their size is unknown), base layers are copied in unchanged. `placeAll` finishes
+ * the spooled ones and maps each digest to the member holding its bytes.
+ */
+export class ArchiveBlobs {
+  private readonly slots: Slot[] = [];
+  private spoolCount = 0;
+
+  constructor(readonly archive: ArchiveFile) {}
+
+  async beginBlob(expectedSize?: number): Promise<BlobWriter> {
+    if (expectedSize !== undefined) {
+      const placed: PlacedBlob = { member: this.archive.reserve(expectedSize) };
+      this.slots.push({ kind: 'placed', placed });
+      return reservedBlobWriter(this.archive, placed);
+    }
+    const spooled: SpooledBlob = { path: `${this.archive.tempPath}.blob${this.spoolCount++}` };
+    this.slots.push({ kind: 'spooled', spooled });
+    return spooledBlobWriter(spooled.path, spooled);
+  }
+
+  async addLayer(layer: Layer): Promise<void> {
+    const member = await copyIntoArchive(this.archive, await layer.open(), layer.size, `layer ${layer.digest}`);
+    this.slots.push({ kind: 'placed', placed: { member, digest: layer.digest } });
+  }
+
+  /**
+   * Places spooled blobs and maps each digest to the member holding its bytes. A digest produced
+   * twice (two identical new layers) leaves a second reserved member: it is returned in
+   * `duplicates` and must still be named, since an unnamed (zero) header would end the tar there.
+   */
+  async placeAll(): Promise<{ byDigest: Map<Digest, ReservedMember>; duplicates: { digest: Digest; member: ReservedMember }[] }> {
+    const byDigest = new Map<Digest, ReservedMember>();
+    const duplicates: { digest: Digest; member: ReservedMember }[] = [];
+    for (const slot of this.slots) {
+      if (slot.kind === 'spooled') {
+        const { spooled } = slot;
+        if (!spooled.digest || spooled.size === undefined) throw new StrataError('internal: a layer blob was never finished');
+        const member = await copyIntoArchive(this.archive, createReadStream(spooled.path), spooled.size, `layer ${spooled.digest}`);
+        await rm(spooled.path, { force: true });
+        if (!byDigest.has(spooled.digest)) byDigest.set(spooled.digest, member);
+      } else {
+        const { digest, member } = slot.placed;
+        if (!digest) throw new StrataError('internal: a layer blob was never finished');
+        if (byDigest.has(digest)) duplicates.push({ digest, member });
+        else byDigest.set(digest, member);
+      }
+    }
+    return { byDigest, duplicates };
+  }
+
+  async abort(): Promise<void> {
+    await this.archive.abort();
+    await Promise.all(this.slots.map((s) => (s.kind === 'spooled' ? rm(s.spooled.path, { force: true }) : undefined)));
+  }
+}
+
+/**
+ * Writes a docker-archive ("docker save" format) that every loader reads: manifest.json for
+ * Docker >= 1.10, podman and skopeo, and the legacy parent-linked `<v1id>/{VERSION,json,layer.tar}`
+ * directories plus `repositories` for old Docker. Both describe the same layers; the v1 ids
+ * chain from the bottom layer up, so an image built on a base continues the base's chain.
+ */
+export async function openDockerArchiveDestination(path: string, opts: ArchiveDestinationOptions): Promise<ImageDestination> {
+  const blobs = new ArchiveBlobs(await ArchiveFile.create(path, opts.mtime));
+  return {
+    name: `docker-archive:${path}`,
+    compression: opts.compression ?? 'none',
+    beginBlob: (expectedSize) => blobs.beginBlob(expectedSize),
+    addLayer: (layer) => blobs.addLayer(layer),
+    async commit(image: Image, refs: readonly string[]): Promise<void> {
+      const { byDigest, duplicates } = await blobs.placeAll();
+      for (const d of duplicates) await blobs.archive.nameMember(d.member, `${digestHex(d.digest)}.tar`);
+      await writeDockerArchiveMetadata(blobs.archive, image, refs, byDigest);
+      await blobs.archive.commit();
+    },
+    abort: () => blobs.abort(),
+  };
+}
+
+async function writeDockerArchiveMetadata(
+  archive: ArchiveFile,
+  image: Image,
+  refs: readonly string[],
+  byDigest: Map<Digest, ReservedMember>,
+): Promise<void> {
+  const tags = refs.map(parseTag);
+  const v1Ids = legacyIds(image);
+  const layerPaths: string[] = [];
+  const firstPathOf = new Map<Digest, string>();
+
+  for (const [i, layer] of image.layers.entries()) {
+    const member = byDigest.get(layer.digest);
+    if (!member) throw new StrataError(`internal: layer ${layer.digest} was never written to ${archive.finalPath}`);
+    const dir = v1Ids[i]!.id;
+    const earlier = firstPathOf.get(layer.digest);
+    if (earlier === undefined) {
+      // The layer's bytes were streamed into place before its v1 id was known; name them now.
+      await archive.nameMember(member, `${dir}/layer.tar`);
+      firstPathOf.set(layer.digest, `${dir}/layer.tar`);
+      layerPaths.push(`${dir}/layer.tar`);
+    } else {
+      // The same blob twice (e.g. two empty layers): one copy, linked the way `docker save` does.
+      // manifest.json names the regular file, since skopeo reports a symlink's size as 0.
+      await archive.addSymlink(`${dir}/layer.tar`, `../${earlier}`);
+      layerPaths.push(earlier);
+    }
+  }
+  for (const v1 of v1Ids) {
+    await archive.addDirectory(v1.id);
+    await archive.addFile(`${v1.id}/VERSION`, Buffer.from('1.0'));
+    await archive.addFile(`${v1.id}/json`, canonicalJsonBytes(v1.json));
+  }
+
+  const configName = `${digestHex(image.configDigest)}.json`;
+  await archive.addFile(configName, image.configBytes);
+  const manifest = [{ Config: configName, RepoTags: tags.map((t) => t.full), Layers: layerPaths }];
+  await archive.addFile('manifest.json', Buffer.from(canonicalJson(manifest)));
+  if (tags.length > 0 && v1Ids.length > 0) {
+    const top = v1Ids[v1Ids.length - 1]!.id;
+    const repositories: Record<string, Record<string, string>> = {};
+    for (const t of tags) (repositories[t.name] ??= {})[t.tag] = top;
+    await archive.addFile('repositories', Buffer.from(canonicalJson(repositories)));
+  }
+}
+
+interface LegacyLayer {
+  id: string;
+  json: Record<string, unknown>;
+}
+
+/**
+ * Legacy v1 image ids, computed as Docker's `v1.CreateID` does: sha256 over the layer's legacy JSON
+ * (without `id`) plus `layer_id` = the layer's ChainID and `parent` = the parent's v1 id, keys sorted.
+ * No current loader checks them, but they must be unique and stable: they are part of our bytes.
+ * The top layer's JSON carries the image's config, as `docker save` writes it.
+ */
+export function legacyIds(image: Image): LegacyLayer[] {
+  const chain = chainIds(image.config.rootfs.diff_ids);
+  const out: LegacyLayer[] = [];
+  let parent: Digest | undefined;
+  for (let i = 0; i < chain.length; i++) {
+    const top = i === chain.length - 1;
+    const body: Record<string, unknown> = {
+      created: image.config.created ?? '1970-01-01T00:00:01Z',
+      container_config: {},
+      os: image.config.os,
+      ...(top
+        ? {
+            architecture: image.config.architecture,
+            ...(image.config.variant ? { variant: image.config.variant } : {}),
+            ...(image.config.author ? { author: image.config.author } : {}),
+            config: image.config.config ?? {},
+          }
+        : {}),
+    };
+    const id = digestHex(sha256Digest(canonicalJson({ ...body, layer_id: chain[i], ...(parent ? { parent } : {}) })));
+    out.push({ id, json: { ...body, id, ...(parent ? { parent: digestHex(parent) } : {}) } });
+    parent = `sha256:${id}`;
+  }
+  return out;
+}

@@ -1,0 +1,68 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Compression } from '../image/media-types.js';
+import { StrataError } from '../util/errors.js';
+import { openDockerArchiveDestination } from './docker-archive/write.js';
+import { openOciArchiveDestination, openOciDirectoryDestination } from './oci-layout/write.js';
+import type { ImageDestination } from './types.js';
+
+export const OUTPUT_FORMATS = ['docker-archive', 'oci', 'oci-archive'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+export interface OutputSpec {
+  format: OutputFormat;
+  /** A file or directory path, or '-' for standard output. */
+  output: string;
+  /** mtime of archive members. */
+  mtime: number;
+  compression?: Compression;
+}
+
+/** Opens the local destination an output spec names. */
+export async function openOutputDestination(spec: OutputSpec): Promise<ImageDestination> {
+  if (!(OUTPUT_FORMATS as readonly string[]).includes(spec.format)) {
+    throw new StrataError(`unknown format ${JSON.stringify(spec.format)}: expected one of ${OUTPUT_FORMATS.join(', ')}`);
+  }
+  const opts = { mtime: spec.mtime, ...(spec.compression ? { compression: spec.compression } : {}) };
+  if (spec.output === '-') {
+    if (spec.format === 'oci') throw new StrataError('an OCI layout is a directory and cannot be written to standard output: use --format oci-archive');
+    return toStdout(spec.format, opts);
+  }
+  const path = resolve(spec.output);
+  switch (spec.format) {
+    case 'docker-archive': return openDockerArchiveDestination(path, opts);
+    case 'oci-archive': return openOciArchiveDestination(path, opts);
+    case 'oci': return openOciDirectoryDestination(path, opts);
+  }
+}
+
+/**
+ * `-o -`: the archive is assembled in a private temporary directory and streamed to stdout once
+ * complete. Its layer members are named by digests known only after their bytes, so streaming
+ * without a seekable file would mean reading every store file twice; and a consumer never sees
+ * a partial image when the build fails.
+ */
+async function toStdout(format: 'docker-archive' | 'oci-archive', opts: { mtime: number; compression?: Compression }): Promise<ImageDestination> {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-stdout-'));
+  const file = join(dir, 'image.tar');
+  const inner = format === 'docker-archive' ? await openDockerArchiveDestination(file, opts) : await openOciArchiveDestination(file, opts);
+  return {
+    ...inner,
+    name: `${format}:-`,
+    async commit(image, refs) {
+      try {
+        await inner.commit(image, refs);
+        await pipeline(createReadStream(file), process.stdout, { end: false });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    async abort() {
+      await inner.abort();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
