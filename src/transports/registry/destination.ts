@@ -44,6 +44,7 @@ export class RegistryDestination implements ImageDestination {
   async hasBlob(digest: Digest): Promise<boolean> {
     if (this.present.has(digest)) return true;
     if ((await this.client.headBlob(this.repository, digest)) !== undefined) {
+      this.client.countBlob('blobsSkipped');
       this.present.add(digest);
       return true;
     }
@@ -64,10 +65,7 @@ export class RegistryDestination implements ImageDestination {
 
   async addLayer(layer: Layer): Promise<void> {
     const what = `layer ${layer.digest}`;
-    if (await this.hasBlob(layer.digest)) {
-      this.client.countBlob('blobsSkipped');
-      return;
-    }
+    if (await this.hasBlob(layer.digest)) return;
     for (const from of this.mountCandidates(layer)) {
       if (await this.client.mountBlob(this.repository, layer.digest, from)) {
         this.present.add(layer.digest);
