@@ -244,6 +244,8 @@ export async function indexTarFile(file: string): Promise<TarIndex> {
         throw new StrataError(`${file}: member ${JSON.stringify(h.name)} has a '..' component`);
       }
       const type = typeOf(h.typeflag);
+      // GNU tar writes a file named twice as a hardlink to itself; the first copy is the content.
+      if (type === 'hardlink' && normalizeMemberName(h.linkname) === name && members.has(name)) continue;
       members.set(name, {
         name,
         type,
