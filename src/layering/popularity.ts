@@ -42,6 +42,13 @@ export function popularityOrder(closure: Closure): string[] {
   return order.map((i) => paths[i]!);
 }
 
+/** Each path's popularity, exactly as closure-graph.py's `graph_popularity_contest` scores it. */
+export function popularityScores(closure: Closure): Map<string, bigint> {
+  const { paths, refs } = indexClosure(closure);
+  const popularity = popularities(paths.length, refs);
+  return new Map(paths.map((p, i) => [p, popularity[i]!]));
+}
+
 /**
  * nixpkgs' layer assignment for `budget` store-path layers: the (budget − 1) most popular paths get
  * a layer each and every remaining path shares the last one (`limit_layers`); empty layers are
