@@ -589,7 +589,11 @@ export class BlobUpload {
     if (range === null) return 0;
     const m = /^(?:bytes=)?0-(\d+)$/.exec(range.trim());
     if (!m) throw new StrataError(`registry ${this.client.host}: malformed Range ${JSON.stringify(range)} in upload status`);
-    return Number(m[1]) + 1;
+    // distribution writes "0-0" both for an empty session and for one byte. A session we last
+    // saw empty that still answers to its old state is empty (distribution refuses a stale
+    // state once the size moved), so read "0-0" as 0 bytes then; the final digest check catches the rest.
+    const end = Number(m[1]);
+    return end === 0 && this.offset === 0 ? 0 : end + 1;
   }
 
   /** Completes the upload: PUT <location>&digest=…, with the last bytes (if any) as the body. */
