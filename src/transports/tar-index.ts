@@ -30,6 +30,7 @@ export interface TarIndex {
 }
 
 const BLOCK = 512;
+const WINDOW = 64 << 10;
 
 /** A decoded header block, before PAX/GNU long-name overrides are applied. */
 interface RawHeader {
@@ -209,11 +210,28 @@ export async function indexTarFile(file: string): Promise<TarIndex> {
     const fileSize = (await fh.stat()).size;
     const members = new Map<string, TarMember>();
     const state = new HeaderState();
-    const block = Buffer.alloc(BLOCK);
+    // A read-ahead window: archives of many small members cost one read per window instead of
+    // one per header, while a large body is skipped by moving the window past it (a seek).
+    const window = Buffer.alloc(WINDOW);
+    let winStart = 0;
+    let winLen = 0;
+    const readAt = async (at: number, len: number): Promise<Buffer> => {
+      if (at < winStart || at + len > winStart + winLen) {
+        const want = Math.max(len, WINDOW);
+        const buf = want === WINDOW ? window : Buffer.alloc(want);
+        const { bytesRead } = await fh.read(buf, 0, want, at);
+        if (buf !== window) return buf.subarray(0, Math.min(bytesRead, len));
+        winStart = at;
+        winLen = bytesRead;
+      }
+      const off = at - winStart;
+      return window.subarray(off, Math.min(off + len, winLen));
+    };
     let pos = 0;
     for (;;) {
       const where = `${file} at byte ${pos}`;
-      const { bytesRead } = await fh.read(block, 0, BLOCK, pos);
+      const block = await readAt(pos, BLOCK);
+      const bytesRead = block.length;
       if (bytesRead === 0) {
         throw new StrataError(`${file}: truncated tar archive (ends at byte ${pos} without the end-of-archive marker)`);
       }
@@ -234,9 +252,7 @@ export async function indexTarFile(file: string): Promise<TarIndex> {
       pos = bodyStart + paddedSize(bodySize);
       if (isMeta) {
         if (raw.size > MAX_META) throw new StrataError(`${where}: extended header of ${raw.size} bytes is too large`);
-        const body = Buffer.alloc(raw.size);
-        await fh.read(body, 0, raw.size, bodyStart);
-        state.absorb(raw.typeflag, body, where);
+        state.absorb(raw.typeflag, Buffer.from(await readAt(bodyStart, raw.size)), where);
         continue;
       }
       const name = normalizeMemberName(h.name);

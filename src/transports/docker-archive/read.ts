@@ -169,7 +169,8 @@ async function readFromManifest(index: TarIndex, source: string, ref: string | u
       // Docker >= 25 names compressed blobs by digest; other writers do not, so hash the file once.
       digest = digestFromName(member.name) ?? (await hashBlob(openMember(index, member), 'none', what)).digest;
     }
-    layers.push(new ArchiveLayer(index, member, diffId, digest, compression, what));
+    const named = digest === diffId ? what : `layer ${i} (${layerPath}, digest ${digest}, diff ID ${diffId}) of ${source}`;
+    layers.push(new ArchiveLayer(index, member, diffId, digest, compression, named));
   }
   return { config, configBytes, configDigest: sha256Digest(configBytes), layers };
 }
