@@ -5,12 +5,15 @@ import { openDockerArchive } from './docker-archive/read.js';
 import { openOciArchive, openOciLayout } from './oci-layout/read.js';
 import { indexTarFile } from './tar-index.js';
 import type { ImageSource } from './types.js';
+import { openRegistrySource } from './registry/source.js';
+import type { RegistryOptions } from './registry/client.js';
 
 export interface OpenSourceOptions {
   platform?: { os: string; architecture: string; variant?: string };
+  /** Credentials, insecure hosts and retries for `docker://` sources. */
+  registry?: RegistryOptions;
 }
 
-type RegistryModule = { openRegistrySource?: (ref: string, opts?: OpenSourceOptions) => Promise<ImageSource> };
 
 /**
  * Opens a base image by reference:
@@ -35,15 +38,20 @@ export async function openImageSource(ref: string, opts: OpenSourceOptions = {})
 }
 
 /**
- * `PATH:NAME` splits at the first colon, as containers/image does — unless the whole string
- * names an existing file, so paths that contain a colon still work.
+ * `PATH:NAME` splits at the first colon, as containers/image does — unless a longer prefix
+ * names an existing file or directory, so paths that contain a colon still work.
  */
 async function splitPathAndName(rest: string): Promise<{ path: string; name?: string }> {
   if (await exists(rest)) return { path: rest };
-  const colon = rest.indexOf(':');
-  if (colon === -1) return { path: rest };
-  const name = rest.slice(colon + 1);
-  return name === '' ? { path: rest.slice(0, colon) } : { path: rest.slice(0, colon), name };
+  const colons = [...rest.matchAll(/:/g)].map((m) => m.index!);
+  const longestExisting = await (async () => {
+    for (const c of [...colons].reverse()) if (await exists(rest.slice(0, c))) return c;
+    return undefined;
+  })();
+  const at = longestExisting ?? colons[0];
+  if (at === undefined) return { path: rest };
+  const name = rest.slice(at + 1);
+  return name === '' ? { path: rest.slice(0, at) } : { path: rest.slice(0, at), name };
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -76,15 +84,5 @@ async function openDetected(path: string, platform: Platform | undefined): Promi
 }
 
 async function openRegistry(ref: string, opts: OpenSourceOptions): Promise<ImageSource> {
-  // A computed specifier keeps this compiling while the registry transport does not exist yet.
-  const spec = './registry/source.js';
-  let mod: RegistryModule;
-  try {
-    mod = (await import(spec)) as RegistryModule;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new StrataError('registry sources not available');
-    throw e;
-  }
-  if (typeof mod.openRegistrySource !== 'function') throw new StrataError('registry sources not available');
-  return mod.openRegistrySource(ref, opts);
+  return openRegistrySource(ref, { ...(opts.registry ?? {}), ...(opts.platform ? { platform: opts.platform } : {}) });
 }
