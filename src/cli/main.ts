@@ -5,13 +5,15 @@ import { StrataError } from '../util/errors.js';
 import { runBuild } from './commands/build.js';
 import { runInspect } from './commands/inspect.js';
 import { runPlan } from './commands/plan.js';
+import { runPush } from './commands/push.js';
+import { registryFlags } from './commands/registry-flags.js';
 import { LAYERING_STRATEGIES } from '../layering/plan.js';
 import { OUTPUT_FORMATS } from '../transports/open-destination.js';
 import { DEFAULT_MAX_LAYERS } from '../layering/budget.js';
 
 /** Flags shared by `build` and `plan`: what decides the layer assignment. */
 function closureOptions<T>(y: Argv<T>) {
-  return y
+  return registryFlags(y)
     .positional('closure', { type: 'string', demandOption: true, describe: 'closure JSON (nix path-info --json --recursive, exportReferencesGraph, or strata plain form)' })
     .option('store-dir', { type: 'string', describe: 'logical store directory (default: from the closure, else /nix/store)' })
     .option('root', { type: 'string', array: true, describe: 'root store path (repeatable; default: paths nothing refers to)' })
@@ -36,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
         closureOptions(y)
           .option('store-root', { type: 'string', default: '/', describe: 'physical root the store paths are read under' })
           .option('output', { alias: 'o', type: 'string', describe: 'output file or directory, or - for stdout' })
+          .option('push', { type: 'string', describe: 'push to a registry instead of writing a file: [docker://]HOST/REPO:TAG' })
           .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'output format' })
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
           .option('entrypoint', { type: 'string', array: true, describe: 'entrypoint: a JSON array, or one argv element per flag' })
@@ -73,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
       'inspect <image>',
       'show an image\'s layers, sizes, digests and store paths',
       (y) =>
-        y
+        registryFlags(y)
           .positional('image', { type: 'string', demandOption: true, describe: 'docker-archive file, OCI layout dir, oci-archive, or a transport reference' })
           .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in a multi-platform image' })
           .option('json', { type: 'boolean', default: false }),
@@ -81,7 +84,21 @@ export async function main(argv: string[]): Promise<number> {
         exitCode = await runInspect(args);
       },
     )
-    .demandCommand(1, 'name a command: build, plan or inspect')
+    .command(
+      'push <source> <destination>',
+      'copy an image (archive, layout or registry) to a registry, blobs unchanged',
+      (y) =>
+        registryFlags(y)
+          .positional('source', { type: 'string', demandOption: true, describe: 'docker-archive file, OCI layout, oci-archive, or docker://REF' })
+          .positional('destination', { type: 'string', demandOption: true, describe: '[docker://]HOST/REPO:TAG' })
+          .option('tag', { alias: 't', type: 'string', array: true, describe: 'extra tags in the destination repository' })
+          .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in a multi-platform source' })
+          .option('json', { type: 'boolean', default: false }),
+      async (args) => {
+        exitCode = await runPush(args);
+      },
+    )
+    .demandCommand(1, 'name a command: build, plan, inspect or push')
     .strict()
     .help()
     .version(false)

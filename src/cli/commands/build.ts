@@ -3,12 +3,16 @@ import { emptyCustomisation, parseAdd, parseSymlink, type CustomisationSpec } fr
 import { ociManifest } from '../../image/manifest.js';
 import { openOutputDestination, type OutputFormat } from '../../transports/open-destination.js';
 import { StrataError } from '../../util/errors.js';
+import { openRegistryDestination } from '../../transports/registry/destination.js';
+import { sameRegistryRepository } from './push.js';
+import { registryOptions } from './registry-flags.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
 import { checkStoreRoot, humanSize, loadClosure, loadPrevious, openBase, type ClosureArgs } from './shared.js';
 
 export interface BuildArgs extends ClosureArgs, ImageFlags {
   'store-root': string;
   output?: string;
+  push?: string;
   format: OutputFormat;
   tag?: string[];
   mtime?: string;
@@ -19,7 +23,8 @@ export interface BuildArgs extends ClosureArgs, ImageFlags {
 }
 
 export async function runBuild(args: BuildArgs): Promise<number> {
-  if (!args.output) throw new StrataError('no output: pass -o FILE|DIR|- (the image is never written to a default location)');
+  if (!args.output && !args.push) throw new StrataError('no output: pass -o FILE|DIR|- or --push REGISTRY/REPO:TAG');
+  if (args.output && args.push) throw new StrataError('give either -o or --push, not both');
   const closure = await loadClosure(args);
   await checkStoreRoot(args['store-root']);
   const previous = await loadPrevious(args);
@@ -34,7 +39,13 @@ export async function runBuild(args: BuildArgs): Promise<number> {
       removes: args.remove ?? [],
     };
     const settings = imageSettings(args, base !== undefined);
-    const dest = await openOutputDestination({ format: args.format, output: args.output, mtime });
+    const dest = args.push
+      ? await openRegistryDestination(args.push, {
+          ...registryOptions(args),
+          ...(args.from && sameRegistryRepository(args.from, args.push) ? { mountFrom: [sameRegistryRepository(args.from, args.push)!] } : {}),
+        })
+      : await openOutputDestination({ format: args.format, output: args.output!, mtime });
+    // Archives take their names from --tag; a registry push is named by --push (extra --tag = more tags there).
     const result = await buildImage(
       {
         closure,

@@ -1,9 +1,10 @@
 import { ociManifest } from '../../image/manifest.js';
 import { openImageSource } from '../../transports/open-source.js';
-import { humanSize, layersWithHistoryPaths, platformOption } from './shared.js';
+import { humanSize, layersWithHistoryPaths, sourceOptions } from './shared.js';
+import type { RegistryArgs } from './registry-flags.js';
 
-export async function runInspect(args: { image: string; platform?: string; json: boolean }): Promise<number> {
-  const source = await openImageSource(args.image, platformOption(args));
+export async function runInspect(args: RegistryArgs & { image: string; platform?: string; json: boolean }): Promise<number> {
+  const source = await openImageSource(args.image, sourceOptions(args));
   try {
     const { image } = source;
     const layers = layersWithHistoryPaths(image).map((l, index) => ({

@@ -11,8 +11,9 @@ import { openImageSource } from '../../transports/open-source.js';
 import type { ImageSource } from '../../transports/types.js';
 import { StrataError } from '../../util/errors.js';
 import { parsePlatform } from '../settings.js';
+import { registryOptions, type RegistryArgs } from './registry-flags.js';
 
-export interface ClosureArgs {
+export interface ClosureArgs extends RegistryArgs {
   closure: string;
   'store-dir'?: string;
   root?: string[];
@@ -32,14 +33,15 @@ export async function loadClosure(args: ClosureArgs): Promise<Closure> {
   });
 }
 
-export function platformOption(args: { platform?: string }) {
-  return args.platform ? { platform: parsePlatform(args.platform) } : {};
+/** Options for opening an image named on the command line: platform choice and registry access. */
+export function sourceOptions(args: RegistryArgs & { platform?: string }) {
+  return { ...(args.platform ? { platform: parsePlatform(args.platform) } : {}), registry: registryOptions(args) };
 }
 
 /** Opens `--from` and lists the store paths its layers already carry. */
 export async function openBase(args: ClosureArgs, closure: Closure): Promise<{ source: ImageSource; paths: Set<string> } | undefined> {
   if (!args.from) return undefined;
-  const source = await openImageSource(args.from, platformOption(args));
+  const source = await openImageSource(args.from, sourceOptions(args));
   const paths = new Set<string>();
   for (const layer of layersWithHistoryPaths(source.image)) {
     for (const p of await storePathsInLayer(layer, closure.storeDir)) paths.add(p);
@@ -85,7 +87,7 @@ export async function loadPrevious(args: ClosureArgs): Promise<PreviousAssignmen
     return parsePlanFile(parsed, file);
   }
   if (!args.previous) return undefined;
-  const source = await openImageSource(args.previous, platformOption(args));
+  const source = await openImageSource(args.previous, sourceOptions(args));
   try {
     const history = layerHistory(source.image.config.history, source.image.layers.length);
     const layers = history.map(storePathsFromHistory).filter((p): p is string[] => p !== undefined && p.length > 0);
