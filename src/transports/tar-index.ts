@@ -156,7 +156,6 @@ function paddedSize(size: number): number {
  */
 class HeaderState {
   private pax = new Map<string, string>();
-  private globalPax = new Map<string, string>();
   private longName: string | undefined;
   private longLink: string | undefined;
 
@@ -168,7 +167,9 @@ class HeaderState {
   absorb(flag: string, body: Buffer, where: string): void {
     switch (flag) {
       case 'x': for (const [k, v] of parsePax(body, where)) this.pax.set(k, v); break;
-      case 'g': for (const [k, v] of parsePax(body, where)) this.globalPax.set(k, v); break;
+      // Global records ('g', e.g. git archive's commit comment) are not applied, as Go's
+      // archive/tar (what docker and skopeo read with) does not apply them either.
+      case 'g': parsePax(body, where); break;
       case 'L': this.longName = readString(body, 0, body.length); break;
       case 'K': this.longLink = readString(body, 0, body.length); break;
     }
@@ -176,7 +177,7 @@ class HeaderState {
 
   /** Applies pending overrides to a real member header and clears the per-member ones. */
   finish(h: RawHeader, where: string): RawHeader {
-    const get = (k: string): string | undefined => this.pax.get(k) ?? this.globalPax.get(k);
+    const get = (k: string): string | undefined => this.pax.get(k);
     const name = get('path') ?? this.longName ?? h.name;
     const linkname = get('linkpath') ?? this.longLink ?? h.linkname;
     let size = h.size;
