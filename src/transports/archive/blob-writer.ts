@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../../image/digest.js';
 import type { BlobWriter } from '../types.js';
 import { StrataError } from '../../util/errors.js';
-import type { ArchiveFile, ReservedMember } from './tar-file.js';
+import { writeFully, type ArchiveFile, type ReservedMember } from './tar-file.js';
 
 /** A blob streamed into a reserved member of an archive file. */
 export interface PlacedBlob {
@@ -68,8 +68,10 @@ export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Pro
   let written = 0;
   return {
     async write(chunk: Buffer) {
-      await fh.write(chunk, 0, chunk.length, written);
+      // The position is claimed before awaiting: producers keep several writes in flight.
+      const at = written;
       written += chunk.length;
+      await writeFully(fh, chunk, at);
     },
     async close(digest: Digest, size: number) {
       await fh.close();

@@ -50,12 +50,8 @@ export class ArchiveFile {
     return { headerOffset, dataOffset, size };
   }
 
-  async writeAt(position: number, chunk: Buffer): Promise<void> {
-    let done = 0;
-    while (done < chunk.length) {
-      const { bytesWritten } = await this.fh.write(chunk, done, chunk.length - done, position + done);
-      done += bytesWritten;
-    }
+  writeAt(position: number, chunk: Buffer): Promise<void> {
+    return writeFully(this.fh, chunk, position);
   }
 
   /** Names a reserved member by writing its header (the padding after its body is already zero). */
@@ -107,4 +103,13 @@ export class ArchiveFile {
 
 function padded(n: number): number {
   return Math.ceil(n / BLOCK) * BLOCK;
+}
+
+/** Writes all of `chunk` at `position`; a positional write may be short, so loop until done. */
+export async function writeFully(fh: FileHandle, chunk: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < chunk.length) {
+    const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, position + done);
+    done += bytesWritten;
+  }
 }

@@ -13,7 +13,7 @@ import { MediaTypes } from '../../image/media-types.js';
 import { parseTag } from '../../image/tag.js';
 import { StrataError } from '../../util/errors.js';
 import type { BlobWriter, ImageDestination } from '../types.js';
-import { ArchiveFile } from '../archive/tar-file.js';
+import { ArchiveFile, writeFully } from '../archive/tar-file.js';
 import { ArchiveBlobs, type ArchiveDestinationOptions } from '../docker-archive/write.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -60,8 +60,10 @@ export async function openOciDirectoryDestination(path: string, opts: { compress
       let written = 0;
       return {
         async write(chunk) {
-          await fh.write(chunk, 0, chunk.length, written);
+          // The position is claimed before awaiting: producers keep several writes in flight.
+          const at = written;
           written += chunk.length;
+          await writeFully(fh, chunk, at);
         },
         async close(digest, size) {
           await fh.close();

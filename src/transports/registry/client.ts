@@ -204,14 +204,22 @@ export class RegistryClient {
    */
   async uploadStream(repo: string, digest: Digest, stream: AsyncIterable<Buffer>, what: string): Promise<void> {
     const upload = await this.startUpload(repo);
+    // One PATCH in flight while the next chunk is read: disk and network overlap, memory stays at two chunks.
+    let inflight: Promise<void> = Promise.resolve();
     try {
       const chunks = new Chunker(this.chunkSize);
       for await (const piece of stream) {
-        for (const full of chunks.add(piece)) await upload.patch(full, what);
+        for (const full of chunks.add(piece as Buffer)) {
+          await inflight;
+          inflight = upload.patch(full, what);
+          inflight.catch(() => { /* awaited below; avoid an unhandled rejection meanwhile */ });
+        }
       }
+      await inflight;
       const rest = chunks.flush();
       await upload.finish(digest, rest, what);
     } catch (e) {
+      await inflight.catch(() => undefined);
       await upload.cancel();
       throw e;
     }
