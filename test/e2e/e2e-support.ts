@@ -3,7 +3,8 @@
  * what strata says about its own output (to compare with what the real tools say).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runStrata } from '../support/cli.js';
 import { cliPath } from '../support/paths.js';
@@ -58,4 +59,32 @@ export function ociRefName(layoutDir: string): string {
   const name = names[0]!;
   assert.ok(name === '1' || name === TAG, `ref name ${JSON.stringify(name)} does not name tag ${TAG}`);
   return name;
+}
+
+/**
+ * Checks an OCI layout directory the way a careful reader would, independently of strata's own
+ * reader: every file under blobs/sha256 hashes to its name, and every descriptor reachable from
+ * index.json names an existing blob of exactly the size it claims. (Tools such as skopeo inspect
+ * never read layer blobs, so a truncated layer would otherwise go unnoticed until a pull.)
+ */
+export function assertLayoutBlobsIntact(layoutDir: string): void {
+  const blobDir = join(layoutDir, 'blobs', 'sha256');
+  for (const name of readdirSync(blobDir)) {
+    const hex = createHash('sha256').update(readFileSync(join(blobDir, name))).digest('hex');
+    assert.equal(hex, name, `blob ${name} of ${layoutDir} does not hash to its name`);
+  }
+  const checkDescriptor = (d: { digest: string; size: number }, what: string) => {
+    const p = join(blobDir, d.digest.replace(/^sha256:/, ''));
+    assert.ok(existsSync(p), `${what}: blob ${d.digest} is missing`);
+    assert.equal(statSync(p).size, d.size, `${what}: blob ${d.digest} size`);
+    return p;
+  };
+  const index = JSON.parse(readFileSync(join(layoutDir, 'index.json'), 'utf8')) as { manifests: { digest: string; size: number }[] };
+  for (const md of index.manifests) {
+    const manifest = JSON.parse(readFileSync(checkDescriptor(md, 'index.json manifest'), 'utf8')) as {
+      config: { digest: string; size: number }; layers: { digest: string; size: number }[];
+    };
+    checkDescriptor(manifest.config, 'manifest config');
+    manifest.layers.forEach((l, i) => checkDescriptor(l, `manifest layer ${i}`));
+  }
 }

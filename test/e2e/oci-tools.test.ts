@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { BusyboxStore } from '../support/busybox-store.js';
 import { skopeo, umoci } from '../support/tools.js';
-import { buildImage, ociRefName, setupE2E, strataInspect, type InspectedLayer } from './e2e-support.js';
+import { assertLayoutBlobsIntact, buildImage, ociRefName, setupE2E, strataInspect, type InspectedLayer } from './e2e-support.js';
 
 interface SkopeoInspect { Layers: string[]; Architecture?: string; Os?: string }
 interface ImageConfig { rootfs: { type: string; diff_ids: string[] }; config?: { Entrypoint?: string[] } }
@@ -75,6 +75,7 @@ describe('skopeo and umoci read strata images', () => {
   test('skopeo inspect oci:DIR:NAME agrees with strata inspect', async () => {
     const out = join(dir, 'layout');
     await buildImage(store, out, ['--format', 'oci']);
+    assertLayoutBlobsIntact(out);
     const { inspect, config } = await skopeoInspect(`oci:${out}:${ociRefName(out)}`);
     const mine = await strataInspect(out);
     assert.equal(inspect.Layers.length, mine.layers.length, 'layer count');
@@ -95,6 +96,7 @@ describe('skopeo and umoci read strata images', () => {
   test('umoci unpack: files, symlinks and modes are exactly those of the store', async () => {
     const out = join(dir, 'layout-umoci');
     await buildImage(store, out, ['--format', 'oci']);
+    assertLayoutBlobsIntact(out);
     const bundle = join(dir, 'bundle');
     const rootless = process.getuid?.() === 0 ? [] : ['--rootless'];
     await umoci(['unpack', ...rootless, '--image', `${out}:${ociRefName(out)}`, bundle]);
@@ -122,6 +124,7 @@ describe('skopeo and umoci read strata images', () => {
   test('--max-layers 3 gives exactly 3 layers (2 store layers + customisation) with every file present', async () => {
     const out = join(dir, 'layout-3');
     await buildImage(store, out, ['--format', 'oci', '--max-layers', '3']);
+    assertLayoutBlobsIntact(out);
     const ref = `${out}:${ociRefName(out)}`;
     const { inspect, config } = await skopeoInspect(`oci:${ref}`);
     assert.equal(inspect.Layers.length, 3);

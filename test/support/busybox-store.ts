@@ -74,6 +74,9 @@ export async function makeBusyboxStore(dir: string): Promise<BusyboxStore> {
   await writeFile(join(data, 'share', 'scripts', 'shout'), `#!${paths.busybox}/bin/sh\necho "SHOUT: $1"\n`);
   await chmod(join(data, 'share', 'scripts', 'shout'), 0o755);
   await writeFile(join(data, longDir, longName), longContent);
+  // A multi-megabyte file: layer writers work in ~1 MiB chunks with several in flight, and
+  // ordering or overlap bugs between them only show up when a layer spans many chunks.
+  await writeFile(join(data, 'share', 'big.bin'), deterministicBytes(BIG_FILE_SIZE));
 
   // hello-app: the entry point. Full paths everywhere: the image sets no PATH.
   const app = real(paths.app);
@@ -113,6 +116,17 @@ export async function makeBusyboxStore(dir: string): Promise<BusyboxStore> {
 
   const expectedOutput = `${greeting}SHOUT: deep\n${longContent}${marker}\n`;
   return { closureFile, storeRoot, paths, entrypoint: `${paths.app}/bin/hello`, longFile: join(longDir, longName), expectedOutput };
+}
+
+const BIG_FILE_SIZE = 12 * 1024 * 1024 + 12345; // not a multiple of any chunk or block size
+
+/** Incompressible but reproducible bytes: sha256 in counter mode. */
+function deterministicBytes(n: number): Buffer {
+  const out = Buffer.alloc(n);
+  for (let off = 0, i = 0; off < n; off += 32, i++) {
+    createHash('sha256').update(`strata-e2e-${i}`).digest().copy(out, off);
+  }
+  return out;
 }
 
 /** Files 0444 or 0555 (executable), directories 0555, mtime 1 everywhere: what the Nix store holds. */
