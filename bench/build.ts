@@ -33,6 +33,8 @@ const MAX_LAYERS = 100;
 
 /** A BlobWriter appending to a file with positional writes (the shape of a docker-archive blob). */
 class FileBlobWriter implements BlobWriter {
+  /** fs.write is done with the buffer when its callback runs. */
+  readonly releasesChunks = true;
   constructor(private readonly fd: number, private pos: number) {}
   write(chunk: Buffer): Promise<void> {
     const at = this.pos;

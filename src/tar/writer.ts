@@ -12,11 +12,11 @@
  * size of the layer.
  */
 import { close, closeSync, fstat, fstatSync, lstatSync, open, openSync, read, readSync, constants as fsConstants } from 'node:fs';
-import { createHash } from 'node:crypto';
 import type { Digest } from '../image/digest.js';
 import type { BlobWriter } from '../transports/types.js';
 import { StrataError } from '../util/errors.js';
 import type { TarEntry } from './entry.js';
+import { ParallelHash } from './hasher.js';
 import { END_OF_ARCHIVE, MAX_OCTAL_11, encodeHeader, planHeader, type HeaderPlan } from './header.js';
 
 export interface LayerTarOptions {
@@ -54,7 +54,9 @@ export async function writeLayerTar(entries: readonly TarEntry[], opts: LayerTar
   if (!Number.isInteger(mtime) || mtime < 0 || mtime > MAX_OCTAL_11) {
     throw new StrataError(`mtime ${mtime} is not a whole number of seconds between 0 and ${MAX_OCTAL_11}`);
   }
-  const hash = createHash('sha256');
+  const hash = new ParallelHash();
+  // Buffers are recycled only when the writer promises not to keep them (see releasesChunks).
+  const recycle = out.releasesChunks === true ? (b: Buffer): void => planner.release(b) : undefined;
   const planner = new Planner(entries, mtime);
   const chunks: Chunk[] = [];
   const writes: Promise<void>[] = [];
@@ -66,15 +68,17 @@ export async function writeLayerTar(entries: readonly TarEntry[], opts: LayerTar
       if (c === undefined) break;
       await c.ready;
       const bytes = c.len === c.buf.length ? c.buf : c.buf.subarray(0, c.len);
-      hash.update(bytes);
+      await hash.update(bytes);
       size += bytes.length;
       const w = out.write(bytes);
+      if (recycle) void w.then(() => recycle(c.buf), () => {});
       w.catch(() => {}); // observed below, in order; this only keeps a later rejection "handled"
       writes.push(w);
       if (writes.length >= WRITES_IN_FLIGHT) await writes.shift();
     }
     for (const w of writes.splice(0)) await w;
   } catch (e) {
+    hash.discard();
     planner.abort();
     // Let every read settle before returning, so no file descriptor outlives the call.
     await Promise.allSettled(chunks.map((c) => c.ready));
@@ -82,7 +86,7 @@ export async function writeLayerTar(entries: readonly TarEntry[], opts: LayerTar
     await planner.closeAll();
     throw e;
   }
-  return { diffId: `sha256:${hash.digest('hex')}`, size };
+  return { diffId: `sha256:${await hash.digest()}`, size };
 }
 
 interface Chunk {
@@ -112,11 +116,17 @@ class Planner {
   private readonly open = new Set<SharedFile>();
   private readonly limiter = new Limiter(FILE_TASKS);
   private aborted = false;
+  private readonly spare: Buffer[] = [];
 
   constructor(private readonly entries: readonly TarEntry[], private readonly mtime: number) {}
 
   abort(): void {
     this.aborted = true;
+  }
+
+  /** Takes back a chunk buffer the BlobWriter is done with. */
+  release(buf: Buffer): void {
+    if (this.spare.length < CHUNKS_IN_FLIGHT + WRITES_IN_FLIGHT) this.spare.push(buf);
   }
 
   async closeAll(): Promise<void> {
@@ -131,7 +141,7 @@ class Planner {
 
   /** Fills one chunk: headers now, file data as reads started on the pool. */
   next(): Chunk {
-    const buf = Buffer.allocUnsafeSlow(CHUNK);
+    const buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
     const tasks: Promise<void>[] = [];
     let pos = 0;
     while (pos < CHUNK) {

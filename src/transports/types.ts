@@ -11,6 +11,13 @@ import type { Compression } from '../image/media-types.js';
  */
 export interface BlobWriter {
   write(chunk: Buffer): Promise<void>;
+  /**
+   * Optional promise that `write` is done with `chunk` once its promise resolves (the bytes were
+   * written out or copied), so the producer may refill the same buffer. Leave unset when chunks
+   * (or views of them) are kept past that point; the producer then allocates a fresh buffer for
+   * every chunk, which costs page faults and garbage-collector pressure.
+   */
+  readonly releasesChunks?: boolean;
   /** Ends the blob. Returns how to read it back (for a second output, a cache, or a test). */
   close(digest: Digest, size: number): Promise<() => Promise<Readable>>;
   abort(): Promise<void>;

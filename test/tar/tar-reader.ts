@@ -118,19 +118,22 @@ export function parseTar(tar: Buffer): { members: ParsedMember[]; endOffset: num
  * A BlobWriter that copies what it is given (so it would notice a producer that reuses a buffer
  * too early) and can resolve writes late. Records how many writes were pending at once.
  */
-export function collectingWriter(opts: { delayMs?: () => number } = {}): BlobWriter & { bytes(): Buffer; maxPending: number; closed: boolean } {
+export function collectingWriter(opts: { delayMs?: () => number; releasesChunks?: boolean } = {}): BlobWriter & { bytes(): Buffer; maxPending: number; closed: boolean; buffersSeen: Set<ArrayBufferLike> } {
   const parts: Buffer[] = [];
   let pending = 0;
   let calls = 0;
   const w = {
     maxPending: 0,
     closed: false,
+    releasesChunks: opts.releasesChunks,
+    buffersSeen: new Set<ArrayBufferLike>(),
     bytes: () => Buffer.concat(parts),
     async write(chunk: Buffer): Promise<void> {
       const idx = calls++; // order of calls is the order of bytes, whenever each write resolves
       pending++;
       w.maxPending = Math.max(w.maxPending, pending);
       const copy = Buffer.from(chunk);
+      w.buffersSeen.add(chunk.buffer);
       const delay = opts.delayMs?.() ?? 0;
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
       // Compare at resolution time: if the producer reused the buffer meanwhile, we notice.

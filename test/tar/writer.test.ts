@@ -385,6 +385,23 @@ test('writeLayerTar keeps order and bounds pending writes when the BlobWriter re
   assert.equal(slow.closed, false);
 });
 
+test('a BlobWriter that releases chunks gets recycled buffers and the same bytes', async (t) => {
+  const dir = tempDir(t);
+  const { root, sp, other } = makeSampleStore(dir);
+  // Enough data (~20 MB) that chunks must be recycled while the layer is still being written.
+  const extra: TarEntry[] = Array.from({ length: 16 }, (_, i) => ({ name: `data/blob${i}`, type: 'file', mode: 0o644, size: 1_000_003, content: Buffer.alloc(1_000_003, i) }));
+  const entries = finalizeEntries([...(await storeLayerEntries('/nix/store', root, [sp, other])), ...extra]);
+  const fresh = collectingWriter();
+  const a = await writeLayerTar(entries, { mtime: 1 }, fresh);
+  let i = 0;
+  const recycling = collectingWriter({ releasesChunks: true, delayMs: () => [2, 0, 1][i++ % 3]! });
+  const b = await writeLayerTar(entries, { mtime: 1 }, recycling);
+  assert.equal(b.diffId, a.diffId);
+  assert.ok(recycling.bytes().equals(fresh.bytes()));
+  assert.ok(fresh.buffersSeen.size >= 4, `fresh buffers: ${fresh.buffersSeen.size}`);
+  assert.ok(recycling.buffersSeen.size < fresh.buffersSeen.size, `recycled: ${recycling.buffersSeen.size} vs ${fresh.buffersSeen.size}`);
+});
+
 test('a failing BlobWriter fails the write and leaves no file descriptors open', async (t) => {
   const dir = tempDir(t);
   const { root, sp, other } = makeSampleStore(dir);
