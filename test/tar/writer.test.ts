@@ -369,6 +369,16 @@ test('finalizeEntries sorts bytewise (UTF-8), adds parents, drops duplicate dirs
   assert.throws(() => finalizeEntries([directoryEntry('d', 0o755), directoryEntry('d', 0o555)]), (e: Error) => e instanceof StrataError && e.message.includes('d'));
   assert.throws(() => finalizeEntries([f('file'), f('file/child')]), (e: Error) => e instanceof StrataError && e.message.includes('file/child'));
   assert.throws(() => finalizeEntries([f('a/../b')]), StrataError);
+
+  // Against Buffer.compare on random names mixing ASCII, U+0800..U+FFFF and astral characters.
+  const alphabet = ['a', 'b', '-', '_', '\u00e9', '\u4e2d', '\uE000', '\uFFFD', '\u{1F600}', '\u{10000}'];
+  let seed = 7;
+  const rand = (n: number): number => (seed = (seed * 48271) % 2147483647) % n;
+  const names = new Set<string>();
+  while (names.size < 300) names.add(`r/${Array.from({ length: 1 + rand(6) }, () => alphabet[rand(alphabet.length)]).join('')}`);
+  const sorted = finalizeEntries([...names].map((n) => f(n))).map((e) => e.name).slice(1);
+  const expected = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+  assert.deepEqual(sorted, expected);
 });
 
 test('writeLayerTar keeps order and bounds pending writes when the BlobWriter resolves late', async (t) => {
