@@ -63,9 +63,16 @@ function getWorker(): Worker | undefined {
 }
 
 const SLOT_SIZE = 1 << 20;
+/**
+ * Slots are shared by every hash of the process and reused forever: each SharedArrayBuffer
+ * posted to the worker stays alive as long as the worker's heap references it, and that heap
+ * is rarely collected, so fresh slots per layer would pile up (100 layers: +800 MB RSS).
+ */
+const freeSlots: SharedArrayBuffer[] = [];
 
 /** sha256 of the bytes passed to update(), in order; at most `slots` MiB wait unhashed. */
 export class ParallelHash {
+  /** Slots this hash holds (posted or free); returned to freeSlots when the hash ends. */
   private readonly free: SharedArrayBuffer[] = [];
   private readonly busy: SharedArrayBuffer[] = [];
   private readonly id = nextJob++;
@@ -80,7 +87,7 @@ export class ParallelHash {
       this.inline = createHash('sha256');
       return;
     }
-    for (let i = 0; i < slots; i++) this.free.push(new SharedArrayBuffer(SLOT_SIZE));
+    for (let i = 0; i < slots; i++) this.free.push(freeSlots.pop() ?? new SharedArrayBuffer(SLOT_SIZE));
     this.job = { waiters: [], outstanding: 0, fail: (e) => { this.failure = e; this.job!.waiters.splice(0).forEach((f) => f()); } };
     jobs.set(this.id, this.job);
     this.w.ref();
@@ -116,7 +123,10 @@ export class ParallelHash {
     this.check();
     const job = this.job!;
     return new Promise<string>((resolve, reject) => {
-      job.done = resolve;
+      job.done = (hex) => {
+        this.releaseSlots();
+        resolve(hex);
+      };
       job.fail = reject;
       this.w!.postMessage({ job: this.id, kind: 'end' } satisfies HashRequest);
     });
@@ -126,8 +136,13 @@ export class ParallelHash {
   discard(): void {
     if (this.inline || !jobs.has(this.id)) return;
     // Ending it on the worker frees its state; the reply is ignored.
-    jobs.get(this.id)!.done = () => {};
+    jobs.get(this.id)!.done = () => this.releaseSlots();
     this.w!.postMessage({ job: this.id, kind: 'end' } satisfies HashRequest);
+  }
+
+  /** Called once the worker has answered 'end': it has read every slot this hash posted. */
+  private releaseSlots(): void {
+    freeSlots.push(...this.free.splice(0), ...this.busy.splice(0));
   }
 
   private check(): void {

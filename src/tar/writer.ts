@@ -85,7 +85,8 @@ export async function writeLayerTar(entries: readonly TarEntry[], opts: LayerTar
     hash.discard();
     planner.abort();
     // Let every read settle before returning, so no file descriptor outlives the call.
-    await Promise.allSettled(chunks.map((c) => c.ready));
+    // (pending also covers reads of a chunk whose planning threw half-way.)
+    await Promise.allSettled([...planner.pending]);
     await Promise.allSettled(writes);
     await planner.closeAll();
     throw e;
@@ -118,6 +119,8 @@ class Planner {
   private dataOff = 0;
   private shared: SharedFile | undefined;
   private readonly open = new Set<SharedFile>();
+  /** Every read not yet settled, so a failed write can wait for all of them before returning. */
+  readonly pending = new Set<Promise<void>>();
   private readonly limiter = new Limiter(FILE_TASKS);
   private aborted = false;
   private readonly spare: Buffer[] = [];
@@ -177,7 +180,12 @@ class Planner {
       const entry = this.entries[this.i]!;
       const take = Math.min(this.plan.dataBytes - this.dataOff, CHUNK - pos);
       const task = this.placeData(entry, this.plan.dataBytes, this.dataOff, take, buf, pos);
-      if (task) tasks.push(task);
+      if (task) {
+        tasks.push(task);
+        this.pending.add(task);
+        const forget = (): void => void this.pending.delete(task);
+        task.then(forget, forget);
+      }
       pos += take;
       this.dataOff += take;
       if (this.dataOff === this.plan.dataBytes) {

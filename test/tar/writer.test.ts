@@ -354,6 +354,19 @@ test('a file that changes between scan and write is detected and named', async (
     // The tree is fine again once rescanned.
     if (name !== 'deleted') await tarOf(finalizeEntries(await scanTree(f, `data/${name}`, 'normal')));
   }
+
+  // A failure in the middle of a chunk whose other reads are still running leaks no descriptor.
+  const fds = (): number => readdirSync('/proc/self/fd').length;
+  const before = fds();
+  const mixed = join(dir, 'mixed');
+  mkdirSync(mixed);
+  for (let i = 0; i < 6; i++) writeFileSync(join(mixed, `a${i}-big`), Buffer.alloc(300_000 + i, i));
+  writeFileSync(join(mixed, 'b-small'), 'small');
+  for (let i = 0; i < 6; i++) writeFileSync(join(mixed, `c${i}-big`), Buffer.alloc(2_000_000 + i, i));
+  const entries = finalizeEntries(await scanTree(mixed, 'm', 'normal'));
+  unlinkSync(join(mixed, 'b-small'));
+  await assert.rejects(tarOf(entries), (e: Error) => e instanceof StrataError && e.message.includes(join(mixed, 'b-small')));
+  assert.equal(fds(), before);
 });
 
 test('finalizeEntries sorts bytewise (UTF-8), adds parents, drops duplicate dirs, rejects conflicts', () => {
