@@ -1,0 +1,217 @@
+/**
+ * Produces a build's new layers: concurrently, from the layer cache where possible, compressed
+ * with the reproducible block gzip when asked, streamed into the destination in job order.
+ *
+ * Output never depends on scheduling: a layer's bytes depend only on its entries, mtime and
+ * compression (deflate blocks sit at fixed offsets, see src/compress), and every
+ * `dest.beginBlob` happens in job order, since archive destinations lay blobs out in that order.
+ * Memory stays bounded: `concurrency` layers at a time, each holding a few 1 MiB tar chunks and
+ * at most 2×workers+1 deflate blocks; no layer is ever held whole.
+ */
+import { availableParallelism } from 'node:os';
+import { entriesIdentity, type CachedLayer, type CacheBlobWriter, type LayerCache, type VerifiedBlob } from '../cache/layer-cache.js';
+import { checkProducibleCompression } from '../compress/compression.js';
+import { DeflatePool } from '../compress/deflate-pool.js';
+import { GzipCompressor, type ByteSink } from '../compress/gzip-writer.js';
+import type { Digest } from '../image/digest.js';
+import type { Layer } from '../image/layer.js';
+import { ociLayerMediaType, type Compression } from '../image/media-types.js';
+import type { TarEntry } from '../tar/entry.js';
+import { tarSize, writeLayerTar } from '../tar/writer.js';
+import type { BlobWriter, ImageDestination } from '../transports/types.js';
+
+export interface LayerJob {
+  /** Finalized entries (as storeLayerEntries / finalizeEntries return them). */
+  entries: readonly TarEntry[];
+  storePaths?: readonly string[];
+  /**
+   * Content identity for the cache (layerIdentity for store layers). Without one, and with a
+   * cache, the identity is derived from the entries (entriesIdentity: header fields, content
+   * hashes and an lstat signature per source file).
+   */
+  identity?: string;
+}
+
+/** What produceLayers did; pass an object to have it filled (tests and the benchmark read it). */
+export interface ProduceStats {
+  /** Job indexes built from their sources. */
+  built: number[];
+  /** Job indexes copied from the cache. */
+  fromCache: number[];
+  /** Every source file read while building (the tar writer reads each exactly once). */
+  filesRead: string[];
+  /** Uncompressed tar bytes produced. */
+  bytesTarred: number;
+}
+
+export interface ProduceOptions {
+  mtime: number;
+  compression: Compression;
+  /** undefined = --no-cache. */
+  cache?: LayerCache;
+  /** Layers produced at once; default os.availableParallelism(). */
+  concurrency?: number;
+  /** Deflate worker threads (gzip only); default = concurrency. 0 deflates on the main thread. */
+  workers?: number;
+  stats?: ProduceStats;
+}
+
+export function newProduceStats(): ProduceStats {
+  return { built: [], fromCache: [], filesRead: [], bytesTarred: 0 };
+}
+
+/** Produces every job's layer into `dest`; the result is in job order. */
+export async function produceLayers(jobs: readonly LayerJob[], dest: ImageDestination, opts: ProduceOptions): Promise<Layer[]> {
+  const compression = opts.compression;
+  checkProducibleCompression(compression);
+  const concurrency = Math.max(1, Math.floor(opts.concurrency ?? availableParallelism()));
+  const workers = Math.max(0, Math.floor(opts.workers ?? concurrency));
+  let pool: DeflatePool | undefined;
+  // Created on first need: a build served wholly from the cache starts no threads.
+  const getPool = (): DeflatePool => (pool ??= new DeflatePool(workers));
+
+  // beginBlob strictly in job order: job i begins only after job i-1 has begun.
+  const begun: Promise<unknown>[] = [];
+  const results: Promise<Layer>[] = [];
+  let failed = false;
+  let next = 0;
+  const running = new Set<Promise<unknown>>();
+
+  try {
+    while (next < jobs.length) {
+      while (running.size >= concurrency) await Promise.race(running);
+      if (failed) break;
+      const i = next++;
+      let signalBegun!: () => void;
+      begun[i] = new Promise<void>((r) => (signalBegun = r));
+      const after = i === 0 ? Promise.resolve() : begun[i - 1]!;
+      const p = produceOne(i, jobs[i]!, dest, opts, compression, getPool, async (size) => {
+        await after;
+        try {
+          return await dest.beginBlob(size);
+        } finally {
+          signalBegun();
+        }
+      });
+      // A job that fails before beginning must still release the jobs queued behind it.
+      p.catch(() => {
+        failed = true;
+        signalBegun();
+      });
+      results.push(p);
+      const tracked = p.then(() => undefined, () => undefined).finally(() => running.delete(tracked));
+      running.add(tracked);
+    }
+    // Every started job settles before we return or throw: no write may outlive this call.
+    const settled = await Promise.allSettled(results);
+    const firstError = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (firstError) throw firstError.reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<Layer>).value);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function produceOne(
+  index: number,
+  job: LayerJob,
+  dest: ImageDestination,
+  opts: ProduceOptions,
+  compression: 'none' | 'gzip',
+  getPool: () => DeflatePool,
+  begin: (size?: number) => Promise<BlobWriter>,
+): Promise<Layer> {
+  const cache = opts.cache;
+  const identity = cache ? job.identity ?? entriesIdentity(job.entries, opts.mtime, compression) : undefined;
+  let cached: { entry: CachedLayer; blob: VerifiedBlob } | undefined;
+  if (cache && identity !== undefined) {
+    const entry = await cache.lookup(identity);
+    const blob = entry && entry.compression === compression ? await cache.openVerified(entry) : undefined;
+    if (entry && blob) cached = { entry, blob };
+    else cache.stats.misses++;
+  }
+  if (cached) {
+    try {
+      return await copyFromCache(index, job, cached.entry, cached.blob, begin, opts.stats);
+    } finally {
+      await cached.blob.close();
+    }
+  }
+  return build(index, job, identity, opts, compression, getPool, begin);
+}
+
+async function copyFromCache(index: number, job: LayerJob, entry: CachedLayer, blob: VerifiedBlob, begin: (size?: number) => Promise<BlobWriter>, stats?: ProduceStats): Promise<Layer> {
+  const writer = await begin(entry.size);
+  try {
+    await blob.copyTo(writer);
+    const open = await writer.close(entry.digest, entry.size);
+    stats?.fromCache.push(index);
+    return layerOf(entry.diffId, entry.digest, entry.size, entry.compression, job, open);
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
+}
+
+async function build(
+  index: number,
+  job: LayerJob,
+  identity: string | undefined,
+  opts: ProduceOptions,
+  compression: 'none' | 'gzip',
+  getPool: () => DeflatePool,
+  begin: (size?: number) => Promise<BlobWriter>,
+): Promise<Layer> {
+  const tarBytes = tarSize(job.entries);
+  // Uncompressed blobs have a known size, so archives can reserve their place and write in place;
+  // compressed ones do not, and are spooled by the destination.
+  const writer = await begin(compression === 'none' ? tarBytes : undefined);
+  let cacheWriter: CacheBlobWriter | undefined;
+  let gzip: GzipCompressor | undefined;
+  try {
+    if (opts.cache && identity !== undefined) cacheWriter = await opts.cache.beginBlob();
+    const out = tee(writer, cacheWriter);
+    if (compression === 'gzip') gzip = new GzipCompressor(out, getPool());
+    const tarSink: BlobWriter = {
+      write: (chunk) => (gzip ?? out).write(chunk),
+      close: () => Promise.reject(new Error('internal: the tar writer does not close its output')),
+      abort: async () => {},
+    };
+    const { diffId, size: tarred } = await writeLayerTar(job.entries, { mtime: opts.mtime }, tarSink);
+    let digest: Digest = diffId;
+    let size = tarred;
+    if (gzip) ({ digest, size } = await gzip.finish());
+    const open = await writer.close(digest, size);
+    if (cacheWriter && identity !== undefined) {
+      await cacheWriter.publish({ identity, diffId, digest, size, compression, uncompressedSize: tarred });
+    }
+    if (opts.stats) {
+      opts.stats.built.push(index);
+      opts.stats.bytesTarred += tarred;
+      for (const e of job.entries) if (e.type === 'file' && e.source !== undefined && e.size > 0) opts.stats.filesRead.push(e.source);
+    }
+    return layerOf(diffId, digest, size, compression, job, open);
+  } catch (e) {
+    await gzip?.settle();
+    await writer.abort();
+    await cacheWriter?.discard();
+    throw e;
+  }
+}
+
+function tee(a: ByteSink, b: ByteSink | undefined): ByteSink {
+  if (!b) return a;
+  return { write: async (chunk) => void (await Promise.all([a.write(chunk), b.write(chunk)])) };
+}
+
+function layerOf(diffId: Digest, digest: Digest, size: number, compression: Compression, job: LayerJob, open: Layer['open']): Layer {
+  return {
+    diffId,
+    digest,
+    size,
+    mediaType: ociLayerMediaType(compression),
+    compression,
+    ...(job.storePaths ? { storePaths: job.storePaths } : {}),
+    open,
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * Cache identities: a digest of everything a layer's bytes depend on. Two builds that compute
+ * the same identity produce the same blob, so the second may take the first one's from the cache.
+ *
+ * What goes in: the tar format and compression format tags (a change to either writer must miss),
+ * the tar options (mtime, store directory), and per store path its content identity — the NAR
+ * hash when the closure gives one (Nix guarantees a store path with that hash has that content),
+ * otherwise an lstat signature of every file below it (type, mode, size, mtime and ctime in ns,
+ * inode, symlink target), so a file changed in any ordinary way changes the identity.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { join } from 'node:path';
+import type { StorePathInfo } from '../closure/types.js';
+import { compressionFormatTag } from '../compress/compression.js';
+import type { Compression } from '../image/media-types.js';
+import type { TarEntry } from '../tar/entry.js';
+import { StrataError } from '../util/errors.js';
+
+/**
+ * Version of the bytes src/tar/writer.ts and src/tar/scan.ts produce for given inputs. Bump it
+ * whenever either changes its output (header fields, modes, entry order, padding): cached layers
+ * from the old writer then stop matching.
+ */
+export const TAR_FORMAT_TAG = 'strata-tar/1';
+
+export interface IdentityTarOptions {
+  /** mtime written on every header. */
+  mtime: number;
+  /** Logical store directory (`/nix/store`): the names inside the layer. */
+  storeDir: string;
+  /** Physical root the store paths are read from; consulted only for paths without a NAR hash. */
+  storeRoot: string;
+}
+
+/** NAR hashes by store path: a closure's `paths` map, or a map to hash strings. */
+export type NarHashLookup = ReadonlyMap<string, StorePathInfo | string | undefined>;
+
+/** Identity of a store layer holding `storePaths` (in the order the layer lists them). */
+export function layerIdentity(storePaths: readonly string[], narHashes: NarHashLookup | undefined, tar: IdentityTarOptions, compression: Compression): string {
+  const h = createHash('sha256');
+  field(h, 'store-layer');
+  field(h, TAR_FORMAT_TAG);
+  field(h, compressionFormatTag(compression));
+  field(h, String(tar.mtime));
+  field(h, tar.storeDir);
+  for (const p of storePaths) {
+    field(h, p);
+    const info = narHashes?.get(p);
+    const narHash = typeof info === 'string' ? info : info?.narHash;
+    if (narHash) {
+      field(h, `nar:${narHash}`);
+    } else {
+      field(h, 'lstat');
+      lstatSignature(h, join(tar.storeRoot || '/', p), '');
+    }
+  }
+  return `sha256:${h.digest('hex')}`;
+}
+
+/**
+ * Identity of an arbitrary layer from its finished entry list (the customisation layer, or any
+ * job the caller gave no identity): every header field, generated contents by hash, and an
+ * lstat signature of each source file.
+ */
+export function entriesIdentity(entries: readonly TarEntry[], mtime: number, compression: Compression): string {
+  const h = createHash('sha256');
+  field(h, 'entries');
+  field(h, TAR_FORMAT_TAG);
+  field(h, compressionFormatTag(compression));
+  field(h, String(mtime));
+  for (const e of entries) {
+    field(h, `${e.type} ${e.mode.toString(8)} ${e.size} ${e.name}`);
+    if (e.linkTarget !== undefined) field(h, `-> ${e.linkTarget}`);
+    if (e.content !== undefined) field(h, `content ${createHash('sha256').update(e.content).digest('hex')}`);
+    else if (e.source !== undefined) {
+      field(h, `source ${e.source}`);
+      field(h, statSignature(lstatOrThrow(e.source)));
+    }
+  }
+  return `sha256:${h.digest('hex')}`;
+}
+
+/** Length-prefixed, so no two different field lists hash the same. */
+function field(h: Hash, s: string): void {
+  const b = Buffer.from(s, 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  h.update(len);
+  h.update(b);
+}
+
+function statSignature(st: BigIntStats): string {
+  return `${st.mode.toString(8)} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino}`;
+}
+
+function lstatOrThrow(path: string): BigIntStats {
+  try {
+    return lstatSync(path, { bigint: true });
+  } catch (e) {
+    throw new StrataError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Walks a tree (names sorted, so readdir order cannot matter) and hashes each entry's stat. */
+function lstatSignature(h: Hash, physical: string, rel: string): void {
+  const st = lstatOrThrow(physical);
+  field(h, `${rel} ${statSignature(st)}`);
+  if (st.isSymbolicLink()) {
+    field(h, readlinkSync(physical, { encoding: 'buffer' }).toString('latin1'));
+  } else if (st.isDirectory()) {
+    let names: string[];
+    try {
+      names = readdirSync(physical);
+    } catch (e) {
+      throw new StrataError(`cannot read directory ${physical}: ${(e as Error).message}`, { cause: e });
+    }
+    names.sort();
+    for (const n of names) lstatSignature(h, join(physical, n), `${rel}/${n}`);
+  }
+}

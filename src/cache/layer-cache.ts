@@ -1,0 +1,263 @@
+/**
+ * The local layer cache: finished layer blobs keyed by the identity of their inputs, plus a
+ * DiffID → compressed blob map (what containerd and buildkit keep), so a layer whose inputs did
+ * not change is neither re-read, re-tarred, re-hashed nor recompressed.
+ *
+ * Layout (under <dir>/v1, one filesystem so renames are atomic):
+ *   blobs/sha256/<hex>             blob bytes, immutable once published
+ *   layers/<sha256(identity)>.json  { identity, diffId, digest, size, compression, uncompressedSize }
+ *   diffids/<compression>/<hex>.json { diffId, digest, size }
+ *   tmp/                            files being written; renamed into place when complete
+ *
+ * Safe with several builds on one cache: everything is written to a unique temporary file and
+ * renamed into place, and two builds publishing the same entry publish the same bytes (outputs are
+ * deterministic), so whichever rename lands last changes nothing. Readers never trust an entry:
+ * a blob is hashed before use, and a truncated or altered one is deleted and rebuilt.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { digestHex, isDigest, type Digest } from '../image/digest.js';
+import type { Compression } from '../image/media-types.js';
+import { StrataError } from '../util/errors.js';
+import { canonicalJsonBytes } from '../util/json.js';
+import type { ByteSink } from '../compress/gzip-writer.js';
+
+export { entriesIdentity, layerIdentity, TAR_FORMAT_TAG, type IdentityTarOptions, type NarHashLookup } from './identity.js';
+
+/** $XDG_CACHE_HOME/strata, or ~/.cache/strata (XDG says to ignore a relative XDG_CACHE_HOME). */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CACHE_HOME;
+  return xdg && isAbsolute(xdg) ? join(xdg, 'strata') : join(homedir(), '.cache', 'strata');
+}
+
+export interface CachedLayer {
+  identity: string;
+  diffId: Digest;
+  /** Blob digest (equals diffId when uncompressed). */
+  digest: Digest;
+  size: number;
+  compression: Compression;
+  uncompressedSize: number;
+}
+
+export interface CacheStats {
+  /** Identity lookups answered with a verified blob. */
+  hits: number;
+  misses: number;
+  /** Entries found broken (bad index JSON, missing, truncated or altered blob) and dropped. */
+  corrupt: number;
+  /** Entries written. */
+  published: number;
+}
+
+/** A cached blob whose bytes were just hashed and match; read from the same open file. */
+export interface VerifiedBlob {
+  readonly size: number;
+  /** Streams the blob into `out` (from the very inode that was verified). */
+  copyTo(out: ByteSink): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A blob being written into the cache alongside the destination. */
+export interface CacheBlobWriter extends ByteSink {
+  /** Makes the blob and its index entries visible. */
+  publish(entry: CachedLayer): Promise<void>;
+  discard(): Promise<void>;
+}
+
+const IO_CHUNK = 1 << 20;
+const COMPRESSIONS = new Set(['none', 'gzip', 'zstd']);
+
+export class LayerCache {
+  readonly stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, published: 0 };
+  private readonly root: string;
+
+  private constructor(readonly dir: string) {
+    this.root = join(dir, 'v1');
+  }
+
+  static async open(dir: string): Promise<LayerCache> {
+    const c = new LayerCache(dir);
+    try {
+      await Promise.all(['blobs/sha256', 'layers', 'diffids/none', 'diffids/gzip', 'diffids/zstd', 'tmp'].map((d) => mkdir(join(c.root, d), { recursive: true })));
+    } catch (e) {
+      throw new StrataError(`cannot use cache directory ${dir}: ${(e as Error).message}`, { cause: e });
+    }
+    return c;
+  }
+
+  blobPath(digest: Digest): string {
+    return join(this.root, 'blobs', 'sha256', digestHex(digest));
+  }
+
+  private layerPath(identity: string): string {
+    return join(this.root, 'layers', `${createHash('sha256').update(identity).digest('hex')}.json`);
+  }
+
+  private diffIdPath(diffId: Digest, compression: Compression): string {
+    return join(this.root, 'diffids', compression, `${digestHex(diffId)}.json`);
+  }
+
+  /** The index entry for `identity`, if there is a well-formed one (its blob is not checked yet). */
+  async lookup(identity: string): Promise<CachedLayer | undefined> {
+    const raw = await readFile(this.layerPath(identity), 'utf8').catch(() => undefined);
+    if (raw === undefined) return undefined;
+    const entry = parseEntry(raw);
+    if (entry === undefined || entry.identity !== identity) {
+      this.stats.corrupt++;
+      await rm(this.layerPath(identity), { force: true });
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** The compressed blob recorded for a DiffID, if any (verify it with openVerified before use). */
+  async lookupDiffId(diffId: Digest, compression: Compression): Promise<{ digest: Digest; size: number } | undefined> {
+    const raw = await readFile(this.diffIdPath(diffId, compression), 'utf8').catch(() => undefined);
+    if (raw === undefined) return undefined;
+    try {
+      const v = JSON.parse(raw) as { diffId?: unknown; digest?: unknown; size?: unknown };
+      if (v.diffId === diffId && isDigest(v.digest) && Number.isSafeInteger(v.size)) return { digest: v.digest, size: v.size as number };
+    } catch {
+      // fall through: treated as absent
+    }
+    return undefined;
+  }
+
+  /**
+   * Opens the blob of `entry` and hashes it. Returns it open, ready to copy, when size and sha256
+   * match; otherwise drops the entry (blob and index) and returns undefined, so the caller rebuilds.
+   */
+  async openVerified(entry: { identity?: string; digest: Digest; size: number }): Promise<VerifiedBlob | undefined> {
+    const path = this.blobPath(entry.digest);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch {
+      return this.dropCorrupt(entry);
+    }
+    try {
+      const ok = (await fh.stat()).size === entry.size && (await hashFile(fh, entry.size)) === entry.digest;
+      if (!ok) {
+        await fh.close();
+        return this.dropCorrupt(entry);
+      }
+    } catch (e) {
+      await fh.close();
+      throw new StrataError(`cannot read cached blob ${path}: ${(e as Error).message}`, { cause: e });
+    }
+    this.stats.hits++;
+    return {
+      size: entry.size,
+      copyTo: (out) => copyFile(fh, entry.size, out, path),
+      close: () => fh.close(),
+    };
+  }
+
+  private async dropCorrupt(entry: { identity?: string; digest: Digest }): Promise<undefined> {
+    this.stats.corrupt++;
+    // The blob may be shared by several identities; removing it makes them all miss and rebuild,
+    // which republishes good bytes. A concurrent build that already verified its open copy is
+    // unaffected (it holds the old inode).
+    await rm(this.blobPath(entry.digest), { force: true });
+    if (entry.identity !== undefined) await rm(this.layerPath(entry.identity), { force: true });
+    return undefined;
+  }
+
+  /** Starts writing a blob into the cache's tmp directory. */
+  async beginBlob(): Promise<CacheBlobWriter> {
+    const tmp = this.tmpPath('blob');
+    const fh = await open(tmp, 'wx', 0o644);
+    let written = 0;
+    let closed = false;
+    const closeOnce = async () => {
+      if (!closed) {
+        closed = true;
+        await fh.close();
+      }
+    };
+    return {
+      write: async (chunk) => {
+        await fh.write(chunk, 0, chunk.length, written);
+        written += chunk.length;
+      },
+      publish: async (entry) => {
+        await closeOnce();
+        if (written !== entry.size) throw new Error(`internal: cached blob is ${written} bytes, entry says ${entry.size}`);
+        // Rename over an existing blob of this digest: it is either identical or corrupt.
+        await rename(tmp, this.blobPath(entry.digest));
+        await this.writeAtomic(this.diffIdPath(entry.diffId, entry.compression), { diffId: entry.diffId, digest: entry.digest, size: entry.size });
+        // The index entry last: it is what lookups find, and its blob is in place by now.
+        await this.writeAtomic(this.layerPath(entry.identity), entry);
+        this.stats.published++;
+      },
+      discard: async () => {
+        await closeOnce().catch(() => undefined);
+        await rm(tmp, { force: true });
+      },
+    };
+  }
+
+  private tmpPath(kind: string): string {
+    return join(this.root, 'tmp', `${kind}-${process.pid}-${randomBytes(8).toString('hex')}`);
+  }
+
+  private async writeAtomic(path: string, value: unknown): Promise<void> {
+    const tmp = this.tmpPath('json');
+    await writeFile(tmp, canonicalJsonBytes(value), { flag: 'wx', mode: 0o644 });
+    await rename(tmp, path);
+  }
+}
+
+export function openLayerCache(dir: string): Promise<LayerCache> {
+  return LayerCache.open(dir);
+}
+
+function parseEntry(raw: string): CachedLayer | undefined {
+  try {
+    const v = JSON.parse(raw) as Record<string, unknown>;
+    const ok = typeof v.identity === 'string' && isDigest(v.diffId) && isDigest(v.digest) && Number.isSafeInteger(v.size)
+      && Number.isSafeInteger(v.uncompressedSize) && typeof v.compression === 'string' && COMPRESSIONS.has(v.compression);
+    if (!ok) return undefined;
+    return {
+      identity: v.identity as string,
+      diffId: v.diffId as Digest,
+      digest: v.digest as Digest,
+      size: v.size as number,
+      compression: v.compression as Compression,
+      uncompressedSize: v.uncompressedSize as number,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+async function hashFile(fh: FileHandle, size: number): Promise<Digest> {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(IO_CHUNK);
+  let pos = 0;
+  while (pos < size) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(IO_CHUNK, size - pos), pos);
+    if (bytesRead === 0) break;
+    h.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  return `sha256:${h.digest('hex')}`;
+}
+
+/** Copies `size` bytes with one read ahead of the pending write, each into a fresh buffer. */
+async function copyFile(fh: FileHandle, size: number, out: ByteSink, path: string): Promise<void> {
+  let pos = 0;
+  let pending: Promise<void> | undefined;
+  while (pos < size) {
+    const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, size - pos));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    if (bytesRead === 0) throw new StrataError(`cached blob ${path} shrank while it was being copied`);
+    if (pending) await pending;
+    pending = out.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  if (pending) await pending;
+}

@@ -1,0 +1,106 @@
+/**
+ * A fixed set of worker threads that deflate blocks (pigz's model). One pool serves every layer
+ * of a build, so one large layer can use every core and several small ones share them.
+ *
+ * `size: 0` deflates on the calling thread instead: same function, same bytes (tests compare
+ * the two), useful where threads are unwanted.
+ */
+import { Worker } from 'node:worker_threads';
+import { deflateBlock } from './deflate-block.js';
+import type { BlockRequest, BlockResponse } from './deflate-worker.js';
+
+interface Pending {
+  resolve(out: Uint8Array): void;
+  reject(e: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: number;
+}
+
+export class DeflatePool {
+  private readonly slots: Slot[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private readonly queue: { req: BlockRequest; transfer: ArrayBuffer[] }[] = [];
+  private nextId = 0;
+  private failed: Error | undefined;
+  private closed = false;
+
+  /** Blocks sent to one worker before it answers: two keeps it busy while its answer travels back. */
+  private static readonly PER_WORKER = 2;
+
+  constructor(readonly size: number) {
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(new URL('./deflate-worker.js', import.meta.url));
+      const slot: Slot = { worker, busy: 0 };
+      worker.on('message', (m: BlockResponse) => this.answer(slot, m));
+      worker.on('error', (e) => this.fail(e));
+      worker.on('exit', (code) => {
+        if (!this.closed) this.fail(new Error(`deflate worker exited unexpectedly (code ${code})`));
+      });
+      // Idle workers must not keep a finished CLI alive.
+      worker.unref();
+      this.slots.push(slot);
+    }
+  }
+
+  /**
+   * Deflates one block. `block` is transferred to the worker when it owns its whole
+   * ArrayBuffer (the caller must not touch it afterwards); the dictionary is copied.
+   */
+  deflate(block: Uint8Array, dict: Uint8Array | undefined, last: boolean): Promise<Uint8Array> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.size === 0) {
+      try {
+        return Promise.resolve(deflateBlock(block, dict, last));
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    }
+    const id = this.nextId++;
+    const req: BlockRequest = { id, block, last, ...(dict ? { dict: dict.slice() } : {}) };
+    const transfer: ArrayBuffer[] = [];
+    if (block.byteOffset === 0 && block.byteLength === block.buffer.byteLength) transfer.push(block.buffer as ArrayBuffer);
+    if (req.dict) transfer.push(req.dict.buffer as ArrayBuffer);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.queue.push({ req, transfer });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      let best: Slot | undefined;
+      for (const s of this.slots) if (s.busy < DeflatePool.PER_WORKER && (best === undefined || s.busy < best.busy)) best = s;
+      if (best === undefined) return;
+      const { req, transfer } = this.queue.shift()!;
+      best.busy++;
+      if (best.busy === 1) best.worker.ref(); // work outstanding: keep the process alive for it
+      best.worker.postMessage(req, transfer);
+    }
+  }
+
+  private answer(slot: Slot, m: BlockResponse): void {
+    slot.busy--;
+    if (slot.busy === 0) slot.worker.unref();
+    const p = this.pending.get(m.id);
+    this.pending.delete(m.id);
+    if ('error' in m) p?.reject(new Error(`deflate worker failed: ${m.error}`));
+    else p?.resolve(m.out);
+    this.dispatch();
+  }
+
+  private fail(e: Error): void {
+    this.failed ??= e;
+    for (const p of this.pending.values()) p.reject(this.failed);
+    this.pending.clear();
+    this.queue.length = 0;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
