@@ -174,6 +174,9 @@ async function build(
     if (compression === 'gzip') gzip = new GzipCompressor(out, getPool());
     const tarSink: BlobWriter = {
       write: (chunk) => (gzip ?? out).write(chunk),
+      // The compressor copies every chunk into its blocks before the write resolves; the cache
+      // file is written before it resolves too; so chunks are free once the destination says so.
+      releasesChunks: gzip !== undefined || writer.releasesChunks === true,
       close: () => Promise.reject(new Error('internal: the tar writer does not close its output')),
       abort: async () => {},
     };

@@ -56,7 +56,7 @@ export interface CacheStats {
 export interface VerifiedBlob {
   readonly size: number;
   /** Streams the blob into `out` (from the very inode that was verified). */
-  copyTo(out: ByteSink): Promise<void>;
+  copyTo(out: ByteSink & { releasesChunks?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -247,12 +247,18 @@ async function hashFile(fh: FileHandle, size: number): Promise<Digest> {
   return `sha256:${h.digest('hex')}`;
 }
 
-/** Copies `size` bytes with one read ahead of the pending write, each into a fresh buffer. */
-async function copyFile(fh: FileHandle, size: number, out: ByteSink, path: string): Promise<void> {
+/**
+ * Copies `size` bytes, reading the next chunk while the previous one is written. Two buffers
+ * alternate when the sink releases chunks once written; otherwise each chunk is fresh.
+ */
+async function copyFile(fh: FileHandle, size: number, out: ByteSink & { releasesChunks?: boolean }, path: string): Promise<void> {
   let pos = 0;
   let pending: Promise<void> | undefined;
+  const pair = out.releasesChunks === true ? [Buffer.allocUnsafe(IO_CHUNK), Buffer.allocUnsafe(IO_CHUNK)] : undefined;
+  let turn = 0;
   while (pos < size) {
-    const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, size - pos));
+    const want = Math.min(IO_CHUNK, size - pos);
+    const buf = pair ? pair[turn++ & 1]!.subarray(0, want) : Buffer.allocUnsafe(want);
     const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
     if (bytesRead === 0) throw new StrataError(`cached blob ${path} shrank while it was being copied`);
     if (pending) await pending;

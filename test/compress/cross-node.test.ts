@@ -1,0 +1,78 @@
+/**
+ * Byte-identical gzip blobs from Node 20 and Node 22: a second Node is installed from the npm
+ * registry (the `node` package ships the binary) into a shared temp dir, and the same script
+ * compresses the same sample under both, with the worker pool and inline, with different read
+ * chunk sizes, and once with the CPU-specific CRC-32 (node:zlib's) replaced by the portable
+ * table. The deflater itself (fflate) is pure JavaScript: it has no CPU-specific path to disable.
+ *
+ * Needs the npm registry on the first run. STRATA_SKIP_NODE22=1 skips the Node 22 half.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { distDir, tempDir } from '../support/paths.js';
+import { sampleData } from './sample-data.js';
+
+const script = join(distDir, 'test', 'compress', 'gzip-digest-script.js');
+
+interface Run {
+  node: string;
+  crc32: string;
+  threaded: string;
+  inline: string;
+  size: number;
+}
+
+function run(nodeBin: string, chunk: number, env: NodeJS.ProcessEnv = {}, out?: string): Run {
+  const stdout = execFileSync(nodeBin, [script, String(chunk), ...(out ? [out] : [])], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  return JSON.parse(stdout) as Run;
+}
+
+/** Installs node@22 once into a temp dir shared by test runs (installed aside, renamed into place). */
+function node22(): string {
+  const home = join(tmpdir(), 'strata-test-node22');
+  const bin = join(home, 'node_modules', 'node', 'bin', 'node');
+  if (!existsSync(bin)) {
+    const staging = mkdtempSync(join(tmpdir(), 'strata-test-node22-'));
+    const r = spawnSync('npm', ['install', '--prefix', staging, '--no-audit', '--no-fund', '--no-save', 'node@22'], { encoding: 'utf8', timeout: 600_000 });
+    if (r.status !== 0) {
+      rmSync(staging, { recursive: true, force: true });
+      throw new Error(`npm install node@22 failed (set STRATA_SKIP_NODE22=1 to skip when offline):\n${r.stderr}`);
+    }
+    try {
+      renameSync(staging, home);
+    } catch {
+      rmSync(staging, { recursive: true, force: true }); // another run installed it first
+    }
+  }
+  return bin;
+}
+
+test('gzip blobs are byte-identical under Node 20 and Node 22, threaded or inline, any chunking, any CRC-32 implementation', { timeout: 900_000 }, (t) => {
+  const dir = tempDir(t);
+  const base = run(process.execPath, 65536, {}, join(dir, 'a.gz'));
+  assert.match(base.node, /^v20\./, 'the test suite itself runs on Node 20');
+  assert.equal(base.threaded, base.inline);
+  // Independent check that the bytes are what they claim to be: gunzip restores the sample.
+  const gz = readFileSync(join(dir, 'a.gz'));
+  assert.equal(Buffer.compare(gunzipSync(gz), sampleData()), 0);
+  assert.equal(gz.length, base.size);
+
+  const pure = run(process.execPath, 4096, { STRATA_PURE_CRC32: '1' });
+  assert.equal(pure.crc32, 'portable');
+  assert.equal(pure.threaded, base.threaded);
+
+  if (process.env.STRATA_SKIP_NODE22 === '1') {
+    t.diagnostic('Node 22 comparison skipped (STRATA_SKIP_NODE22=1)');
+    return;
+  }
+  const other = run(node22(), 1_000_003);
+  assert.match(other.node, /^v22\./);
+  assert.equal(other.threaded, base.threaded, `Node ${other.node} vs ${base.node}`);
+  assert.equal(other.inline, base.threaded);
+  t.diagnostic(`${base.node} and ${other.node}: ${base.threaded} (${base.size} bytes)`);
+});

@@ -1,0 +1,30 @@
+/**
+ * Deterministic test input for the gzip tests: text-like runs (long matches), pseudo-random runs
+ * (stored blocks) and zero runs, in a few MiB, so several deflate blocks of every kind occur.
+ * Generated from a fixed seed with an explicit PRNG: identical on every Node version.
+ */
+export function sampleData(size = 5 * (1 << 20) + 12345, seed = 0x1234_5678): Buffer {
+  let a = seed >>> 0;
+  const rand = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+  const out = Buffer.alloc(size);
+  const words = ['nix', 'store', 'layer', 'glibc', 'lib', 'share', 'bin', '/', '-', '.so', '\n', ' ', 'hello', 'strata', '0', '1'];
+  let at = 0;
+  while (at < size) {
+    const kind = rand() % 8;
+    const len = Math.min(size - at, 1000 + (rand() % 300_000));
+    if (kind < 5) {
+      let i = at;
+      while (i < at + len) i += out.write(words[rand() % words.length]!, i, at + len - i, 'latin1');
+    } else if (kind < 7) {
+      for (let i = at; i < at + len; i++) out[i] = rand() & 0xff;
+    } // else: zeros (already)
+    at += len;
+  }
+  return out;
+}
