@@ -5,7 +5,7 @@
  * same store contents produce the same entries.
  */
 import { lstatSync, readdirSync, readlinkSync, type Dirent, type Stats } from 'node:fs';
-import { join, posix } from 'node:path';
+import { join, posix, resolve } from 'node:path';
 import { StrataError } from '../util/errors.js';
 import { policyMode, type ModePolicy, type TarEntry } from './entry.js';
 
@@ -26,11 +26,11 @@ function normalizeName(imagePath: string): string {
   return name;
 }
 
+/** Empty, absolute, trailing '/', empty or '.'/'..' components, NUL: one regex, as it runs per entry. */
+const BAD_NAME = /^$|^\/|\/$|\/\/|(?:^|\/)\.\.?(?:\/|$)|\0/;
+
 function validateName(name: string): void {
-  const bad =
-    name === '' || name.includes('\0') || name.startsWith('/') || name.endsWith('/') ||
-    name.split('/').some((c) => c === '' || c === '.' || c === '..');
-  if (bad) throw new StrataError(`invalid path inside the image: ${JSON.stringify(name)}`);
+  if (BAD_NAME.test(name)) throw new StrataError(`invalid path inside the image: ${JSON.stringify(name)}`);
 }
 
 /**
@@ -54,7 +54,7 @@ export async function scanTree(physicalPath: string, imagePath: string, policy: 
   const rootType = typeOf(st, physicalPath);
   if (rootType === 'directory') {
     out.push({ name: rootName, type: 'directory', mode: policyMode(policy, 'directory', st.mode), size: 0 });
-    walkDir(physicalPath, rootName, policy, out);
+    walkDir(physicalPath === '/' ? '' : resolve(physicalPath), rootName, policy, out);
   } else {
     addLeaf(physicalPath, rootName, rootType, st, policy, out);
   }
@@ -115,7 +115,7 @@ function walkDir(dir: string, dirName: string, policy: ModePolicy, out: TarEntry
   // (slower) byte-exact listing needed to tell a real U+FFFD from an undecodable name.
   if (dirents.some((d) => d.name.includes('\uFFFD'))) checkUtf8Names(dir);
   for (const d of dirents) {
-    const physical = join(dir, d.name);
+    const physical = `${dir}/${d.name}`; // dir is already normalised: plain concatenation suffices
     const name = `${dirName}/${d.name}`;
     const type = typeOf(d, physical);
     if (type === 'directory') {
