@@ -19,6 +19,8 @@ import type { HashReply, HashRequest } from './hash-worker.js';
 
 interface Job {
   waiters: (() => void)[];
+  /** One entry per posted update, in order: what to do when its ack arrives. */
+  onAck: ((() => void) | undefined)[];
   outstanding: number;
   done?: (hex: string) => void;
   fail: (e: unknown) => void;
@@ -44,6 +46,7 @@ function getWorker(): Worker | undefined {
     if (!job) return;
     if (m.kind === 'ack') {
       job.outstanding--;
+      job.onAck.shift()?.();
       job.waiters.shift()?.();
     } else {
       jobs.delete(m.job);
@@ -88,7 +91,7 @@ export class ParallelHash {
       return;
     }
     for (let i = 0; i < slots; i++) this.free.push(freeSlots.pop() ?? new SharedArrayBuffer(SLOT_SIZE));
-    this.job = { waiters: [], outstanding: 0, fail: (e) => { this.failure = e; this.job!.waiters.splice(0).forEach((f) => f()); } };
+    this.job = { waiters: [], onAck: [], outstanding: 0, fail: (e) => { this.failure = e; this.job!.waiters.splice(0).forEach((f) => f()); } };
     jobs.set(this.id, this.job);
     this.w.ref();
   }
@@ -114,8 +117,33 @@ export class ParallelHash {
       new Uint8Array(slot, 0, len).set(chunk.subarray(off, off + len));
       this.busy.push(slot);
       job.outstanding++;
+      job.onAck.push(undefined);
       this.w!.postMessage({ job: this.id, kind: 'update', sab: slot, offset: 0, length: len } satisfies HashRequest);
     }
+  }
+
+  /** True when updateInPlace is available (a worker runs). */
+  get inPlace(): boolean {
+    return this.inline === undefined;
+  }
+
+  /**
+   * Queues a SharedArrayBuffer-backed chunk for hashing without copying it. The caller must not
+   * change it before `hashed` resolves; the call itself resolves once few enough chunks wait.
+   * The caller must also keep reusing such buffers rather than drop them: see freeSlots.
+   */
+  async updateInPlace(chunk: Buffer): Promise<{ hashed: Promise<void> }> {
+    this.check();
+    if (!(chunk.buffer instanceof SharedArrayBuffer)) throw new Error('updateInPlace needs a SharedArrayBuffer-backed chunk');
+    const job = this.job!;
+    let done!: () => void;
+    const hashed = new Promise<void>((r) => (done = r));
+    job.outstanding++;
+    job.onAck.push(done);
+    this.w!.postMessage({ job: this.id, kind: 'update', sab: chunk.buffer, offset: chunk.byteOffset, length: chunk.length } satisfies HashRequest);
+    while (job.outstanding > this.slots && this.failure === undefined) await new Promise<void>((r) => job.waiters.push(r));
+    this.check();
+    return { hashed };
   }
 
   async digest(): Promise<string> {

@@ -60,8 +60,11 @@ export async function writeLayerTar(entries: readonly TarEntry[], opts: LayerTar
   }
   const hash = new ParallelHash();
   // Buffers are recycled only when the writer promises not to keep them (see releasesChunks).
-  const recycle = out.releasesChunks === true ? (b: Buffer): void => planner.release(b) : undefined;
-  const planner = new Planner(entries, mtime);
+  // Recycled buffers can then also be shared memory that the hash worker reads in place,
+  // which saves copying every byte once more on the main thread.
+  const recycling = out.releasesChunks === true;
+  const inPlace = recycling && hash.inPlace;
+  const planner = new Planner(entries, mtime, recycling ? (inPlace ? sharedChunks : plainChunks) : undefined);
   const chunks: Chunk[] = [];
   const writes: Promise<void>[] = [];
   let size = 0;
@@ -72,10 +75,12 @@ export async function writeLayerTar(entries: readonly TarEntry[], opts: LayerTar
       if (c === undefined) break;
       await c.ready;
       const bytes = c.len === c.buf.length ? c.buf : c.buf.subarray(0, c.len);
-      await hash.update(bytes);
+      let hashed: Promise<void> | undefined;
+      if (inPlace) ({ hashed } = await hash.updateInPlace(bytes));
+      else await hash.update(bytes);
       size += bytes.length;
       const w = out.write(bytes);
-      if (recycle) void w.then(() => recycle(c.buf), () => {});
+      if (recycling) void Promise.all([w, hashed]).then(() => planner.release(c.buf), () => {});
       w.catch(() => {}); // observed below, in order; this only keeps a later rejection "handled"
       writes.push(w);
       if (writes.length >= WRITES_IN_FLIGHT) await writes.shift();
@@ -93,6 +98,16 @@ export async function writeLayerTar(entries: readonly TarEntry[], opts: LayerTar
   }
   return { diffId: `sha256:${await hash.digest()}`, size };
 }
+
+/**
+ * Recycled chunk buffers, kept across layers. Shared ones must never be dropped while the
+ * process lives: once posted to the hash worker, a SharedArrayBuffer stays referenced from the
+ * worker's (rarely collected) heap, so dropping and reallocating would grow memory per layer.
+ */
+const sharedChunks: Buffer[] = [];
+const plainChunks: Buffer[] = [];
+/** Enough for a few layers written at once; any excess is left to the garbage collector. */
+const POOL_MAX = 64;
 
 interface Chunk {
   buf: Buffer;
@@ -123,17 +138,17 @@ class Planner {
   readonly pending = new Set<Promise<void>>();
   private readonly limiter = new Limiter(FILE_TASKS);
   private aborted = false;
-  private readonly spare: Buffer[] = [];
 
-  constructor(private readonly entries: readonly TarEntry[], private readonly mtime: number) {}
+  /** `pool`: where recycled chunk buffers come from and go back to; undefined: always fresh. */
+  constructor(private readonly entries: readonly TarEntry[], private readonly mtime: number, private readonly pool?: Buffer[]) {}
 
   abort(): void {
     this.aborted = true;
   }
 
-  /** Takes back a chunk buffer the BlobWriter is done with. */
+  /** Takes back a chunk buffer the BlobWriter (and the hash) are done with. */
   release(buf: Buffer): void {
-    if (this.spare.length < CHUNKS_IN_FLIGHT + WRITES_IN_FLIGHT) this.spare.push(buf);
+    if (this.pool && this.pool.length < POOL_MAX) this.pool.push(buf);
   }
 
   async closeAll(): Promise<void> {
@@ -148,7 +163,7 @@ class Planner {
 
   /** Fills one chunk: headers now, file data as reads started on the pool. */
   next(): Chunk {
-    const buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+    const buf = this.pool?.pop() ?? (this.pool === sharedChunks ? Buffer.from(new SharedArrayBuffer(CHUNK)) : Buffer.allocUnsafeSlow(CHUNK));
     const tasks: Promise<void>[] = [];
     let pos = 0;
     while (pos < CHUNK) {
