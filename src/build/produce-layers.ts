@@ -202,9 +202,25 @@ async function build(
   }
 }
 
+/**
+ * Writes every chunk to `a` and (if given) `b`, one chunk at a time: the tar writer keeps several
+ * writes pending, and a sink that computes its file position after awaiting (as the OCI directory
+ * and spool writers do today) would put overlapping writes at the same offset. Serialising here
+ * costs no overlap that matters: reads and hashing still run ahead of the writes.
+ */
 function tee(a: ByteSink, b: ByteSink | undefined): ByteSink {
-  if (!b) return a;
-  return { write: async (chunk) => void (await Promise.all([a.write(chunk), b.write(chunk)])) };
+  let last: Promise<unknown> = Promise.resolve();
+  return {
+    write(chunk) {
+      const next = last.then(async () => {
+        if (b) await Promise.all([a.write(chunk), b.write(chunk)]);
+        else await a.write(chunk);
+      });
+      // After a failure every later write fails too (the chain stays rejected), never half-applies.
+      last = next;
+      return next;
+    },
+  };
 }
 
 function layerOf(diffId: Digest, digest: Digest, size: number, compression: Compression, job: LayerJob, open: Layer['open']): Layer {

@@ -180,8 +180,10 @@ export class LayerCache {
     };
     return {
       write: async (chunk) => {
-        await fh.write(chunk, 0, chunk.length, written);
+        // The position is taken before awaiting: writes may overlap, each has its own place.
+        const at = written;
         written += chunk.length;
+        await fh.write(chunk, 0, chunk.length, at);
       },
       publish: async (entry) => {
         await closeOnce();

@@ -1,0 +1,190 @@
+/**
+ * The layer cache through produceLayers with real destinations: a rebuild after one leaf changes
+ * reads only that path's files and gives the bytes of a cold build; corrupt entries are detected,
+ * rebuilt and repaired; two builds at once on one cache agree; beginBlob follows job order.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { defaultCacheDir, layerIdentity, openLayerCache } from '../../src/cache/layer-cache.js';
+import { newProduceStats, produceLayers } from '../../src/build/produce-layers.js';
+import type { Compression } from '../../src/image/media-types.js';
+import { storeLayerEntries } from '../../src/tar/scan.js';
+import { tarSize } from '../../src/tar/writer.js';
+import { openDockerArchiveDestination } from '../../src/transports/docker-archive/write.js';
+import type { ImageDestination } from '../../src/transports/types.js';
+import { StrataError } from '../../src/util/errors.js';
+import { distDir, tempDir } from '../support/paths.js';
+import { buildFixture, filesBelow, makeStore, MTIME, STORE_DIR } from './fixture.js';
+
+const fileSha = (p: string): string => `sha256:${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+
+for (const compression of ['none', 'gzip'] as const satisfies readonly Compression[]) {
+  test(`${compression}: a rebuild after a leaf changes reads only that path's files and equals a cold build`, async (t) => {
+    const dir = tempDir(t);
+    const store = makeStore(dir);
+    const cache = await openLayerCache(join(dir, 'cache'));
+
+    const s1 = newProduceStats();
+    const cold = await buildFixture(store, join(dir, 'cold'), { compression, cache, stats: s1 });
+    assert.deepEqual(s1.built.sort(), [0, 1, 2, 3]);
+    // The cache changes nothing about the bytes, and neither does scheduling.
+    const noCache = await buildFixture(store, join(dir, 'nocache'), { compression, concurrency: 1 });
+    assert.equal(noCache.outputDigest, cold.outputDigest);
+
+    const s2 = newProduceStats();
+    const warm = await buildFixture(store, join(dir, 'warm'), { compression, cache, stats: s2 });
+    assert.deepEqual(s2.fromCache.sort(), [0, 1, 2, 3]);
+    assert.deepEqual(s2.filesRead, []);
+    assert.equal(warm.outputDigest, cold.outputDigest);
+
+    writeFileSync(join(store.root, store.leaf, 'bin', 'app'), '#!/bin/sh\necho changed, and longer\n');
+    const s3 = newProduceStats();
+    const rebuilt = await buildFixture(store, join(dir, 'rebuilt'), { compression, cache, stats: s3 });
+    assert.deepEqual(s3.built, [3]);
+    assert.deepEqual(s3.fromCache.sort(), [0, 1, 2]);
+    assert.deepEqual([...new Set(s3.filesRead)].sort(), filesBelow(store.root, store.leaf));
+    assert.equal(s3.filesRead.length, new Set(s3.filesRead).size, 'each file read once');
+
+    const coldAfter = await buildFixture(store, join(dir, 'cold-after'), { compression });
+    assert.equal(rebuilt.outputDigest, coldAfter.outputDigest);
+    assert.notEqual(rebuilt.outputDigest, cold.outputDigest, 'the change reached the image');
+    for (const [i, l] of rebuilt.layers.entries()) {
+      assert.equal(l.compression, compression);
+      if (i < 3) assert.equal(l.digest, cold.layers[i]!.digest);
+    }
+  });
+
+  test(`${compression}: truncated, altered or missing cache blobs and broken index entries are rebuilt, never used`, async (t) => {
+    const dir = tempDir(t);
+    const store = makeStore(dir);
+    const cache = await openLayerCache(join(dir, 'cache'));
+    const cold = await buildFixture(store, join(dir, 'cold'), { compression, cache });
+    const blob = (i: number): string => cache.blobPath(cold.layers[i]!.digest);
+
+    const damage: [string, number, () => void][] = [
+      ['truncated', 1, () => truncateSync(blob(1), Math.floor(cold.layers[1]!.size / 2))],
+      ['altered (same size)', 0, () => {
+        const b = readFileSync(blob(0));
+        b[b.length >> 1] ^= 0x01;
+        writeFileSync(blob(0), b);
+      }],
+      ['emptied', 2, () => truncateSync(blob(2), 0)],
+    ];
+    for (const [what, i, harm] of damage) {
+      harm();
+      assert.notEqual(fileSha(blob(i)), cold.layers[i]!.digest, `${what}: the damage is real`);
+      const corruptBefore = cache.stats.corrupt;
+      const stats = newProduceStats();
+      const again = await buildFixture(store, join(dir, `after-${i}`), { compression, cache, stats });
+      assert.deepEqual(stats.built, [i], what);
+      assert.equal(cache.stats.corrupt, corruptBefore + 1, what);
+      assert.equal(again.outputDigest, cold.outputDigest, `${what}: output as from a cold build`);
+      assert.equal(fileSha(blob(i)), cold.layers[i]!.digest, `${what}: cache entry repaired`);
+    }
+
+    // Index entries that are not valid JSON or name no blob: every layer is rebuilt.
+    const indexDir = join(cache.dir, 'v1', 'layers');
+    const indexFiles = readdirSync(indexDir);
+    assert.equal(indexFiles.length, 4);
+    writeFileSync(join(indexDir, indexFiles[0]!), '{"identity": tru');
+    for (const f of indexFiles.slice(1)) writeFileSync(join(indexDir, f), JSON.stringify({ ...JSON.parse(readFileSync(join(indexDir, f), 'utf8')), digest: 'nonsense' }));
+    const stats = newProduceStats();
+    const again = await buildFixture(store, join(dir, 'after-index'), { compression, cache, stats });
+    assert.deepEqual(stats.built.sort(), [0, 1, 2, 3]);
+    assert.equal(again.outputDigest, cold.outputDigest);
+    const warm = newProduceStats();
+    await buildFixture(store, join(dir, 'after-index-warm'), { compression, cache, stats: warm });
+    assert.deepEqual(warm.fromCache.sort(), [0, 1, 2, 3], 'index repaired');
+  });
+}
+
+function runBuild(root: string, cacheDir: string, out: string, compression: string): Promise<{ outputDigest: string; stats: { built: number[]; fromCache: number[] } }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [join(distDir, 'test', 'cache', 'build-script.js'), root, cacheDir, out, compression], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => (code === 0 ? resolve(JSON.parse(stdout)) : reject(new Error(`build-script exited ${code}: ${stderr}`))));
+  });
+}
+
+test('two builds at once on one cache (separate processes) both succeed with identical outputs', async (t) => {
+  const dir = tempDir(t);
+  const store = makeStore(dir);
+  const cacheDir = join(dir, 'cache');
+  const expected = await buildFixture(store, join(dir, 'reference'), { compression: 'gzip' });
+  for (const round of ['empty cache', 'warm cache']) {
+    const [a, b] = await Promise.all([
+      runBuild(store.root, cacheDir, join(dir, `a-${round}`), 'gzip'),
+      runBuild(store.root, cacheDir, join(dir, `b-${round}`), 'gzip'),
+    ]);
+    assert.equal(a.outputDigest, expected.outputDigest, round);
+    assert.equal(b.outputDigest, expected.outputDigest, round);
+    if (round === 'warm cache') {
+      assert.deepEqual(a.stats.fromCache.sort(), [0, 1, 2, 3]);
+      assert.deepEqual(b.stats.fromCache.sort(), [0, 1, 2, 3]);
+    }
+  }
+  assert.deepEqual(readdirSync(join(cacheDir, 'v1', 'tmp')), [], 'no temporary files left behind');
+});
+
+test('beginBlob is called in job order whatever finishes first', async (t) => {
+  const dir = tempDir(t);
+  const store = makeStore(dir);
+  // The big path first: with 4 jobs at once, the small ones finish long before it.
+  const order = [store.paths[1]!, store.paths[0]!, store.paths[2]!, store.paths[3]!];
+  const jobs = await Promise.all(order.map(async (p) => ({ entries: await storeLayerEntries(STORE_DIR, store.root, [p]), storePaths: [p] })));
+  const real = await openDockerArchiveDestination(join(dir, 'x.tar'), { mtime: 1 });
+  const sizes: (number | undefined)[] = [];
+  const dest: ImageDestination = { ...real, beginBlob: (n) => (sizes.push(n), real.beginBlob(n)) };
+  const layers = await produceLayers(jobs, dest, { mtime: MTIME, compression: 'none', concurrency: 4 });
+  await real.abort();
+  assert.deepEqual(sizes, jobs.map((j) => tarSize(j.entries)));
+  assert.deepEqual(layers.map((l) => l.size), sizes);
+  assert.deepEqual(layers.map((l) => l.storePaths), order.map((p) => [p]));
+});
+
+test('zstd is refused before the destination is touched', async (t) => {
+  const dir = tempDir(t);
+  let touched = false;
+  const dest = { name: 'x', compression: 'zstd', beginBlob: async () => { touched = true; throw new Error('no'); } } as unknown as ImageDestination;
+  await assert.rejects(produceLayers([{ entries: [] }], dest, { mtime: 1, compression: 'zstd' }), (e: unknown) => e instanceof StrataError && /zstd/.test(e.message));
+  assert.equal(touched, false);
+  void dir;
+});
+
+test('layer identity: NAR hash when known, else an lstat signature; tar options and compression count', (t) => {
+  const dir = tempDir(t);
+  const store = makeStore(dir);
+  const p = store.leaf;
+  const tar = { mtime: 1, storeDir: STORE_DIR, storeRoot: store.root };
+  const lstatId = layerIdentity([p], undefined, tar, 'gzip');
+  assert.match(lstatId, /^sha256:[0-9a-f]{64}$/);
+  assert.equal(layerIdentity([p], undefined, tar, 'gzip'), lstatId, 'stable while nothing changes');
+  assert.notEqual(layerIdentity([p], undefined, tar, 'none'), lstatId);
+  assert.notEqual(layerIdentity([p], undefined, { ...tar, mtime: 2 }, 'gzip'), lstatId);
+  // Same size, same content, only the mtime moved: still a miss (the file may have changed).
+  const f = join(store.root, p, 'bin', 'app');
+  utimesSync(f, new Date(1000), new Date(2000));
+  assert.notEqual(layerIdentity([p], undefined, tar, 'gzip'), lstatId);
+
+  const nar = new Map([[p, { path: p, references: [], narSize: 1, narHash: 'sha256-AAAA' }]]);
+  const narId = layerIdentity([p], nar, tar, 'gzip');
+  writeFileSync(f, 'different');
+  // Nix's contract: a store path with a given NAR hash has that content; the disk is not consulted.
+  assert.equal(layerIdentity([p], nar, tar, 'gzip'), narId);
+  assert.equal(layerIdentity([p], nar, { ...tar, storeRoot: '/elsewhere' }, 'gzip'), narId);
+  assert.notEqual(layerIdentity([p], new Map([[p, 'sha256-BBBB']]), tar, 'gzip'), narId);
+});
+
+test('defaultCacheDir follows XDG_CACHE_HOME (absolute only), else ~/.cache/strata', () => {
+  assert.equal(defaultCacheDir({ XDG_CACHE_HOME: '/var/cache/me' }), '/var/cache/me/strata');
+  assert.equal(defaultCacheDir({ XDG_CACHE_HOME: 'relative' }), join(homedir(), '.cache', 'strata'));
+  assert.equal(defaultCacheDir({}), join(homedir(), '.cache', 'strata'));
+});
