@@ -8,6 +8,8 @@
  *   - warm:     the same image again: HEADs only, zero blob bytes;
  *   - streamed: the layers written through beginBlob() into a new repository (the build path,
  *               where layers are uploaded while they are produced; nothing is skipped);
+ *   - spool cold/warm: beginBlob() with blobWrites 'spool' (temp file, then HEAD/upload) into a
+ *               new repository, then again: the rebuilt-but-unchanged case costs HEADs only;
  *   - mount:    the image into another repository with mountFrom: cross-repository mounts.
  * Layers are incompressible pseudo-random tars, so the numbers are transfer, not compression.
  * Timings are printed, never asserted.
@@ -59,7 +61,7 @@ function writeLayer(path: string, bytes: number, seed: number): Layer {
 
 function line(name: string, seconds: number, bytes: number, stats: RegistryStats): void {
   const mb = bytes / 1e6;
-  console.log(`${name.padEnd(10)} ${seconds.toFixed(2).padStart(7)} s  ${(mb / seconds).toFixed(1).padStart(8)} MB/s  ` +
+  console.log(`${name.padEnd(11)} ${seconds.toFixed(2).padStart(7)} s  ${(mb / seconds).toFixed(1).padStart(8)} MB/s  ` +
     `uploaded ${(stats.blobBytesUploaded / 1e6).toFixed(1)} MB, ${stats.blobsUploaded} blobs up, ${stats.blobsSkipped} skipped, ${stats.blobsMounted} mounted, ${stats.requests} requests`);
 }
 
@@ -73,10 +75,10 @@ async function main(): Promise<void> {
     const total = layers.reduce((n, l) => n + l.size, 0) + image.configBytes.length;
     console.log(`image: ${LAYERS} layers, ${(total / 1e6).toFixed(1)} MB, registry ${reg.host} (distribution, filesystem storage)`);
 
-    const push = async (name: string, ref: string, how: 'addLayer' | 'stream', mountFrom?: string[], parallel = 1) => {
+    const push = async (name: string, ref: string, how: 'addLayer' | 'stream' | 'spool', mountFrom?: string[], parallel = 1) => {
       const stats = newRegistryStats();
       const t0 = process.hrtime.bigint();
-      const dest = await openRegistryDestination(ref, { stats, ...(mountFrom ? { mountFrom } : {}) });
+      const dest = await openRegistryDestination(ref, { stats, ...(mountFrom ? { mountFrom } : {}), ...(how === 'spool' ? { blobWrites: 'spool' as const } : {}) });
       const one = async (l: Layer) => {
         if (how === 'addLayer') return dest.addLayer(l);
         const w = await dest.beginBlob(l.size);
@@ -94,6 +96,8 @@ async function main(): Promise<void> {
     await push('warm', `${reg.host}/bench/app:warm`, 'addLayer');
     await push('streamed', `${reg.host}/bench/streamed:1`, 'stream');
     await push('stream x4', `${reg.host}/bench/streamed4:1`, 'stream', undefined, 4);
+    await push('spool cold', `${reg.host}/bench/spooled:1`, 'spool');
+    await push('spool warm', `${reg.host}/bench/spooled:2`, 'spool');
     await push('mount', `${reg.host}/bench/mounted:1`, 'addLayer', ['bench/app']);
   } finally {
     await reg.stop();

@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry, type StartedRegistry } from '../support/registry.js';
@@ -144,4 +144,28 @@ test('podman pulls the pushed image and runs it', async () => {
 
 test('unknown tag and unknown repository give clear errors', async () => {
   await assert.rejects(openRegistrySource(`${reg.host}/team/app:nope`), /manifest unknown.*no such tag in team\/app/);
+});
+
+test("blobWrites 'spool': a rebuilt, unchanged layer written through beginBlob is not uploaded again", async () => {
+  const big = makeBigLayer(dir, 'spooled', 2, 'spool');
+  const bytes = readFileSync(big.path);
+  const image = makeImage([big]);
+  const pushStreamed = async (tag: string) => {
+    const stats = newRegistryStats();
+    const dest = await openRegistryDestination(`${reg.host}/team/spooled:${tag}`, { blobWrites: 'spool', chunkSize: 512 * 1024, spoolDir: dir, stats });
+    const w = await dest.beginBlob(bytes.length);
+    for (let off = 0; off < bytes.length; off += 100_000) await w.write(bytes.subarray(off, off + 100_000));
+    const reopen = await w.close(big.digest, big.size);
+    await dest.commit(image, []);
+    return { stats, reopen };
+  };
+  const first = await pushStreamed('1');
+  assert.equal(first.stats.blobBytesUploaded, big.size + image.configBytes.length);
+  const h = createHash('sha256');
+  for await (const c of await first.reopen()) h.update(c as Buffer);
+  assert.equal(`sha256:${h.digest('hex')}`, sha256File(big.path));
+  const second = await pushStreamed('2');
+  assert.equal(second.stats.blobBytesUploaded, 0, 'the same layer bytes rebuilt must not go up again');
+  assert.deepEqual((await inspect(`${reg.host}/team/spooled:2`)).Layers, [big.digest]);
+  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('strata-push-')), [], 'spool files are removed');
 });

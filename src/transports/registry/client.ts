@@ -30,6 +30,15 @@ export interface RegistryOptions extends CredentialOptions {
   mountFrom?: readonly string[];
   /** Compression the destination asks of new layers. Default gzip (what registries serve). */
   compression?: Compression;
+  /**
+   * How beginBlob() sends a new layer. 'stream' (default): PATCHed while it is produced, so
+   * building and uploading overlap, but a layer the registry already has is sent again, since
+   * its digest is known only at the end. 'spool': written to a temporary file first (under
+   * `spoolDir`, default the system temp dir), then skipped, mounted or uploaded like addLayer():
+   * a rebuilt, unchanged layer costs no upload.
+   */
+  blobWrites?: 'stream' | 'spool';
+  spoolDir?: string;
   /** Counters to add to besides the process-wide `registryStats` (one per push in tests). */
   stats?: RegistryStats;
 }

@@ -1,3 +1,7 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StrataError } from '../../util/errors.js';
 import { canonicalJsonBytes } from '../../util/json.js';
@@ -25,6 +29,7 @@ export class RegistryDestination implements ImageDestination {
   /** Blobs known to be in the target repository (checked, mounted or uploaded by this push). */
   private readonly present = new Set<Digest>();
   private readonly uploads = new Set<BlobUpload>();
+  private readonly spoolDirs = new Set<string>();
   private blobCount = 0;
 
   constructor(readonly reference: RegistryReference, readonly client: RegistryClient, private readonly opts: RegistryOptions) {
@@ -52,6 +57,12 @@ export class RegistryDestination implements ImageDestination {
   }
 
   async beginBlob(_expectedSize?: number): Promise<BlobWriter> {
+    if (this.opts.blobWrites === 'spool') {
+      this.blobCount++;
+      const dir = await mkdtemp(join(this.opts.spoolDir ?? tmpdir(), 'strata-push-'));
+      this.spoolDirs.add(dir);
+      return new SpoolingBlobWriter(this, dir, `new layer #${this.blobCount} for ${this.name}`, () => this.spoolDirs.delete(dir));
+    }
     const upload = await this.client.startUpload(this.repository);
     this.uploads.add(upload);
     this.blobCount++;
@@ -151,7 +162,9 @@ export class RegistryDestination implements ImageDestination {
   async abort(): Promise<void> {
     const open = [...this.uploads];
     this.uploads.clear();
-    await Promise.all(open.map((u) => u.cancel()));
+    const dirs = [...this.spoolDirs];
+    this.spoolDirs.clear();
+    await Promise.all([...open.map((u) => u.cancel()), ...dirs.map((d) => rm(d, { recursive: true, force: true }))]);
   }
 }
 
@@ -205,6 +218,57 @@ class StreamingBlobWriter implements BlobWriter {
     await this.inflight;
     this.done();
     await this.upload.cancel();
+  }
+}
+
+/**
+ * `blobWrites: 'spool'`: the blob goes to a private temporary file while it is produced; at
+ * close, when its digest is known, the registry is asked first, so a layer it already has (the
+ * same layer rebuilt byte for byte) costs a HEAD instead of its whole size. The price is one
+ * local write and read of each new layer, far cheaper than sending it over the network again.
+ */
+class SpoolingBlobWriter implements BlobWriter {
+  private readonly file: string;
+  private fd: FileHandle | undefined;
+  private written = 0;
+
+  constructor(private readonly dest: RegistryDestination, private readonly dir: string, private readonly what: string, private readonly done: () => void) {
+    this.file = join(dir, 'blob');
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    this.fd ??= await open(this.file, 'w');
+    await this.fd.write(chunk);
+    this.written += chunk.length;
+  }
+
+  async close(digest: Digest, size: number): Promise<() => Promise<Readable>> {
+    try {
+      if (!this.fd) this.fd = await open(this.file, 'w');
+      await this.fd.close();
+      this.fd = undefined;
+      if (size !== this.written) throw new StrataError(`${this.what}: closed with size ${size} but ${this.written} bytes were written`);
+      const file = this.file;
+      await this.dest.addLayer({
+        digest, diffId: digest, size, mediaType: MediaTypes.ociLayer, compression: 'none',
+        open: async () => createReadStream(file, { highWaterMark: 1024 * 1024 }),
+      });
+    } finally {
+      await this.cleanup();
+    }
+    const { client, repository } = this.dest;
+    return () => client.getBlob(repository, digest, size, `layer ${digest} of ${this.dest.name}`);
+  }
+
+  async abort(): Promise<void> {
+    await this.cleanup();
+  }
+
+  private async cleanup(): Promise<void> {
+    await this.fd?.close().catch(() => undefined);
+    this.fd = undefined;
+    this.done();
+    await rm(this.dir, { recursive: true, force: true });
   }
 }
 
