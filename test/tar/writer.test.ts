@@ -438,3 +438,19 @@ test('a failing BlobWriter fails the write and leaves no file descriptors open',
   await assert.rejects(writeLayerTar(entries, { mtime: -1 }, collectingWriter()), StrataError);
   await assert.rejects(writeLayerTar([...entries].reverse(), { mtime: 1 }, collectingWriter()), /not sorted/);
 });
+
+test('sizes of 8 GiB and more go into a PAX size record (header level; no such file is written)', async () => {
+  const { planHeader, encodeHeader } = await import('../../src/tar/header.js');
+  const entry: TarEntry = { name: 'big/file', type: 'file', mode: 0o644, size: 2 ** 33 + 5 };
+  const plan = planHeader(entry);
+  // "19 size=8589934597\n" is 19 bytes: 2 digits + ' ' + 'size=' (5) + 10 digits + '\n'.
+  assert.equal(plan.pax?.toString(), '19 size=8589934597\n');
+  assert.equal(tarSize([entry]), 512 + 512 + 512 + (2 ** 33 + 512) + 1024);
+  const buf = Buffer.alloc(plan.headerBytes + 1024);
+  encodeHeader(entry, plan, 1, buf, 0);
+  // First the PAX header ('x'), then its one block of records, then the ustar header, whose
+  // size field cannot hold the size and says 0 (readers take the PAX record).
+  assert.equal(String.fromCharCode(buf[156]!), 'x');
+  assert.equal(String.fromCharCode(buf[1024 + 156]!), '0');
+  assert.equal(buf.subarray(1024 + 124, 1024 + 136).toString('latin1'), '00000000000\0');
+});
