@@ -104,27 +104,24 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
     keep[d] = 1 - CHANGES_PER_RELEASE * (UNIFORM_SHARE / n + (1 - UNIFORM_SHARE) * nearTop(g.users(d).size) / topWeight);
   }
 
+  const table = byteProducts(keep);
   interface Cluster { members: number[]; bits: Uint32Array; keepAll: number; size: number; version: number; alive: boolean }
   const clusters: Cluster[] = free.map((i) => {
     const bits = new Uint32Array(words);
     bits[i >>> 5]! |= 1 << (i & 31);
     for (const d of g.dependencies(i)) bits[d >>> 5]! |= 1 << (d & 31);
-    return { members: [i], bits, keepAll: productOf(bits, keep), size: g.sizes[i]!, version: 0, alive: true };
+    return { members: [i], bits, keepAll: productOf(bits, table), size: g.sizes[i]!, version: 0, alive: true };
   });
   const cost = (c: { keepAll: number; size: number }) => (1 - c.keepAll) * c.size;
 
   if (clusters.length <= slots) return clusters.map((c) => c.members);
 
   const mergedKeep = (a: Cluster, b: Cluster): number => {
-    // Π(A ∪ B) = Π(A)·Π(B) / Π(A ∩ B), walking only the shared bits.
+    // Π(A ∪ B) = Π(A)·Π(B) / Π(A ∩ B); only words the two closures share cost anything.
     let shared = 1;
     for (let w = 0; w < words; w++) {
-      let x = a.bits[w]! & b.bits[w]!;
-      while (x !== 0) {
-        const low = x & -x;
-        shared *= keep[(w << 5) + 31 - Math.clz32(low)]!;
-        x ^= low;
-      }
+      const x = a.bits[w]! & b.bits[w]!;
+      if (x !== 0) shared *= wordProduct(table, w, x);
     }
     return (a.keepAll * b.keepAll) / shared;
   };
@@ -141,7 +138,7 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
     if (!A.alive || !B.alive || A.version !== e.va || B.version !== e.vb) continue;
     // Merge B into A (A has the smaller first member, so the cluster keeps its tie-break rank).
     for (let w = 0; w < words; w++) A.bits[w]! |= B.bits[w]!;
-    A.keepAll = productOf(A.bits, keep);
+    A.keepAll = productOf(A.bits, table);
     A.members = mergeSorted(A.members, B.members);
     A.size += B.size;
     A.version += 1;
@@ -156,16 +153,33 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
   return clusters.filter((c) => c.alive).map((c) => c.members);
 }
 
-function productOf(bits: Uint32Array, keep: Float64Array): number {
-  let p = 1;
-  for (let w = 0; w < bits.length; w++) {
-    let x = bits[w]!;
-    while (x !== 0) {
-      const low = x & -x;
-      p *= keep[(w << 5) + 31 - Math.clz32(low)]!;
-      x ^= low;
+/**
+ * For every byte of the path bitsets, the product of keep[] over each of its 256 values, so a
+ * product over a set costs one lookup per byte rather than one multiplication per path.
+ */
+function byteProducts(keep: Float64Array): Float64Array {
+  const positions = Math.ceil(keep.length / 32) * 4; // whole 32-bit words, as the bitsets have
+  const table = new Float64Array(positions * 256);
+  for (let pos = 0; pos < positions; pos++) {
+    const t = pos * 256;
+    table[t] = 1;
+    for (let b = 1; b < 256; b++) {
+      const low = b & -b;
+      const bit = pos * 8 + 31 - Math.clz32(low);
+      table[t + b] = table[t + (b ^ low)]! * (bit < keep.length ? keep[bit]! : 1);
     }
   }
+  return table;
+}
+
+function wordProduct(table: Float64Array, w: number, x: number): number {
+  const t = w * 1024;
+  return table[t + (x & 255)]! * table[t + 256 + ((x >>> 8) & 255)]! * table[t + 512 + ((x >>> 16) & 255)]! * table[t + 768 + (x >>> 24)]!;
+}
+
+function productOf(bits: Uint32Array, table: Float64Array): number {
+  let p = 1;
+  for (let w = 0; w < bits.length; w++) if (bits[w] !== 0) p *= wordProduct(table, w, bits[w]!);
   return p;
 }
 
