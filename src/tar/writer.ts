@@ -221,6 +221,10 @@ class Planner {
       throw new Error(`tar entries are not sorted or not unique: ${JSON.stringify(entry.name)} follows ${JSON.stringify(this.prevName.toString())} (use finalizeEntries)`);
     }
     this.prevName = name;
+    if (entry.type !== 'file' && entry.type !== 'directory' && entry.type !== 'symlink') {
+      throw new StrataError(`${entry.name}: unsupported entry type ${JSON.stringify(entry.type)}`);
+    }
+    if (entry.type === 'symlink' && !entry.linkTarget) throw new StrataError(`${entry.name}: symlink without a target`);
     if (entry.type === 'file') {
       if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new StrataError(`${entry.name}: invalid size ${entry.size}`);
       if (entry.content !== undefined && entry.content.length !== entry.size) {
