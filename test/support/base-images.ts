@@ -101,6 +101,8 @@ function baseConfig(diffIds: readonly string[], labels: readonly string[]): Reco
 export interface ArchiveOptions {
   /** Changes the staged members before packing (to make a broken base). */
   mutate?: (stage: string) => void;
+  /** Extra GNU tar arguments for packing (e.g. `-P --transform` to store a `../` name). */
+  tarArgs?: readonly string[];
 }
 
 export interface LegacyArchive {
@@ -115,8 +117,8 @@ export interface LegacyArchive {
  * `<id>/{VERSION,json,layer.tar}` with parent links, and no manifest.json. The ids are arbitrary
  * hex, as old Docker's were random; the top layer's json carries the container config.
  */
-export function legacyDockerArchive(dir: string, layers: readonly BaseLayer[], opts: ArchiveOptions & { loop?: boolean } = {}): LegacyArchive {
-  const stage = join(dir, 'stage-legacy');
+export function legacyDockerArchive(dir: string, layers: readonly BaseLayer[], opts: ArchiveOptions & { loop?: boolean; name?: string } = {}): LegacyArchive {
+  const stage = join(dir, `stage-${opts.name ?? 'legacy-base'}`);
   mkdirSync(stage, { recursive: true });
   const ids = layers.map((l) => hexOf(sha256(`legacy v1 id of ${l.label}`)));
   for (const [i, l] of layers.entries()) {
@@ -139,8 +141,8 @@ export function legacyDockerArchive(dir: string, layers: readonly BaseLayer[], o
   }
   writeFileSync(join(stage, 'repositories'), JSON.stringify({ 'legacy-base': { '1': ids[ids.length - 1] } }));
   opts.mutate?.(stage);
-  const file = join(dir, 'legacy-base.tar');
-  gnuTar(stage, readdirSync(stage), file);
+  const file = join(dir, `${opts.name ?? 'legacy-base'}.tar`);
+  gnuTar(stage, readdirSync(stage), file, opts.tarArgs);
   return { file, ids, repoTag: 'legacy-base:1' };
 }
 
@@ -173,7 +175,7 @@ export function manifestDockerArchive(dir: string, layers: readonly BaseLayer[],
   writeFileSync(join(stage, 'manifest.json'), JSON.stringify([{ Config: `${hexOf(configDigest)}.json`, RepoTags: [repoTag], Layers: layerNames }]));
   opts.mutate?.(stage);
   const file = join(dir, `${name}.tar`);
-  gnuTar(stage, readdirSync(stage), file);
+  gnuTar(stage, readdirSync(stage), file, opts.tarArgs);
   return { file, config, configDigest, layerNames, diffIds, repoTag };
 }
 
