@@ -1,7 +1,7 @@
 /**
  * Issue 3, end to end: strata builds on bases made by hand from the published formats (an
  * old-style parent-chain archive, a manifest.json-only archive, an OCI layout with a gzipped
- * layer), podman runs the results, and both the base's files and our store paths are visible in
+ * layer) and on an oci-archive written by `skopeo copy`; podman runs the results, and both the base's files and our store paths are visible in
  * the container. The base layers must come through bit for bit; what "the base's layers" are is
  * read from the base's own files and from skopeo, never from strata.
  */
@@ -14,7 +14,7 @@ import {
   BASE_KEEP, BASE_RELEASE, legacyDockerArchive, manifestDockerArchive, makeBaseLayers, ociLayoutBase, hexOf,
   type BaseLayer, type LegacyArchive, type ManifestArchive, type OciBase,
 } from '../support/base-images.js';
-import { podman, podmanEnv } from '../support/tools.js';
+import { podman, podmanEnv, skopeo } from '../support/tools.js';
 import {
   bothEntrypoint, buildOn, checkLegacyChain, lowercaseTempDir, ociRef, readDockerArchive, setup, skopeoConfig, skopeoRaw,
   sha, tarListing, tarMemberBytes,
@@ -122,6 +122,25 @@ describe('strata builds on hand-made bases and podman runs the results', () => {
     assert.deepEqual(view.layerDigests.slice(0, 2), oci.layers.map((l) => l.digest), 'docker-archive output: the base blobs byte for byte');
     assert.deepEqual(view.config.rootfs.diff_ids.slice(0, 2), oci.diffIds);
     checkLegacyChain(da);
+  });
+
+  test('(d) an oci-archive written by skopeo copy (every layer gzipped by containers/image): podman runs the image built on it', async () => {
+    const archive = join(dir, 'bases', 'skopeo-oci.tar');
+    await skopeo(['copy', `docker-archive:${newStyle.file}`, `oci-archive:${archive}:base`]);
+    const baseRaw = await skopeoRaw(`oci-archive:${archive}:base`);
+    assert.ok(baseRaw.layers.every((l) => l.mediaType.endsWith('+gzip')), 'fixture: skopeo gzipped the layers');
+
+    const da = (await build(`oci-archive:${archive}:base`)).out;
+    assert.equal((await podman(['run', '--rm', `docker-archive:${da}`], env)).stdout, expected);
+    const view = readDockerArchive(da);
+    assert.deepEqual(view.layerDigests.slice(0, 2), baseRaw.layers.map((l) => l.digest), 'skopeo\'s gzip blobs copied byte for byte');
+    assert.deepEqual(view.config.rootfs.diff_ids.slice(0, 2), newStyle.diffIds, 'diff_ids of the uncompressed tars');
+    checkLegacyChain(da);
+
+    const layout = (await build(archive, 'oci')).out; // a bare path: detected as an oci-archive
+    const ref = `oci:${layout}:${ociRef(layout)}`;
+    assert.equal((await podman(['run', '--rm', ref], env)).stdout, expected);
+    assert.deepEqual((await skopeoRaw(ref)).layers.slice(0, 2), baseRaw.layers, 'base descriptors unchanged');
   });
 
   test('--remove deletes a base file and --add DIR with --remove DIR replaces a base directory (opaque whiteout)', async () => {
