@@ -50,6 +50,11 @@ export interface CacheStats {
   corrupt: number;
   /** Entries written. */
   published: number;
+  /**
+   * Cache reads or writes that failed (unreadable blob, disk full, ...). A cache never fails a
+   * build: a failed read is a miss, a failed write leaves the entry unpublished.
+   */
+  errors: number;
 }
 
 /** A cached blob whose bytes were just hashed and match; read from the same open file. */
@@ -71,7 +76,7 @@ const IO_CHUNK = 1 << 20;
 const COMPRESSIONS = new Set(['none', 'gzip', 'zstd']);
 
 export class LayerCache {
-  readonly stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, published: 0 };
+  readonly stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, published: 0, errors: 0 };
   private readonly root: string;
 
   private constructor(readonly dir: string) {
@@ -144,9 +149,11 @@ export class LayerCache {
         await fh.close();
         return this.dropCorrupt(entry);
       }
-    } catch (e) {
-      await fh.close();
-      throw new StrataError(`cannot read cached blob ${path}: ${(e as Error).message}`, { cause: e });
+    } catch {
+      // Unreadable is not proof of corruption (EIO, a permission change): a miss, entry kept.
+      await fh.close().catch(() => undefined);
+      this.stats.errors++;
+      return undefined;
     }
     this.stats.hits++;
     return {
@@ -166,12 +173,25 @@ export class LayerCache {
     return undefined;
   }
 
-  /** Starts writing a blob into the cache's tmp directory. */
-  async beginBlob(): Promise<CacheBlobWriter> {
+  /**
+   * Starts writing a blob into the cache's tmp directory. Best effort: after any failure (disk
+   * full, cache directory removed) the writer swallows further writes and publish does nothing,
+   * so the build goes on without the cache entry. Undefined when not even the file can be made.
+   */
+  async beginBlob(): Promise<CacheBlobWriter | undefined> {
     const tmp = this.tmpPath('blob');
-    const fh = await open(tmp, 'wx', 0o644);
+    const fh = await open(tmp, 'wx', 0o644).catch(() => undefined);
+    if (!fh) {
+      this.stats.errors++;
+      return undefined;
+    }
     let written = 0;
+    let broken = false;
     let closed = false;
+    const breakOff = (): void => {
+      if (!broken) this.stats.errors++;
+      broken = true;
+    };
     const closeOnce = async () => {
       if (!closed) {
         closed = true;
@@ -183,17 +203,27 @@ export class LayerCache {
         // The position is taken before awaiting: writes may overlap, each has its own place.
         const at = written;
         written += chunk.length;
-        await fh.write(chunk, 0, chunk.length, at);
+        if (broken) return;
+        await fh.write(chunk, 0, chunk.length, at).catch(breakOff);
       },
       publish: async (entry) => {
-        await closeOnce();
-        if (written !== entry.size) throw new Error(`internal: cached blob is ${written} bytes, entry says ${entry.size}`);
-        // Rename over an existing blob of this digest: it is either identical or corrupt.
-        await rename(tmp, this.blobPath(entry.digest));
-        await this.writeAtomic(this.diffIdPath(entry.diffId, entry.compression), { diffId: entry.diffId, digest: entry.digest, size: entry.size });
-        // The index entry last: it is what lookups find, and its blob is in place by now.
-        await this.writeAtomic(this.layerPath(entry.identity), entry);
-        this.stats.published++;
+        await closeOnce().catch(breakOff);
+        if (broken || written !== entry.size) {
+          await rm(tmp, { force: true }).catch(() => undefined);
+          if (!broken) throw new Error(`internal: cached blob is ${written} bytes, entry says ${entry.size}`);
+          return;
+        }
+        try {
+          // Rename over an existing blob of this digest: it is either identical or corrupt.
+          await rename(tmp, this.blobPath(entry.digest));
+          await this.writeAtomic(this.diffIdPath(entry.diffId, entry.compression), { diffId: entry.diffId, digest: entry.digest, size: entry.size });
+          // The index entry last: it is what lookups find, and its blob is in place by now.
+          await this.writeAtomic(this.layerPath(entry.identity), entry);
+          this.stats.published++;
+        } catch {
+          breakOff();
+          await rm(tmp, { force: true }).catch(() => undefined);
+        }
       },
       discard: async () => {
         await closeOnce().catch(() => undefined);

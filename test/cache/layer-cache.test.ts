@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { defaultCacheDir, layerIdentity, openLayerCache } from '../../src/cache/layer-cache.js';
@@ -187,4 +187,19 @@ test('defaultCacheDir follows XDG_CACHE_HOME (absolute only), else ~/.cache/stra
   assert.equal(defaultCacheDir({ XDG_CACHE_HOME: '/var/cache/me' }), '/var/cache/me/strata');
   assert.equal(defaultCacheDir({ XDG_CACHE_HOME: 'relative' }), join(homedir(), '.cache', 'strata'));
   assert.equal(defaultCacheDir({}), join(homedir(), '.cache', 'strata'));
+});
+
+test('a cache that cannot be written never fails the build', async (t) => {
+  const dir = tempDir(t);
+  const store = makeStore(dir);
+  const cache = await openLayerCache(join(dir, 'cache'));
+  const reference = await buildFixture(store, join(dir, 'reference'), { compression: 'gzip' });
+  // Its temp directory vanished (someone cleaned the cache mid-build): nothing can be staged.
+  rmSync(join(cache.dir, 'v1', 'tmp'), { recursive: true });
+  const stats = newProduceStats();
+  const r = await buildFixture(store, join(dir, 'out'), { compression: 'gzip', cache, stats });
+  assert.equal(r.outputDigest, reference.outputDigest);
+  assert.deepEqual(stats.built.sort(), [0, 1, 2, 3]);
+  assert.equal(cache.stats.errors, 4);
+  assert.equal(cache.stats.published, 0);
 });
