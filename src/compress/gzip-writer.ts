@@ -29,7 +29,7 @@ export interface GzipResult {
 }
 
 export class GzipCompressor implements ByteSink {
-  private block = new Uint8Array(BLOCK_SIZE);
+  private block: Uint8Array;
   private fill = 0;
   /** Last DICT_SIZE bytes of the previous block: the next block's dictionary. */
   private dict: Uint8Array | undefined;
@@ -48,6 +48,7 @@ export class GzipCompressor implements ByteSink {
     private readonly pool: DeflatePool,
     private readonly maxBlocksInFlight = Math.max(2, pool.size * 2 + 1),
   ) {
+    this.block = pool.takeBlock(BLOCK_SIZE);
     this.tail = this.emit(GZIP_HEADER).catch((e: unknown) => {
       this.error ??= e;
     });
@@ -96,7 +97,7 @@ export class GzipCompressor implements ByteSink {
     if (!last) this.dict = this.block.slice(BLOCK_SIZE - DICT_SIZE);
     const result = this.pool.deflate(block, dict, last);
     result.catch(() => undefined); // observed in order below
-    this.block = last ? new Uint8Array(0) : new Uint8Array(BLOCK_SIZE);
+    this.block = last ? new Uint8Array(0) : this.pool.takeBlock(BLOCK_SIZE);
     this.fill = 0;
     const done = this.tail.then(async () => {
       if (this.error !== undefined) return;
