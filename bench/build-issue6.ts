@@ -133,19 +133,27 @@ async function main(): Promise<void> {
   await strata('strata cold, gzip (cache on)', 'gzip', join(WORK, 'cache-gzip'), join(WORK, 'gzip-oci'));
   await strata('strata warm, gzip, nothing changed', 'gzip', join(WORK, 'cache-gzip'), join(WORK, 'gzip-oci'));
 
-  // Change one file of a leaf (a path nothing refers to) that has a layer of its own in the
-  // plan, breaking its hard link: the rebuild then concerns exactly that path.
+  // Two kinds of change, each to one file (unlinked and rewritten, breaking its hard link):
+  //  (a) a path with a layer of its own in the plan (popularity gives those to shared paths);
+  //  (b) a leaf (a path nothing refers to), which popularity puts in the last, shared layer:
+  //      the realistic "the application changed" rebuild, which rebuilds that whole layer.
   const closure = await readClosureFile(store.closurePath);
+  const plan = planLayers(closure, 'popularity', 99);
   const referenced = new Set([...closure.paths.values()].flatMap((p) => p.references));
-  const own = planLayers(closure, 'popularity', 99).layers.filter((l) => l.paths.length === 1 && !referenced.has(l.paths[0]!));
-  const leaf = own.map((l) => l.paths[0]!).sort()[0]!;
-  const leafFile = firstFile(join(root, leaf));
-  const content = readFileSync(leafFile);
-  unlinkSync(leafFile);
-  writeFileSync(leafFile, Buffer.concat([content, Buffer.from('changed\n')]));
-  console.log(`leaf change: ${leafFile.slice(root.length)}`);
-  await strata('strata warm, gzip, after a leaf change', 'gzip', join(WORK, 'cache-gzip'), join(WORK, 'gzip-oci'));
-  await strata('strata warm, uncompressed, after a leaf change', 'none', join(WORK, 'cache-none'), join(WORK, 'none.tar'));
+  const own = plan.layers.filter((l) => l.paths.length === 1).map((l) => l.paths[0]!);
+  const change = (storePath: string): void => {
+    const f = firstFile(join(root, storePath));
+    const content = readFileSync(f);
+    unlinkSync(f);
+    writeFileSync(f, Buffer.concat([content, Buffer.from('changed\n')]));
+    console.log(`changed ${f.slice(root.length)}`);
+  };
+  change(own[own.length - 1]!);
+  await strata('strata warm, gzip, one own-layer path changed', 'gzip', join(WORK, 'cache-gzip'), join(WORK, 'gzip-oci'));
+  await strata('strata warm, none, one own-layer path changed', 'none', join(WORK, 'cache-none'), join(WORK, 'none.tar'));
+  const leaf = [...closure.paths.keys()].filter((p) => !referenced.has(p)).sort()[0]!;
+  change(leaf);
+  await strata('strata warm, gzip, a leaf changed (shared layer)', 'gzip', join(WORK, 'cache-gzip'), join(WORK, 'gzip-oci'));
   rmSync(WORK, { recursive: true, force: true });
 }
 
