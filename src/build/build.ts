@@ -3,17 +3,16 @@ import { closureWithout } from '../closure/subset.js';
 import { assembleImage, type DescribedLayer, type ImageSettings } from '../image/assemble.js';
 import { CUSTOMISATION_CREATED_BY, storeLayerHistory } from '../image/history.js';
 import type { Image } from '../image/image.js';
-import type { Layer } from '../image/layer.js';
-import { ociLayerMediaType } from '../image/media-types.js';
 import { storeLayerBudget } from '../layering/budget.js';
 import { planLayers } from '../layering/plan.js';
 import type { PreviousAssignment } from '../layering/stable.js';
 import type { LayerPlan, LayeringStrategy } from '../layering/types.js';
-import type { TarEntry } from '../tar/entry.js';
 import { storeLayerEntries } from '../tar/scan.js';
-import { tarSize, writeLayerTar } from '../tar/writer.js';
 import type { ImageDestination } from '../transports/types.js';
 import { customisationEntries, type CustomisationSpec } from './customisation.js';
+import { produceLayers, type LayerJob, type ProduceStats } from './produce-layers.js';
+import { layerIdentity, type LayerCache } from '../cache/layer-cache.js';
+import type { Compression } from '../image/media-types.js';
 
 export interface BuildOptions {
   closure: Closure;
@@ -30,6 +29,12 @@ export interface BuildOptions {
   customisation: CustomisationSpec;
   /** mtime of every entry in new layers (seconds since the epoch). */
   mtime: number;
+  /** Compression of new layer blobs. */
+  compression: Compression;
+  /** Layer cache; undefined builds every layer afresh (`--no-cache`). */
+  cache?: LayerCache;
+  /** Filled with what was built and what came from the cache. */
+  stats?: ProduceStats;
   tags: readonly string[];
 }
 
@@ -65,37 +70,28 @@ async function buildInto(opts: BuildOptions, dest: ImageDestination): Promise<Bu
 
   for (const layer of baseLayers) await dest.addLayer(layer);
 
-  const newLayers: DescribedLayer[] = [];
+  // Every layer is scanned first (entries are small), then produced, concurrently where the
+  // destination allows, through the cache; blob order stays the plan's order.
+  const jobs: LayerJob[] = [];
   for (const planned of plan.layers) {
-    const entries = await storeLayerEntries(closure.storeDir, opts.storeRoot, planned.paths);
-    const layer = await writeNewLayer(entries, opts.mtime, dest, planned.paths);
-    newLayers.push({ layer, ...storeLayerHistory(planned.paths) });
+    jobs.push({
+      entries: await storeLayerEntries(closure.storeDir, opts.storeRoot, planned.paths),
+      storePaths: planned.paths,
+      identity: layerIdentity(planned.paths, opts.closure.paths, { mtime: opts.mtime, storeDir: closure.storeDir, storeRoot: opts.storeRoot }, opts.compression),
+    });
   }
-  const custom = await customisationEntries(opts.customisation, opts.closure, opts.storeRoot);
-  newLayers.push({ layer: await writeNewLayer(custom, opts.mtime, dest), createdBy: CUSTOMISATION_CREATED_BY });
+  jobs.push({ entries: await customisationEntries(opts.customisation, opts.closure, opts.storeRoot) });
+  const layers = await produceLayers(jobs, dest, {
+    mtime: opts.mtime,
+    compression: opts.compression,
+    ...(opts.cache ? { cache: opts.cache } : {}),
+    ...(opts.stats ? { stats: opts.stats } : {}),
+  });
+  const newLayers: DescribedLayer[] = layers.map((layer, i) => {
+    const paths = plan.layers[i]?.paths;
+    return paths ? { layer, ...storeLayerHistory(paths) } : { layer, createdBy: CUSTOMISATION_CREATED_BY };
+  });
 
   const image = assembleImage(opts.base, newLayers, opts.settings);
   return { image, plan, providedByBase };
-}
-
-/** Streams one layer tar into the destination, hashing it on the way: each file is read once. */
-async function writeNewLayer(entries: readonly TarEntry[], mtime: number, dest: ImageDestination, storePaths?: readonly string[]): Promise<Layer> {
-  const size = tarSize(entries);
-  const writer = await dest.beginBlob(size);
-  try {
-    const { diffId } = await writeLayerTar(entries, { mtime }, writer);
-    const open = await writer.close(diffId, size);
-    return {
-      diffId,
-      digest: diffId,
-      size,
-      mediaType: ociLayerMediaType('none'),
-      compression: 'none',
-      ...(storePaths ? { storePaths } : {}),
-      open,
-    };
-  } catch (err) {
-    await writer.abort();
-    throw err;
-  }
 }

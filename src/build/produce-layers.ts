@@ -205,7 +205,7 @@ async function build(
 /**
  * Writes every chunk to `a` and (if given) `b`, one chunk at a time: the tar writer keeps several
  * writes pending, and a sink that computes its file position after awaiting (as the OCI directory
- * and spool writers do today) would put overlapping writes at the same offset. Serialising here
+ * and spool writers once did) would put overlapping writes at the same offset. Serialising here
  * costs no overlap that matters: reads and hashing still run ahead of the writes.
  */
 function tee(a: ByteSink, b: ByteSink | undefined): ByteSink {

@@ -11,9 +11,10 @@ import type { Layer } from './layer.js';
  * GNU tar use). Reads the layer once, headers only, to its end — so a base layer's digests are
  * verified on the way. Whiteouts (`.wh.*`) delete rather than carry, and are left out.
  */
-export async function storePathsInLayer(layer: Layer, storeDir: string): Promise<string[]> {
+export async function storePathsInLayer(layer: Layer, storeDir: string, source?: string): Promise<string[]> {
+  const what = `layer ${layer.digest}${source ? ` of ${source}` : ''}`;
   if (layer.storePaths !== undefined) return [...layer.storePaths].sort(bytewise);
-  if (layer.compression === 'zstd') throw new StrataError(`layer ${layer.digest} is zstd-compressed, which strata cannot read yet`);
+  if (layer.compression === 'zstd') throw new StrataError(`${what} is zstd-compressed, which strata cannot read yet`);
   const prefix = `${storeDir.replace(/^\/+/, '').replace(/\/+$/, '')}/`;
   const found = new Set<string>();
   const blob = await layer.open();
@@ -25,7 +26,7 @@ export async function storePathsInLayer(layer: Layer, storeDir: string): Promise
     tar = gunzip;
   }
   try {
-    await scanTarStream(tar, `layer ${layer.digest}`, (e) => {
+    await scanTarStream(tar, what, (e) => {
       let n = e.name;
       while (n.startsWith('./') || n.startsWith('/')) n = n.startsWith('/') ? n.slice(1) : n.slice(2);
       if (!n.startsWith(prefix)) return;
@@ -36,7 +37,9 @@ export async function storePathsInLayer(layer: Layer, storeDir: string): Promise
   } catch (e) {
     blob.destroy();
     if (e instanceof StrataError) throw e;
-    throw new StrataError(`layer ${layer.digest}: cannot read its tar: ${(e as Error).message}`, { cause: e });
+    // zlib fails before the verifying stream reaches the end of the blob, so say what its words mean.
+    const corrupt = layer.compression === 'gzip' ? 'its gzip stream is corrupt (it cannot match its digest)' : 'cannot read its tar';
+    throw new StrataError(`${what}: ${corrupt}: ${(e as Error).message}`, { cause: e });
   }
   return [...found].sort(bytewise);
 }

@@ -80,7 +80,7 @@ for (const format of ['docker-archive', 'oci', 'oci-archive'] as const) {
 
     const outA = join(dir, format === 'oci' ? 'outA' : 'a.tar');
     const outB = join(dir, format === 'oci' ? 'outB' : 'b.tar');
-    const common = ['--format', format, '--tag', 'repro:1', '--entrypoint', `${hello}/bin/hello`, '--bin', hello, '--env', 'A=1', '--max-layers', '4'];
+    const common = ['--no-cache', '--format', format, '--tag', 'repro:1', '--entrypoint', `${hello}/bin/hello`, '--bin', hello, '--env', 'A=1', '--max-layers', '4'];
     const cwdB = join(dir, 'elsewhere');
     mkdirSync(cwdB);
     build(['build', demoClosure, '--store-root', storeA, '-o', outA, ...common], {
@@ -112,7 +112,7 @@ test('control: the comparison above notices a changed input (mtime option, one b
   const store = join(dir, 's');
   cpSync(demoRoot, store, { recursive: true, verbatimSymlinks: true });
   const env = { ...process.env };
-  const args = (out: string, extra: string[] = []) => ['build', demoClosure, '--store-root', store, '-o', out, ...extra];
+  const args = (out: string, extra: string[] = []) => ['build', demoClosure, '--store-root', store, '-o', out, '--no-cache', ...extra];
   build(args(join(dir, '1.tar')), { umask: '022', cwd: dir, env });
   build(args(join(dir, '2.tar'), ['--mtime', '2']), { umask: '022', cwd: dir, env });
   assert.notEqual(sha256File(join(dir, '2.tar')), sha256File(join(dir, '1.tar')));
@@ -125,4 +125,23 @@ test('control: the comparison above notices a changed input (mtime option, one b
   // The greeting layer, the config, manifest.json, the legacy json/dirs of every layer above it.
   assert.ok(changed.some((k) => k.endsWith('/layer.tar')), 'a layer changed');
   assert.ok(changed.includes('manifest.json'));
+});
+
+test('gzip oci-archive: a warm-cache rebuild, a cold one and a --no-cache one are byte-identical', (t) => {
+  const dir = tempDir(t);
+  const cache = join(dir, 'cache');
+  const env = { ...process.env };
+  const run = (out: string, extra: string[]) =>
+    build(['build', demoClosure, '--store-root', demoRoot, '--format', 'oci-archive', '--compress', 'gzip', '-o', join(dir, out), ...extra], { umask: '022', cwd: dir, env });
+  run('cold.tar', ['--cache-dir', cache]);
+  run('warm.tar', ['--cache-dir', cache]);
+  run('nocache.tar', ['--no-cache']);
+  const cold = sha256File(join(dir, 'cold.tar'));
+  assert.equal(sha256File(join(dir, 'warm.tar')), cold);
+  assert.equal(sha256File(join(dir, 'nocache.tar')), cold);
+  // The layers really are gzip: every blob but the JSON documents starts with the gzip magic.
+  const archive = join(dir, 'cold.tar');
+  const blobs = [...tarMembers(archive).keys()].filter((k) => k.startsWith('blobs/sha256/') && !k.endsWith('/'));
+  const gz = blobs.filter((k) => spawnSync('tar', ['-xOf', archive, k]).stdout.subarray(0, 2).equals(Buffer.from([0x1f, 0x8b])));
+  assert.equal(gz.length, blobs.length - 2, 'every blob but the config and the manifest is gzip');
 });

@@ -3,6 +3,8 @@ import { emptyCustomisation, parseAdd, parseSymlink, type CustomisationSpec } fr
 import { ociManifest } from '../../image/manifest.js';
 import { openOutputDestination, type OutputFormat } from '../../transports/open-destination.js';
 import { StrataError } from '../../util/errors.js';
+import { checkProducibleCompression } from '../../compress/compression.js';
+import { defaultCacheDir, openLayerCache } from '../../cache/layer-cache.js';
 import { openRegistryDestination } from '../../transports/registry/destination.js';
 import { sameRegistryRepository } from './push.js';
 import { registryOptions } from './registry-flags.js';
@@ -13,6 +15,9 @@ export interface BuildArgs extends ClosureArgs, ImageFlags {
   'store-root': string;
   output?: string;
   push?: string;
+  compress?: 'none' | 'gzip' | 'zstd';
+  cache?: boolean;
+  'cache-dir'?: string;
   format: OutputFormat;
   tag?: string[];
   mtime?: string;
@@ -39,12 +44,21 @@ export async function runBuild(args: BuildArgs): Promise<number> {
       removes: args.remove ?? [],
     };
     const settings = imageSettings(args, base !== undefined);
+    // gzip where registries and OCI tools expect it; docker-archive stays uncompressed (what
+    // `docker save` writes) unless asked.
+    const compression = args.compress ?? (args.push || args.format !== 'docker-archive' ? 'gzip' : 'none');
+    checkProducibleCompression(compression);
+    const cache = args.cache === false ? undefined : await openLayerCache(args['cache-dir'] ?? defaultCacheDir());
     const dest = args.push
       ? await openRegistryDestination(args.push, {
           ...registryOptions(args),
+          compression,
+          // Spool each new layer so its digest is known before upload: a layer the registry
+          // already has then costs one HEAD instead of a re-upload.
+          blobWrites: 'spool',
           ...(args.from && sameRegistryRepository(args.from, args.push) ? { mountFrom: [sameRegistryRepository(args.from, args.push)!] } : {}),
         })
-      : await openOutputDestination({ format: args.format, output: args.output!, mtime });
+      : await openOutputDestination({ format: args.format, output: args.output!, mtime, compression });
     // Archives take their names from --tag; a registry push is named by --push (extra --tag = more tags there).
     const result = await buildImage(
       {
@@ -57,6 +71,8 @@ export async function runBuild(args: BuildArgs): Promise<number> {
         settings,
         customisation,
         mtime,
+        compression,
+        ...(cache ? { cache } : {}),
         tags: args.tag ?? [],
       },
       dest,

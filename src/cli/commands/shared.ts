@@ -44,7 +44,7 @@ export async function openBase(args: ClosureArgs, closure: Closure): Promise<{ s
   const source = await openImageSource(args.from, sourceOptions(args));
   const paths = new Set<string>();
   for (const layer of layersWithHistoryPaths(source.image)) {
-    for (const p of await storePathsInLayer(layer, closure.storeDir)) paths.add(p);
+    for (const p of await storePathsInLayer(layer, closure.storeDir, source.name)) paths.add(p);
   }
   return { source, paths };
 }

@@ -18,6 +18,8 @@ export function reservedBlobWriter(archive: ArchiveFile, placed: PlacedBlob): Bl
   let written = 0;
   const { member } = placed;
   return {
+    // Each write has reached the file when it resolves, so the producer may reuse the buffer.
+    releasesChunks: true,
     async write(chunk: Buffer) {
       if (written + chunk.length > member.size) {
         throw new StrataError(`internal: blob grew past its reserved ${member.size} bytes`);
@@ -67,6 +69,8 @@ export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Pro
   const fh = await open(path, 'wx', 0o600);
   let written = 0;
   return {
+    // Each write has reached the file when it resolves, so the producer may reuse the buffer.
+    releasesChunks: true,
     async write(chunk: Buffer) {
       // The position is claimed before awaiting: producers keep several writes in flight.
       const at = written;

@@ -139,7 +139,8 @@ async function readFromManifest(index: TarIndex, source: string, ref: string | u
     entryIndex = hits[0]!;
   }
   const entry = entries[entryIndex]!;
-  const where = `${file}: manifest.json[${entryIndex}]`;
+  // resolveMember prefixes the archive path itself.
+  const where = `manifest.json[${entryIndex}]`;
 
   const configMember = resolveMember(index, entry.Config, `manifest.json Config`);
   const configBytes = await readMember(index, configMember);

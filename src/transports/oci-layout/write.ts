@@ -59,6 +59,8 @@ export async function openOciDirectoryDestination(path: string, opts: { compress
       const fh = await open(tmp, 'wx', 0o644);
       let written = 0;
       return {
+        // Each write has reached the file when it resolves, so the producer may reuse the buffer.
+        releasesChunks: true,
         async write(chunk) {
           // The position is claimed before awaiting: producers keep several writes in flight.
           const at = written;
