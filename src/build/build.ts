@@ -77,7 +77,10 @@ async function buildInto(opts: BuildOptions, dest: ImageDestination): Promise<Bu
     jobs.push({
       entries: await storeLayerEntries(closure.storeDir, opts.storeRoot, planned.paths),
       storePaths: planned.paths,
-      identity: layerIdentity(planned.paths, opts.closure.paths, { mtime: opts.mtime, storeDir: closure.storeDir, storeRoot: opts.storeRoot }, opts.compression),
+      // Identities cost a walk of the paths when the closure has no narHash: only with a cache.
+      ...(opts.cache
+        ? { identity: layerIdentity(planned.paths, opts.closure.paths, { mtime: opts.mtime, storeDir: closure.storeDir, storeRoot: opts.storeRoot }, opts.compression) }
+        : {}),
     });
   }
   jobs.push({ entries: await customisationEntries(opts.customisation, opts.closure, opts.storeRoot) });

@@ -203,12 +203,15 @@ async function build(
 }
 
 /**
- * Writes every chunk to `a` and (if given) `b`, one chunk at a time: the tar writer keeps several
- * writes pending, and a sink that computes its file position after awaiting (as the OCI directory
- * and spool writers once did) would put overlapping writes at the same offset. Serialising here
- * costs no overlap that matters: reads and hashing still run ahead of the writes.
+ * Writes every chunk to `a` and (if given) `b`, the cache, which places writes by call order.
+ * When `a` promises the same (every file-backed destination does), writes overlap and the tar
+ * writer's reads and hashing run ahead of them; otherwise (a registry upload) they go one at a
+ * time, since a sink that took its position after awaiting would put two chunks in one place.
  */
-function tee(a: ByteSink, b: ByteSink | undefined): ByteSink {
+function tee(a: BlobWriter, b: ByteSink | undefined): ByteSink {
+  if (a.acceptsConcurrentWrites === true) {
+    return { write: async (chunk) => void (await (b ? Promise.all([a.write(chunk), b.write(chunk)]) : a.write(chunk))) };
+  }
   let last: Promise<unknown> = Promise.resolve();
   return {
     write(chunk) {

@@ -82,6 +82,7 @@ export async function main(argv: string[]): Promise<number> {
         registryFlags(y)
           .positional('image', { type: 'string', demandOption: true, describe: 'docker-archive file, OCI layout dir, oci-archive, or a transport reference' })
           .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in a multi-platform image' })
+          .option('previous', { type: 'string', describe: 'previous release: mark which layers are reused and how much is new' })
           .option('json', { type: 'boolean', default: false }),
       async (args) => {
         exitCode = await runInspect(args);

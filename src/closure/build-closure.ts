@@ -1,5 +1,5 @@
 import { StrataError } from '../util/errors.js';
-import { sortBytewise } from './byte-order.js';
+import { sortBytewise } from '../util/byte-order.js';
 import { checkStoreDir, checkStorePath, DEFAULT_STORE_DIR } from './store-path.js';
 import type { Closure, StorePathInfo } from './types.js';
 

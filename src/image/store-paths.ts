@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { StrataError } from '../util/errors.js';
 import { scanTarStream } from '../transports/tar-index.js';
 import type { Layer } from './layer.js';
+import { compareBytes } from '../util/byte-order.js';
 
 /**
  * The top-level store paths a layer carries: `<storeDir>/<name>` for every member named
@@ -13,7 +14,7 @@ import type { Layer } from './layer.js';
  */
 export async function storePathsInLayer(layer: Layer, storeDir: string, source?: string): Promise<string[]> {
   const what = `layer ${layer.digest}${source ? ` of ${source}` : ''}`;
-  if (layer.storePaths !== undefined) return [...layer.storePaths].sort(bytewise);
+  if (layer.storePaths !== undefined) return [...layer.storePaths].sort(compareBytes);
   if (layer.compression === 'zstd') throw new StrataError(`${what} is zstd-compressed, which strata cannot read yet`);
   const prefix = `${storeDir.replace(/^\/+/, '').replace(/\/+$/, '')}/`;
   const found = new Set<string>();
@@ -41,9 +42,5 @@ export async function storePathsInLayer(layer: Layer, storeDir: string, source?:
     const corrupt = layer.compression === 'gzip' ? 'its gzip stream is corrupt (it cannot match its digest)' : 'cannot read its tar';
     throw new StrataError(`${what}: ${corrupt}: ${(e as Error).message}`, { cause: e });
   }
-  return [...found].sort(bytewise);
-}
-
-function bytewise(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return [...found].sort(compareBytes);
 }

@@ -4,6 +4,7 @@
  * that does not depend on how the caller built its maps.
  */
 import type { Closure } from '../closure/types.js';
+import { compareBytes } from '../util/byte-order.js';
 import { StrataError } from '../util/errors.js';
 
 export class ClosureIndex {
@@ -19,7 +20,7 @@ export class ClosureIndex {
 
   constructor(closure: Closure) {
     // Sort explicitly rather than trust map order: a hand-built Closure may not honour it.
-    const paths = [...closure.paths.keys()].sort(compareBytewise);
+    const paths = [...closure.paths.keys()].sort(compareBytes);
     const indexOf = new Map(paths.map((p, i) => [p, i]));
     const refs = paths.map((p) =>
       closure.paths.get(p)!.references
@@ -81,7 +82,3 @@ function reach(start: number, edges: readonly (readonly number[])[]): Set<number
   return seen;
 }
 
-/** Bytewise order for store paths (ASCII by Nix's rules, so UTF-16 order is byte order). */
-export function compareBytewise(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

@@ -23,6 +23,7 @@
  * "foo-1-/nix/store/h". Python compares str by code point, which is UTF-8 byte order.
  */
 import type { Closure } from '../closure/types.js';
+import { sortBytewise } from '../util/byte-order.js';
 import { StrataError } from '../util/errors.js';
 import type { LayerPlan } from './types.js';
 
@@ -72,13 +73,6 @@ export function packageName(path: string): string {
   const start = parts.shift()!;
   parts.push(start);
   return parts.join('-');
-}
-
-function sortBytewise(items: string[]): string[] {
-  return items
-    .map((s) => ({ s, b: Buffer.from(s, 'utf8') }))
-    .sort((x, y) => Buffer.compare(x.b, y.b))
-    .map((d) => d.s);
 }
 
 function indexClosure(closure: Closure): { paths: string[]; refs: number[][] } {

@@ -5,6 +5,7 @@
  * same store contents produce the same entries.
  */
 import { lstatSync, readdirSync, readlinkSync, type Dirent, type Stats } from 'node:fs';
+import { compareBytes } from '../util/byte-order.js';
 import { join, posix, resolve } from 'node:path';
 import { StrataError } from '../util/errors.js';
 import { policyMode, type ModePolicy, type TarEntry } from './entry.js';
@@ -168,28 +169,12 @@ export function finalizeEntries(entries: TarEntry[]): TarEntry[] {
   // JS string order (UTF-16 code units) equals UTF-8 byte order unless a surrogate meets a
   // character in U+E000..U+FFFF; only names holding such characters take the slow comparison.
   const keyed = [...byName.values()].map((e) => ({ e, wide: WIDE.test(e.name) }));
-  keyed.sort((a, b) => (a.wide || b.wide ? compareUtf8(a.e.name, b.e.name) : a.e.name < b.e.name ? -1 : a.e.name > b.e.name ? 1 : 0));
+  keyed.sort((a, b) => (a.wide || b.wide ? compareBytes(a.e.name, b.e.name) : a.e.name < b.e.name ? -1 : a.e.name > b.e.name ? 1 : 0));
   return keyed.map((x) => x.e);
 }
 
 const WIDE = /[\ud800-\uffff]/;
 
-/** Compares as the UTF-8 encodings would: surrogates (code points >= U+10000) rank last. */
-export function compareUtf8(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    let x = a.charCodeAt(i);
-    let y = b.charCodeAt(i);
-    if (x !== y) {
-      if (x >= 0xd800 && y >= 0xd800) {
-        x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
-        y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
-      }
-      return x - y;
-    }
-  }
-  return a.length - b.length;
-}
 
 function describe(e: TarEntry): string {
   return e.type === 'file' ? `file${e.source ? ` from ${e.source}` : ''}` : e.type === 'symlink' ? `symlink to ${e.linkTarget}` : `directory ${e.mode.toString(8)}`;

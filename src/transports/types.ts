@@ -18,6 +18,11 @@ export interface BlobWriter {
    * every chunk, which costs page faults and garbage-collector pressure.
    */
   readonly releasesChunks?: boolean;
+  /**
+   * Optional promise that several writes may be in flight at once: each chunk lands at the
+   * place its call order gives it. Unset, producers wait for each write before the next.
+   */
+  readonly acceptsConcurrentWrites?: boolean;
   /** Ends the blob. Returns how to read it back (for a second output, a cache, or a test). */
   close(digest: Digest, size: number): Promise<() => Promise<Readable>>;
   abort(): Promise<void>;

@@ -58,6 +58,14 @@ test('stable layering: release N+1 built with --previous reuses every layer whos
   }
   assert.ok(reused >= 1, 'some layer was reused');
 
+  // inspect --previous marks the same layers as reused, and counts only the rest as new bytes.
+  const diff = JSON.parse(await ok(['inspect', n1, '--previous', n, '--json'])) as { layers: { inPrevious: boolean; size: number; storePaths: string[] }[]; newBytes: number };
+  // The customisation layer (no store paths) is the same in both releases too.
+  assert.equal(diff.layers.filter((l) => l.inPrevious && l.storePaths.length > 0).length, reused);
+  assert.equal(diff.layers.filter((l) => l.inPrevious && l.storePaths.length === 0).length, 1);
+  assert.equal(diff.newBytes, diff.layers.filter((l) => !l.inPrevious).reduce((s, l) => s + l.size, 0));
+  assert.match(await ok(['inspect', n1, '--previous', n]), /reused/);
+
   // The plan says the same, from the image (--previous) and from a plan file (--plan-in).
   const planPrev = JSON.parse(await ok(['plan', next.closure, '--previous', n, '--json', ...common.filter((a) => a !== '--no-cache')])) as { layers: { paths: string[]; reusedFrom?: number }[] };
   assert.equal(planPrev.layers.filter((l) => l.reusedFrom !== undefined).length, reused);

@@ -3,10 +3,12 @@ import { openImageSource } from '../../transports/open-source.js';
 import { humanSize, layersWithHistoryPaths, sourceOptions } from './shared.js';
 import type { RegistryArgs } from './registry-flags.js';
 
-export async function runInspect(args: RegistryArgs & { image: string; platform?: string; json: boolean }): Promise<number> {
+export async function runInspect(args: RegistryArgs & { image: string; platform?: string; previous?: string; json: boolean }): Promise<number> {
   const source = await openImageSource(args.image, sourceOptions(args));
   try {
     const { image } = source;
+    // With --previous: which layers a client that has the previous image already holds.
+    const previousDigests = args.previous ? await layerDigests(args.previous, args) : undefined;
     const layers = layersWithHistoryPaths(image).map((l, index) => ({
       index,
       digest: l.digest,
@@ -14,6 +16,7 @@ export async function runInspect(args: RegistryArgs & { image: string; platform?
       size: l.size,
       mediaType: l.mediaType,
       storePaths: l.storePaths ?? [],
+      ...(previousDigests ? { inPrevious: previousDigests.has(l.digest) } : {}),
     }));
     const info = {
       source: source.name,
@@ -25,6 +28,7 @@ export async function runInspect(args: RegistryArgs & { image: string; platform?
       config: image.config.config ?? {},
       layers,
       totalSize: layers.reduce((s, l) => s + l.size, 0),
+      ...(previousDigests ? { newBytes: layers.filter((l) => !l.inPrevious).reduce((s, l) => s + l.size, 0) } : {}),
     };
     if (args.json) {
       process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
@@ -36,14 +40,25 @@ export async function runInspect(args: RegistryArgs & { image: string; platform?
       `  platform   ${info.os}/${info.architecture}`,
       `  created    ${info.created ?? '-'}`,
       `  layers     ${layers.length}, ${humanSize(info.totalSize)}`,
+      ...(info.newBytes !== undefined ? [`  vs previous ${layers.filter((l) => l.inPrevious).length} layers reused, ${humanSize(info.newBytes)} new to download`] : []),
     ];
     for (const l of layers) {
-      lines.push(`  [${l.index}] ${l.digest}  ${humanSize(l.size).padStart(9)}  ${l.storePaths.length ? `${l.storePaths.length} store paths` : ''}`);
+      const mark = l.inPrevious === undefined ? '' : l.inPrevious ? 'reused  ' : 'new     ';
+      lines.push(`  [${l.index}] ${mark}${l.digest}  ${humanSize(l.size).padStart(9)}  ${l.storePaths.length ? `${l.storePaths.length} store paths` : ''}`);
       for (const p of l.storePaths) lines.push(`        ${p}`);
     }
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;
   } finally {
     await source.close();
+  }
+}
+
+async function layerDigests(ref: string, args: RegistryArgs & { platform?: string }): Promise<Set<string>> {
+  const previous = await openImageSource(ref, sourceOptions(args));
+  try {
+    return new Set(previous.image.layers.map((l) => l.digest));
+  } finally {
+    await previous.close();
   }
 }

@@ -20,6 +20,7 @@ export function reservedBlobWriter(archive: ArchiveFile, placed: PlacedBlob): Bl
   return {
     // Each write has reached the file when it resolves, so the producer may reuse the buffer.
     releasesChunks: true,
+    acceptsConcurrentWrites: true,
     async write(chunk: Buffer) {
       if (written + chunk.length > member.size) {
         throw new StrataError(`internal: blob grew past its reserved ${member.size} bytes`);
@@ -71,6 +72,7 @@ export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Pro
   return {
     // Each write has reached the file when it resolves, so the producer may reuse the buffer.
     releasesChunks: true,
+    acceptsConcurrentWrites: true,
     async write(chunk: Buffer) {
       // The position is claimed before awaiting: producers keep several writes in flight.
       const at = written;

@@ -61,6 +61,7 @@ export async function openOciDirectoryDestination(path: string, opts: { compress
       return {
         // Each write has reached the file when it resolves, so the producer may reuse the buffer.
         releasesChunks: true,
+        acceptsConcurrentWrites: true,
         async write(chunk) {
           // The position is claimed before awaiting: producers keep several writes in flight.
           const at = written;
