@@ -3,13 +3,14 @@ import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { encodeOuterHeader } from './outer-header.js';
-
-const BLOCK = 512;
+import type { TarEntry } from '../../tar/entry.js';
+import { BLOCK, encodeHeader, planHeader, roundUpBlock } from '../../tar/header.js';
 
 /** A member whose body has a reserved place in the archive; its header is written once named. */
 export interface ReservedMember {
   readonly headerOffset: number;
+  /** Header bytes reserved: one block, plus a PAX header when the size needs one (>= 8 GiB). */
+  readonly headerBytes: number;
   readonly dataOffset: number;
   readonly size: number;
 }
@@ -44,10 +45,12 @@ export class ArchiveFile {
 
   /** Reserves a header block plus a padded body of `size` bytes at the current end. */
   reserve(size: number): ReservedMember {
+    // Member names are ours and short (ustar holds them), so only the size decides the header's length.
+    const headerBytes = planHeader(fileEntry('reserved', size)).headerBytes;
     const headerOffset = this.end;
-    const dataOffset = headerOffset + BLOCK;
-    this.end = dataOffset + padded(size);
-    return { headerOffset, dataOffset, size };
+    const dataOffset = headerOffset + headerBytes;
+    this.end = dataOffset + roundUpBlock(size);
+    return { headerOffset, headerBytes, dataOffset, size };
   }
 
   writeAt(position: number, chunk: Buffer): Promise<void> {
@@ -56,7 +59,18 @@ export class ArchiveFile {
 
   /** Names a reserved member by writing its header (the padding after its body is already zero). */
   async nameMember(m: ReservedMember, name: string): Promise<void> {
-    await this.writeAt(m.headerOffset, encodeOuterHeader({ name, type: 'file', size: m.size, mode: 0o644, mtime: this.mtime }));
+    await this.writeHeader(m, fileEntry(name, m.size));
+  }
+
+  /** The same deterministic header encoder as layer tars: one place decides every header byte. */
+  private async writeHeader(m: ReservedMember, entry: TarEntry): Promise<void> {
+    const plan = planHeader(entry);
+    if (plan.headerBytes !== m.headerBytes) {
+      throw new Error(`internal: header of ${entry.name} needs ${plan.headerBytes} bytes, ${m.headerBytes} were reserved`);
+    }
+    const buf = Buffer.alloc(plan.headerBytes);
+    encodeHeader(entry, plan, this.mtime, buf, 0);
+    await this.writeAt(m.headerOffset, buf);
   }
 
   /** Appends a small regular file. */
@@ -67,13 +81,11 @@ export class ArchiveFile {
   }
 
   async addDirectory(name: string): Promise<void> {
-    const m = this.reserve(0);
-    await this.writeAt(m.headerOffset, encodeOuterHeader({ name: `${name}/`, type: 'directory', size: 0, mode: 0o755, mtime: this.mtime }));
+    await this.writeHeader(this.reserve(0), { name, type: 'directory', mode: 0o755, size: 0 });
   }
 
   async addSymlink(name: string, target: string): Promise<void> {
-    const m = this.reserve(0);
-    await this.writeAt(m.headerOffset, encodeOuterHeader({ name, type: 'symlink', size: 0, mode: 0o777, mtime: this.mtime, linkTarget: target }));
+    await this.writeHeader(this.reserve(0), { name, type: 'symlink', mode: 0o777, size: 0, linkTarget: target });
   }
 
   /** Reads back a member's body (used to re-open a layer written into this archive). */
@@ -101,8 +113,8 @@ export class ArchiveFile {
   }
 }
 
-function padded(n: number): number {
-  return Math.ceil(n / BLOCK) * BLOCK;
+function fileEntry(name: string, size: number): TarEntry {
+  return { name, type: 'file', mode: 0o644, size };
 }
 
 /** Writes all of `chunk` at `position`; a positional write may be short, so loop until done. */
