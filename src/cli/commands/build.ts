@@ -6,6 +6,7 @@ import { StrataError } from '../../util/errors.js';
 import { checkProducibleCompression } from '../../compress/compression.js';
 import { defaultCacheDir, openLayerCache } from '../../cache/layer-cache.js';
 import { openRegistryDestination } from '../../transports/registry/destination.js';
+import { registryStats } from '../../transports/registry/client.js';
 import { sameRegistryRepository } from './push.js';
 import { registryOptions } from './registry-flags.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
@@ -85,6 +86,8 @@ export async function runBuild(args: BuildArgs): Promise<number> {
       manifestDigest: ociManifest(image).digest,
       layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: l.storePaths ?? [] })),
       providedByBase: result.providedByBase,
+      // What went over the wire: lets CI see that an unchanged re-push uploaded nothing.
+      ...(args.push ? { upload: { ...registryStats } } : {}),
     };
     const out = args.output === '-' ? process.stderr : process.stdout;
     if (args.json) out.write(`${JSON.stringify(summary, null, 2)}\n`);
