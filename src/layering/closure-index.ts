@@ -57,6 +57,16 @@ export class ClosureIndex {
     return (this.userCache[i] ??= reach(i, this.directUsers));
   }
 
+  /**
+   * For every path, how many paths depend on it transitively (`users(i).size` for every i), from
+   * the dependency sets alone: the user sets of widely used paths are as large as the closure.
+   */
+  userCounts(): Int32Array {
+    const counts = new Int32Array(this.paths.length);
+    for (let i = 0; i < this.paths.length; i++) for (const d of this.dependencies(i)) counts[d]! += 1;
+    return counts;
+  }
+
   /** Total narSize of the members and everything they depend on. */
   closureSize(members: Iterable<number>): number {
     const seen = new Set<number>();

@@ -90,7 +90,18 @@ export function stablePlan(closure: Closure, budget: number, previous?: Previous
   return { strategy: 'stable', layers };
 }
 
-/** Greedy agglomerative packing of `free` (ascending indices) into at most `slots` layers. */
+/**
+ * Greedy agglomerative packing of `free` (ascending indices) into at most `slots` layers.
+ *
+ * Each step merges the pair of clusters with the smallest (delta, a, b), a < b: the rise in total
+ * expected cost, ties broken by cluster index. Rather than keeping every pair in a heap (quadratic
+ * memory, and most entries go stale), each cluster a keeps its best partner b > a; a merge only
+ * touches the rows that involve the two merged clusters, so most rows keep their cached best.
+ *
+ * The arithmetic of a pair's delta must match bit for bit whatever order of evaluation the plan
+ * was defined with (golden plans pin it): the cluster merged most recently is the first operand
+ * (`pairDelta`), and products run over words in ascending order.
+ */
 function pack(g: ClosureIndex, free: readonly number[], slots: number): number[][] {
   const n = g.size;
   const words = (n + 31) >>> 5;
@@ -98,59 +109,137 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
   // sum to CHANGES_PER_RELEASE, so no product of keeps underflows, and with two or more paths
   // every q(d) < 1, so no keep is 0 (the merge arithmetic divides by products of them).
   const keep = new Float64Array(n);
+  const userCounts = g.userCounts();
   let topWeight = 0;
-  for (let d = 0; d < n; d++) topWeight += nearTop(g.users(d).size);
+  for (let d = 0; d < n; d++) topWeight += nearTop(userCounts[d]!);
   for (let d = 0; d < n; d++) {
-    keep[d] = 1 - CHANGES_PER_RELEASE * (UNIFORM_SHARE / n + (1 - UNIFORM_SHARE) * nearTop(g.users(d).size) / topWeight);
+    keep[d] = 1 - CHANGES_PER_RELEASE * (UNIFORM_SHARE / n + (1 - UNIFORM_SHARE) * nearTop(userCounts[d]!) / topWeight);
   }
-
   const table = byteProducts(keep);
-  interface Cluster { members: number[]; bits: Uint32Array; keepAll: number; size: number; version: number; alive: boolean }
-  const clusters: Cluster[] = free.map((i) => {
-    const bits = new Uint32Array(words);
-    bits[i >>> 5]! |= 1 << (i & 31);
-    for (const d of g.dependencies(i)) bits[d >>> 5]! |= 1 << (d & 31);
-    return { members: [i], bits, keepAll: productOf(bits, table), size: g.sizes[i]!, version: 0, alive: true };
-  });
-  const cost = (c: { keepAll: number; size: number }) => (1 - c.keepAll) * c.size;
 
-  if (clusters.length <= slots) return clusters.map((c) => c.members);
+  const m = free.length;
+  // Cluster c's closure bitset is bits[c·words ..]; nonzero[c] lists its nonzero words, ascending,
+  // so intersections cost the sparser closure's words rather than all of them.
+  const bits = new Uint32Array(m * words);
+  const nonzero: Int32Array[] = new Array(m);
+  const keepAll = new Float64Array(m);
+  const size = new Float64Array(m);
+  const cost = new Float64Array(m);
+  const members: number[][] = new Array(m);
+  // The merge step at which the cluster last grew (0: never); decides the operand order.
+  const stamp = new Int32Array(m);
 
-  const mergedKeep = (a: Cluster, b: Cluster): number => {
-    // Π(A ∪ B) = Π(A)·Π(B) / Π(A ∩ B); only words the two closures share cost anything.
-    let shared = 1;
+  const refresh = (c: number) => {
+    const base = c * words;
+    let count = 0;
+    for (let w = 0; w < words; w++) if (bits[base + w] !== 0) count++;
+    const list = new Int32Array(count);
+    let p = 1;
+    count = 0;
     for (let w = 0; w < words; w++) {
-      const x = a.bits[w]! & b.bits[w]!;
+      const x = bits[base + w]!;
+      if (x !== 0) {
+        list[count++] = w;
+        p *= wordProduct(table, w, x);
+      }
+    }
+    nonzero[c] = list;
+    keepAll[c] = p;
+    cost[c] = (1 - p) * size[c]!;
+  };
+  for (let c = 0; c < m; c++) {
+    const i = free[c]!;
+    const base = c * words;
+    bits[base + (i >>> 5)]! |= 1 << (i & 31);
+    for (const d of g.dependencies(i)) bits[base + (d >>> 5)]! |= 1 << (d & 31);
+    members[c] = [i];
+    size[c] = g.sizes[i]!;
+    refresh(c);
+  }
+  if (m <= slots) return members;
+
+  /** The rise in expected cost if `first` and `second` merge (first: the more recently grown). */
+  const delta = (first: number, second: number): number => {
+    // Π(A ∪ B) = Π(A)·Π(B) / Π(A ∩ B); only words the two closures share cost anything.
+    const [sparse, other] = nonzero[first]!.length <= nonzero[second]!.length ? [first, second] : [second, first];
+    const list = nonzero[sparse]!;
+    const bs = sparse * words, bo = other * words;
+    let shared = 1;
+    for (let k = 0; k < list.length; k++) {
+      const w = list[k]!;
+      const x = bits[bs + w]! & bits[bo + w]!;
       if (x !== 0) shared *= wordProduct(table, w, x);
     }
-    return (a.keepAll * b.keepAll) / shared;
+    const merged = (keepAll[first]! * keepAll[second]!) / shared;
+    return (1 - merged) * (size[first]! + size[second]!) - cost[first]! - cost[second]!;
   };
-  const delta = (a: Cluster, b: Cluster) => (1 - mergedKeep(a, b)) * (a.size + b.size) - cost(a) - cost(b);
+  const pairDelta = (a: number, b: number): number => (stamp[b]! > stamp[a]! ? delta(b, a) : delta(a, b));
 
-  const heap = new MergeHeap();
-  for (let a = 0; a < clusters.length; a++) {
-    for (let b = a + 1; b < clusters.length; b++) heap.push({ delta: delta(clusters[a]!, clusters[b]!), a, b, va: 0, vb: 0 });
-  }
-  let count = clusters.length;
-  while (count > slots) {
-    const e = heap.pop()!;
-    const [A, B] = [clusters[e.a]!, clusters[e.b]!];
-    if (!A.alive || !B.alive || A.version !== e.va || B.version !== e.vb) continue;
-    // Merge B into A (A has the smaller first member, so the cluster keeps its tie-break rank).
-    for (let w = 0; w < words; w++) A.bits[w]! |= B.bits[w]!;
-    A.keepAll = productOf(A.bits, table);
-    A.members = mergeSorted(A.members, B.members);
-    A.size += B.size;
-    A.version += 1;
-    B.alive = false;
+  // Alive clusters as a doubly linked list in ascending index order. Cluster 0 never dies (a
+  // merge keeps the lower index), so it is always the head.
+  const next = new Int32Array(m + 1);
+  const prev = new Int32Array(m + 1);
+  for (let c = 0; c <= m; c++) [next[c], prev[c]] = [c + 1, c - 1];
+  const END = m;
+  // bestD[a], bestJ[a]: the smallest (delta, b) over alive b > a (bestJ −1 when there is none).
+  const bestD = new Float64Array(m);
+  const bestJ = new Int32Array(m).fill(-1);
+  const recompute = (a: number) => {
+    let d0 = Infinity, j0 = -1;
+    for (let b = next[a]!; b !== END; b = next[b]!) {
+      const d = pairDelta(a, b);
+      if (j0 < 0 || d < d0) [d0, j0] = [d, b];
+    }
+    bestD[a] = d0;
+    bestJ[a] = j0;
+  };
+  for (let a = 0; a < m; a++) recompute(a);
+
+  let count = m;
+  for (let step = 1; count > slots; step++) {
+    // The smallest (delta, a, b) over all rows.
+    let a = -1;
+    for (let c = 0; c !== END; c = next[c]!) {
+      const j = bestJ[c]!;
+      if (j < 0) continue;
+      if (a < 0 || bestD[c]! < bestD[a]!) a = c;
+    }
+    const b = bestJ[a]!;
+    // Merge b into a (a has the smaller first member, so the cluster keeps its tie-break rank).
+    const ba = a * words, bb = b * words;
+    for (let w = 0; w < words; w++) bits[ba + w]! |= bits[bb + w]!;
+    members[a] = mergeSorted(members[a]!, members[b]!);
+    size[a] = size[a]! + size[b]!;
+    refresh(a);
+    stamp[a] = step;
     count -= 1;
-    clusters.forEach((C, c) => {
-      if (!C.alive || c === e.a) return;
-      const [lo, hi] = c < e.a ? [c, e.a] : [e.a, c];
-      heap.push({ delta: delta(A, C), a: lo, b: hi, va: clusters[lo]!.version, vb: clusters[hi]!.version });
-    });
+    next[prev[b]!]! = next[b]!;
+    prev[next[b]!]! = prev[b]!;
+    bestJ[b] = -1;
+
+    // Rows below a: only their pair with a changed (and their pair with b went away).
+    for (let c = 0; c < a; c = next[c]!) {
+      const j = bestJ[c]!;
+      if (j === b) {
+        recompute(c);
+        continue;
+      }
+      const d = delta(a, c);
+      if (j === a) {
+        if (d <= bestD[c]!) bestD[c] = d;
+        else recompute(c);
+      } else if (d < bestD[c]! || (d === bestD[c]! && a < j)) {
+        bestD[c] = d;
+        bestJ[c] = a;
+      }
+    }
+    recompute(a);
+    // Rows between a and b lost their pair with b.
+    for (let c = next[a]!; c < b; c = next[c]!) if (bestJ[c] === b) recompute(c);
   }
-  return clusters.filter((c) => c.alive).map((c) => c.members);
+  const out: number[][] = [];
+  for (let c = 0; c !== END; c = next[c]!) out.push(members[c]!);
+  return out;
 }
 
 /**
@@ -188,44 +277,4 @@ function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
   let i = 0, j = 0;
   while (i < a.length || j < b.length) out.push(j >= b.length || (i < a.length && a[i]! < b[j]!) ? a[i++]! : b[j++]!);
   return out;
-}
-
-interface MergeEntry { delta: number; a: number; b: number; va: number; vb: number }
-
-/** Binary min-heap on (delta, a, b): a total order, so the merge sequence is deterministic. */
-class MergeHeap {
-  private readonly items: MergeEntry[] = [];
-  private static less(x: MergeEntry, y: MergeEntry): boolean {
-    return x.delta < y.delta || (x.delta === y.delta && (x.a < y.a || (x.a === y.a && x.b < y.b)));
-  }
-  push(e: MergeEntry): void {
-    const items = this.items;
-    items.push(e);
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >>> 1;
-      if (!MergeHeap.less(items[i]!, items[parent]!)) break;
-      [items[i], items[parent]] = [items[parent]!, items[i]!];
-      i = parent;
-    }
-  }
-  pop(): MergeEntry | undefined {
-    const items = this.items;
-    const top = items[0];
-    const last = items.pop();
-    if (items.length > 0 && last !== undefined) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < items.length && MergeHeap.less(items[l]!, items[m]!)) m = l;
-        if (r < items.length && MergeHeap.less(items[r]!, items[m]!)) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m]!, items[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
 }
