@@ -46,6 +46,8 @@ export interface PreviousAssignment {
 const CHANGES_PER_RELEASE = 1;
 const UNIFORM_SHARE = 0.3;
 const nearTop = (users: number) => 1 / ((1 + users) * (1 + users));
+/** How many best partners each cluster caches (see pack); any value gives the same plan. */
+const CANDIDATES = 16;
 
 export function stablePlan(closure: Closure, budget: number, previous?: PreviousAssignment): LayerPlan {
   check(Number.isInteger(budget) && budget >= 1, `layer budget must be a positive integer, got ${budget}`);
@@ -95,8 +97,8 @@ export function stablePlan(closure: Closure, budget: number, previous?: Previous
  *
  * Each step merges the pair of clusters with the smallest (delta, a, b), a < b: the rise in total
  * expected cost, ties broken by cluster index. Rather than keeping every pair in a heap (quadratic
- * memory, and most entries go stale), each cluster a keeps its best partner b > a; a merge only
- * touches the rows that involve the two merged clusters, so most rows keep their cached best.
+ * memory, and most entries go stale), each cluster a caches its best few partners b > a; a merge
+ * only touches the pairs that involve the two merged clusters, so most rows keep their cache.
  *
  * The arithmetic of a pair's delta must match bit for bit whatever order of evaluation the plan
  * was defined with (golden plans pin it): the cluster merged most recently is the first operand
@@ -160,15 +162,19 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
 
   /** The rise in expected cost if `first` and `second` merge (first: the more recently grown). */
   const delta = (first: number, second: number): number => {
-    // Π(A ∪ B) = Π(A)·Π(B) / Π(A ∩ B); only words the two closures share cost anything.
-    const [sparse, other] = nonzero[first]!.length <= nonzero[second]!.length ? [first, second] : [second, first];
-    const list = nonzero[sparse]!;
-    const bs = sparse * words, bo = other * words;
+    // Π(A ∪ B) = Π(A)·Π(B) / Π(A ∩ B); only words the two closures share cost anything, and
+    // those are among the sparser closure's nonzero words.
+    const listF = nonzero[first]!, listS = nonzero[second]!;
+    const list = listF.length <= listS.length ? listF : listS;
+    const bf = first * words, bs = second * words;
     let shared = 1;
     for (let k = 0; k < list.length; k++) {
       const w = list[k]!;
-      const x = bits[bs + w]! & bits[bo + w]!;
-      if (x !== 0) shared *= wordProduct(table, w, x);
+      const x = bits[bf + w]! & bits[bs + w]!;
+      if (x !== 0) {
+        const t = w * 1024;
+        shared *= table[t + (x & 255)]! * table[t + 256 + ((x >>> 8) & 255)]! * table[t + 512 + ((x >>> 16) & 255)]! * table[t + 768 + (x >>> 24)]!;
+      }
     }
     const merged = (keepAll[first]! * keepAll[second]!) / shared;
     return (1 - merged) * (size[first]! + size[second]!) - cost[first]! - cost[second]!;
@@ -181,30 +187,71 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
   const prev = new Int32Array(m + 1);
   for (let c = 0; c <= m; c++) [next[c], prev[c]] = [c + 1, c - 1];
   const END = m;
-  // bestD[a], bestJ[a]: the smallest (delta, b) over alive b > a (bestJ −1 when there is none).
-  const bestD = new Float64Array(m);
-  const bestJ = new Int32Array(m).fill(-1);
+
+  // Row a caches the CANDIDATES smallest keys (delta, b) over alive b > a, ascending, with exact
+  // current values, and a bound: every alive b > a not in the cache has a key above the bound
+  // (Infinity when the cache holds the whole row). So the cache's head is the row's minimum, and
+  // a merge invalidates a row only when it empties the cache, rather than whenever it takes the
+  // row's best partner (small, cheap clusters are everyone's best partner).
+  const K = CANDIDATES;
+  const candD = new Float64Array(m * K);
+  const candJ = new Int32Array(m * K);
+  const len = new Int32Array(m);
+  const boundD = new Float64Array(m);
+  const boundJ = new Int32Array(m);
+  const insert = (a: number, d: number, b: number) => {
+    const base = a * K;
+    let k = len[a]!;
+    if (k === K) k -= 1; // full: the last entry leaves (the bound moves below it)
+    while (k > 0 && (d < candD[base + k - 1]! || (d === candD[base + k - 1]! && b < candJ[base + k - 1]!))) {
+      candD[base + k] = candD[base + k - 1]!;
+      candJ[base + k] = candJ[base + k - 1]!;
+      k -= 1;
+    }
+    candD[base + k] = d;
+    candJ[base + k] = b;
+    if (len[a] === K) {
+      boundD[a] = candD[base + K - 1]!;
+      boundJ[a] = candJ[base + K - 1]!;
+    } else {
+      len[a]! += 1;
+    }
+  };
+  const remove = (a: number, b: number): boolean => {
+    const base = a * K, l = len[a]!;
+    for (let k = 0; k < l; k++) {
+      if (candJ[base + k] !== b) continue;
+      for (let q = k + 1; q < l; q++) {
+        candD[base + q - 1] = candD[base + q]!;
+        candJ[base + q - 1] = candJ[base + q]!;
+      }
+      len[a] = l - 1;
+      return true;
+    }
+    return false;
+  };
   const recompute = (a: number) => {
-    let d0 = Infinity, j0 = -1;
+    const base = a * K;
+    len[a] = 0;
+    boundD[a] = Infinity;
+    boundJ[a] = END;
     for (let b = next[a]!; b !== END; b = next[b]!) {
       const d = pairDelta(a, b);
-      if (j0 < 0 || d < d0) [d0, j0] = [d, b];
+      const l = len[a]!;
+      if (l < K || d < candD[base + l - 1]! || (d === candD[base + l - 1]! && b < candJ[base + l - 1]!)) insert(a, d, b);
     }
-    bestD[a] = d0;
-    bestJ[a] = j0;
   };
   for (let a = 0; a < m; a++) recompute(a);
 
   let count = m;
   for (let step = 1; count > slots; step++) {
-    // The smallest (delta, a, b) over all rows.
+    // The smallest (delta, a, b) over all rows: row heads, ties to the smaller row.
     let a = -1;
     for (let c = 0; c !== END; c = next[c]!) {
-      const j = bestJ[c]!;
-      if (j < 0) continue;
-      if (a < 0 || bestD[c]! < bestD[a]!) a = c;
+      if (len[c] === 0) continue;
+      if (a < 0 || candD[c * K]! < candD[a * K]!) a = c;
     }
-    const b = bestJ[a]!;
+    const b = candJ[a * K]!;
     // Merge b into a (a has the smaller first member, so the cluster keeps its tie-break rank).
     const ba = a * words, bb = b * words;
     for (let w = 0; w < words; w++) bits[ba + w]! |= bits[bb + w]!;
@@ -215,27 +262,19 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
     count -= 1;
     next[prev[b]!]! = next[b]!;
     prev[next[b]!]! = prev[b]!;
-    bestJ[b] = -1;
+    len[b] = 0;
 
-    // Rows below a: only their pair with a changed (and their pair with b went away).
+    // Rows below a: their pair with b went away and their pair with a has a new value.
     for (let c = 0; c < a; c = next[c]!) {
-      const j = bestJ[c]!;
-      if (j === b) {
-        recompute(c);
-        continue;
-      }
+      remove(c, b);
+      remove(c, a);
       const d = delta(a, c);
-      if (j === a) {
-        if (d <= bestD[c]!) bestD[c] = d;
-        else recompute(c);
-      } else if (d < bestD[c]! || (d === bestD[c]! && a < j)) {
-        bestD[c] = d;
-        bestJ[c] = a;
-      }
+      if (d < boundD[c]! || (d === boundD[c]! && a <= boundJ[c]!)) insert(c, d, a);
+      if (len[c] === 0) recompute(c);
     }
     recompute(a);
     // Rows between a and b lost their pair with b.
-    for (let c = next[a]!; c < b; c = next[c]!) if (bestJ[c] === b) recompute(c);
+    for (let c = next[a]!; c < b; c = next[c]!) if (remove(c, b) && len[c] === 0) recompute(c);
   }
   const out: number[][] = [];
   for (let c = 0; c !== END; c = next[c]!) out.push(members[c]!);
