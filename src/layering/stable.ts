@@ -48,6 +48,8 @@ const UNIFORM_SHARE = 0.3;
 const nearTop = (users: number) => 1 / ((1 + users) * (1 + users));
 /** How many best partners each cluster caches (see pack); any value gives the same plan. */
 const CANDIDATES = 16;
+/** Pairs up to which pack keeps every pair's delta (8 bytes each: 2^25 pairs, 256 MiB, ~8,000 clusters). */
+const MATRIX_LIMIT = 2 ** 25;
 
 export function stablePlan(closure: Closure, budget: number, previous?: PreviousAssignment): LayerPlan {
   check(Number.isInteger(budget) && budget >= 1, `layer budget must be a positive integer, got ${budget}`);
@@ -230,18 +232,29 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
     }
     return false;
   };
-  const recompute = (a: number) => {
+  // Every pair's current delta, when the triangle fits in memory: a row rescan then reads m
+  // numbers instead of computing m closure intersections (the bitsets are too large to stay in
+  // cache). Only the pairs of a merged cluster change, and those are computed on every merge
+  // anyway. Without it (very large closures), rescans compute the deltas again: same values.
+  const matrix = (m * (m - 1)) / 2 <= MATRIX_LIMIT ? new Float64Array((m * (m - 1)) / 2) : undefined;
+  const rowStart = (a: number) => (a * (2 * m - a - 1)) / 2 - a - 1; // + b gives pair (a, b)
+  /** Rebuilds row a's cache; `fresh`: its deltas changed (or were never computed). */
+  const recompute = (a: number, fresh: boolean) => {
     const base = a * K;
+    const row = rowStart(a);
     len[a] = 0;
     boundD[a] = Infinity;
     boundJ[a] = END;
     for (let b = next[a]!; b !== END; b = next[b]!) {
-      const d = pairDelta(a, b);
+      let d: number;
+      if (matrix === undefined) d = pairDelta(a, b);
+      else if (fresh) d = matrix[row + b] = pairDelta(a, b);
+      else d = matrix[row + b]!;
       const l = len[a]!;
       if (l < K || d < candD[base + l - 1]! || (d === candD[base + l - 1]! && b < candJ[base + l - 1]!)) insert(a, d, b);
     }
   };
-  for (let a = 0; a < m; a++) recompute(a);
+  for (let a = 0; a < m; a++) recompute(a, true);
 
   let count = m;
   for (let step = 1; count > slots; step++) {
@@ -269,12 +282,13 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
       remove(c, b);
       remove(c, a);
       const d = delta(a, c);
+      if (matrix !== undefined) matrix[rowStart(c) + a] = d;
       if (d < boundD[c]! || (d === boundD[c]! && a <= boundJ[c]!)) insert(c, d, a);
-      if (len[c] === 0) recompute(c);
+      if (len[c] === 0) recompute(c, false);
     }
-    recompute(a);
+    recompute(a, true);
     // Rows between a and b lost their pair with b.
-    for (let c = next[a]!; c < b; c = next[c]!) if (remove(c, b) && len[c] === 0) recompute(c);
+    for (let c = next[a]!; c < b; c = next[c]!) if (remove(c, b) && len[c] === 0) recompute(c, false);
   }
   const out: number[][] = [];
   for (let c = 0; c !== END; c = next[c]!) out.push(members[c]!);
