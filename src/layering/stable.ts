@@ -201,10 +201,22 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
   const len = new Int32Array(m);
   const boundD = new Float64Array(m);
   const boundJ = new Int32Array(m);
+  /**
+   * Adds key (d, b) to row a's cache. A full cache keeps its K smallest keys and lowers its
+   * bound to the largest it keeps: whatever is left out is above that.
+   */
   const insert = (a: number, d: number, b: number) => {
     const base = a * K;
-    let k = len[a]!;
-    if (k === K) k -= 1; // full: the last entry leaves (the bound moves below it)
+    const l = len[a]!;
+    if (l === K) {
+      const lastD = candD[base + K - 1]!, lastJ = candJ[base + K - 1]!;
+      if (!(d < lastD || (d === lastD && b < lastJ))) {
+        boundD[a] = lastD;
+        boundJ[a] = lastJ;
+        return;
+      }
+    }
+    let k = l === K ? K - 1 : l; // full: the last entry leaves
     while (k > 0 && (d < candD[base + k - 1]! || (d === candD[base + k - 1]! && b < candJ[base + k - 1]!))) {
       candD[base + k] = candD[base + k - 1]!;
       candJ[base + k] = candJ[base + k - 1]!;
@@ -212,11 +224,11 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
     }
     candD[base + k] = d;
     candJ[base + k] = b;
-    if (len[a] === K) {
+    if (l === K) {
       boundD[a] = candD[base + K - 1]!;
       boundJ[a] = candJ[base + K - 1]!;
     } else {
-      len[a]! += 1;
+      len[a] = l + 1;
     }
   };
   const remove = (a: number, b: number): boolean => {
@@ -250,8 +262,7 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
       if (matrix === undefined) d = pairDelta(a, b);
       else if (fresh) d = matrix[row + b] = pairDelta(a, b);
       else d = matrix[row + b]!;
-      const l = len[a]!;
-      if (l < K || d < candD[base + l - 1]! || (d === candD[base + l - 1]! && b < candJ[base + l - 1]!)) insert(a, d, b);
+      insert(a, d, b);
     }
   };
   for (let a = 0; a < m; a++) recompute(a, true);
