@@ -99,7 +99,8 @@ export class ArchiveFile {
     const trailer = Buffer.alloc(2 * BLOCK);
     await this.writeAt(this.end, trailer);
     await this.fh.truncate(this.end + trailer.length);
-    await this.fh.sync();
+    // No fsync: the rename makes the output appear whole or not at all, which is the promise a
+    // build gives; durability across power loss is the filesystem's (as for tar and docker save).
     await this.fh.close();
     await rename(this.tempPath, this.finalPath);
     this.closed = true;
