@@ -231,18 +231,20 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
       len[a] = l + 1;
     }
   };
-  const remove = (a: number, b: number): boolean => {
+  /** Drops partners x and y from row a's cache (one pass; either may be absent). */
+  const remove = (a: number, x: number, y: number) => {
     const base = a * K, l = len[a]!;
+    let kept = 0;
     for (let k = 0; k < l; k++) {
-      if (candJ[base + k] !== b) continue;
-      for (let q = k + 1; q < l; q++) {
-        candD[base + q - 1] = candD[base + q]!;
-        candJ[base + q - 1] = candJ[base + q]!;
+      const j = candJ[base + k]!;
+      if (j === x || j === y) continue;
+      if (kept !== k) {
+        candD[base + kept] = candD[base + k]!;
+        candJ[base + kept] = j;
       }
-      len[a] = l - 1;
-      return true;
+      kept += 1;
     }
-    return false;
+    len[a] = kept;
   };
   // Every pair's current delta, when the triangle fits in memory: a row rescan then reads m
   // numbers instead of computing m closure intersections (the bitsets are too large to stay in
@@ -252,7 +254,6 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
   const rowStart = (a: number) => (a * (2 * m - a - 1)) / 2 - a - 1; // + b gives pair (a, b)
   /** Rebuilds row a's cache; `fresh`: its deltas changed (or were never computed). */
   const recompute = (a: number, fresh: boolean) => {
-    const base = a * K;
     const row = rowStart(a);
     len[a] = 0;
     boundD[a] = Infinity;
@@ -269,11 +270,22 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
 
   let count = m;
   for (let step = 1; count > slots; step++) {
-    // The smallest (delta, a, b) over all rows: row heads, ties to the smaller row.
+    // The smallest (delta, a, b) over all rows: row heads, ties to the smaller row. A row whose
+    // cache ran empty is rescanned only when its bound (below all its keys) could win.
     let a = -1;
-    for (let c = 0; c !== END; c = next[c]!) {
-      if (len[c] === 0) continue;
-      if (a < 0 || candD[c * K]! < candD[a * K]!) a = c;
+    for (let rescanned = true; rescanned; ) {
+      a = -1;
+      for (let c = 0; c !== END; c = next[c]!) {
+        if (len[c] !== 0 && (a < 0 || candD[c * K]! < candD[a * K]!)) a = c;
+      }
+      rescanned = false;
+      for (let c = 0; c !== END; c = next[c]!) {
+        if (len[c] !== 0 || next[c] === END) continue;
+        if (a < 0 || boundD[c]! < candD[a * K]! || (boundD[c] === candD[a * K]! && c < a)) {
+          recompute(c, false);
+          rescanned = true;
+        }
+      }
     }
     const b = candJ[a * K]!;
     // Merge b into a (a has the smaller first member, so the cluster keeps its tie-break rank).
@@ -289,17 +301,16 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
     len[b] = 0;
 
     // Rows below a: their pair with b went away and their pair with a has a new value.
+    // A row whose cache runs empty keeps its bound and waits for the selection above.
     for (let c = 0; c < a; c = next[c]!) {
-      remove(c, b);
-      remove(c, a);
+      remove(c, a, b);
       const d = delta(a, c);
       if (matrix !== undefined) matrix[rowStart(c) + a] = d;
       if (d < boundD[c]! || (d === boundD[c]! && a <= boundJ[c]!)) insert(c, d, a);
-      if (len[c] === 0) recompute(c, false);
     }
     recompute(a, true);
     // Rows between a and b lost their pair with b.
-    for (let c = next[a]!; c < b; c = next[c]!) if (remove(c, b) && len[c] === 0) recompute(c, false);
+    for (let c = next[a]!; c < b; c = next[c]!) remove(c, b, b);
   }
   const out: number[][] = [];
   for (let c = 0; c !== END; c = next[c]!) out.push(members[c]!);
