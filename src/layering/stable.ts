@@ -193,8 +193,8 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
   // Row a caches the CANDIDATES smallest keys (delta, b) over alive b > a, ascending, with exact
   // current values, and a bound: every alive b > a not in the cache has a key above the bound
   // (Infinity when the cache holds the whole row). So the cache's head is the row's minimum, and
-  // a merge invalidates a row only when it empties the cache, rather than whenever it takes the
-  // row's best partner (small, cheap clusters are everyone's best partner).
+  // a row is rescanned only when its cache ran empty and its bound could win a merge, rather
+  // than whenever a merge takes its best partner (small, cheap clusters are everyone's best).
   const K = CANDIDATES;
   const candD = new Float64Array(m * K);
   const candJ = new Int32Array(m * K);
