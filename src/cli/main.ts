@@ -18,7 +18,7 @@ function closureOptions<T>(y: Argv<T>) {
     .option('store-dir', { type: 'string', describe: 'logical store directory (default: from the closure, else /nix/store)' })
     .option('root', { type: 'string', array: true, describe: 'root store path (repeatable; default: paths nothing refers to)' })
     .option('max-layers', { type: 'number', default: DEFAULT_MAX_LAYERS, describe: 'total layer budget, base layers and customisation layer included' })
-    .option('layering', { choices: LAYERING_STRATEGIES, default: 'popularity' as const, describe: 'how store paths are assigned to layers' })
+    .option('layering', { choices: LAYERING_STRATEGIES, default: 'stable' as const, describe: 'how store paths are assigned to layers (popularity and auto: nixpkgs-identical plans)' })
     .option('from', { type: 'string', describe: 'base image: docker-archive:FILE, oci:DIR[:REF], oci-archive:FILE[:REF], docker://REF, or a path' })
     .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from a multi-platform base' })
     .option('previous', { type: 'string', describe: 'previous release image: its layer assignment is kept where possible (--layering stable)' })
