@@ -1,3 +1,5 @@
+import { createReadStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../../image/digest.js';
 import type { BlobWriter } from '../types.js';
@@ -65,8 +67,6 @@ export interface SpooledBlob {
  * extra write of the blob, which only compressed layers pay (their size is unknown until the end).
  */
 export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Promise<BlobWriter> {
-  const { open, rm } = await import('node:fs/promises');
-  const { createReadStream } = await import('node:fs');
   const fh = await open(path, 'wx', 0o600);
   let written = 0;
   return {

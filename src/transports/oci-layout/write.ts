@@ -14,7 +14,7 @@ import { parseTag } from '../../image/tag.js';
 import { StrataError } from '../../util/errors.js';
 import type { BlobWriter, ImageDestination } from '../types.js';
 import { ArchiveFile, writeFully } from '../archive/tar-file.js';
-import { ArchiveBlobs, type ArchiveDestinationOptions } from '../docker-archive/write.js';
+import { ArchiveBlobs, type ArchiveDestinationOptions } from '../archive/archive-blobs.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CONTAINERD_NAME = 'io.containerd.image.name';
