@@ -12,6 +12,10 @@ import { runStrata, type RunResult } from '../support/cli.js';
 import { cliPath } from '../support/paths.js';
 import { makeBusyboxStore, type BusyboxStore } from '../support/busybox-store.js';
 import { E2E_PACKAGES, ensurePackages, skopeo } from '../support/tools.js';
+import {
+  legacyDockerArchive, makeBaseLayers, manifestDockerArchive, ociLayoutBase,
+  type BaseLayer, type LegacyArchive, type ManifestArchive, type OciBase,
+} from '../support/base-images.js';
 
 export const TAG = 'strata-on-base:1';
 
@@ -223,4 +227,19 @@ export function storePathsInLayerBytes(layer: Buffer, gz: boolean): string[] {
     if (m) names.add(`/nix/store/${m[1]}`);
   }
   return [...names].sort();
+}
+
+export interface HandMadeBases {
+  layers: BaseLayer[];
+  legacy: LegacyArchive;
+  newStyle: ManifestArchive;
+  oci: OciBase;
+}
+
+/** The same two base layers as (a) a parent-chain-only archive, (b) a manifest.json-only one, (c) an OCI layout. */
+export async function handMadeBases(dir: string): Promise<HandMadeBases> {
+  const bases = join(dir, 'bases');
+  mkdirSync(bases);
+  const layers = await makeBaseLayers(bases);
+  return { layers, legacy: legacyDockerArchive(bases, layers), newStyle: manifestDockerArchive(bases, layers), oci: ociLayoutBase(bases, layers) };
 }

@@ -11,12 +11,12 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BusyboxStore } from '../support/busybox-store.js';
 import {
-  BASE_KEEP, BASE_RELEASE, legacyDockerArchive, manifestDockerArchive, makeBaseLayers, ociLayoutBase, hexOf,
+  BASE_KEEP, BASE_RELEASE, hexOf,
   type BaseLayer, type LegacyArchive, type ManifestArchive, type OciBase,
 } from '../support/base-images.js';
 import { podman, podmanEnv, skopeo } from '../support/tools.js';
 import {
-  bothEntrypoint, buildOn, checkLegacyChain, lowercaseTempDir, ociRef, readDockerArchive, setup, skopeoConfig, skopeoRaw,
+  bothEntrypoint, buildOn, handMadeBases, checkLegacyChain, lowercaseTempDir, ociRef, readDockerArchive, setup, skopeoConfig, skopeoRaw,
   sha, tarListing, tarMemberBytes,
 } from './helpers.js';
 
@@ -34,12 +34,7 @@ describe('strata builds on hand-made bases and podman runs the results', () => {
     dir = lowercaseTempDir('strata-br');
     store = await setup(dir);
     env = podmanEnv(join(dir, 'podman'));
-    const bases = join(dir, 'bases');
-    mkdirSync(bases);
-    layers = await makeBaseLayers(bases);
-    legacy = legacyDockerArchive(bases, layers);
-    newStyle = manifestDockerArchive(bases, layers);
-    oci = ociLayoutBase(bases, layers);
+    ({ layers, legacy, newStyle, oci } = await handMadeBases(dir));
     expected = BASE_RELEASE + store.expectedOutput;
   });
   after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });

@@ -5,17 +5,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BusyboxStore } from '../support/busybox-store.js';
 import { treeDigests, sha256File } from '../support/archive.js';
 import {
-  BASE_RELEASE, legacyDockerArchive, manifestDockerArchive, makeBaseLayers, ociLayoutBase, hexOf,
-  type BaseLayer, type LegacyArchive, type ManifestArchive, type OciBase,
+  BASE_RELEASE, hexOf,
+  type LegacyArchive, type ManifestArchive, type OciBase,
 } from '../support/base-images.js';
 import { podman, podmanEnv } from '../support/tools.js';
 import {
-  bothEntrypoint, buildOn, checkLegacyChain, lowercaseTempDir, ociRef, readDockerArchive, setup, skopeoRaw,
+  bothEntrypoint, buildOn, handMadeBases, checkLegacyChain, lowercaseTempDir, ociRef, readDockerArchive, setup, skopeoRaw,
   storePathsInLayerBytes, subClosure, tarMemberBytes,
 } from './helpers.js';
 
@@ -23,7 +23,6 @@ describe('reproducible builds on a base, and strata images as bases', () => {
   let dir: string;
   let store: BusyboxStore;
   let env: NodeJS.ProcessEnv;
-  let layers: BaseLayer[];
   let legacy: LegacyArchive;
   let newStyle: ManifestArchive;
   let oci: OciBase;
@@ -33,12 +32,7 @@ describe('reproducible builds on a base, and strata images as bases', () => {
     dir = lowercaseTempDir('strata-bs');
     store = await setup(dir);
     env = podmanEnv(join(dir, 'podman'));
-    const bases = join(dir, 'bases');
-    mkdirSync(bases);
-    layers = await makeBaseLayers(bases);
-    legacy = legacyDockerArchive(bases, layers);
-    newStyle = manifestDockerArchive(bases, layers);
-    oci = ociLayoutBase(bases, layers);
+    ({ legacy, newStyle, oci } = await handMadeBases(dir));
     busyboxOnly = subClosure(store, [store.paths.busybox], join(dir, 'closure-busybox.json'));
   });
   after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });

@@ -7,11 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selfSignedCert, startRegistry, type StartedRegistry } from '../support/registry.js';
 import { skopeo } from '../support/tools.js';
-import { makeBigLayer, makeImage, makeLayer, type FileLayer } from './fixtures.js';
+import { makeBigLayer, makeImage, makeLayer, push, type FileLayer } from './fixtures.js';
 import {
-  newRegistryStats, openRegistryDestination, openRegistrySource, RegistryClient, type RegistryOptions,
+  openRegistryDestination, openRegistrySource, RegistryClient,
 } from '../../src/transports/registry/index.js';
-import type { Image } from '../../src/image/image.js';
 import { StrataError } from '../../src/util/errors.js';
 
 let dir: string;
@@ -24,14 +23,6 @@ before(() => {
   other = makeLayer(dir, 'other', { 'other.txt': 'other\n' });
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-async function push(ref: string, image: Image, opts: RegistryOptions = {}) {
-  const stats = newRegistryStats();
-  const dest = await openRegistryDestination(ref, { retryBaseMs: 20, ...opts, stats });
-  for (const l of image.layers) await dest.addLayer(l);
-  await dest.commit(image, []);
-  return stats;
-}
 
 async function inspectDigest(ref: string): Promise<string | undefined> {
   const r = await skopeo(['inspect', '--tls-verify=false', `docker://${ref}`], { check: false });

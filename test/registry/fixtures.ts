@@ -13,6 +13,7 @@ import type { Image } from '../../src/image/image.js';
 import type { Layer } from '../../src/image/layer.js';
 import type { ImageConfig } from '../../src/image/config.js';
 import { canonicalJsonBytes } from '../../src/util/json.js';
+import { newRegistryStats, openRegistryDestination, type RegistryOptions } from '../../src/transports/registry/index.js';
 
 export function sha256File(path: string): Digest {
   return `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
@@ -89,4 +90,13 @@ export function makeImage(layers: readonly Layer[], extra: Partial<ImageConfig> 
     configDigest: `sha256:${createHash('sha256').update(configBytes).digest('hex')}`,
     layers,
   };
+}
+
+/** Pushes an existing image (layers copied, manifest last) and returns what went over the wire. */
+export async function push(ref: string, image: Image, opts: RegistryOptions = {}) {
+  const stats = newRegistryStats();
+  const dest = await openRegistryDestination(ref, { retryBaseMs: 20, ...opts, stats });
+  for (const l of image.layers) await dest.addLayer(l);
+  await dest.commit(image, []);
+  return stats;
 }

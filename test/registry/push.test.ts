@@ -6,9 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry, type StartedRegistry } from '../support/registry.js';
 import { E2E_PACKAGES, ensurePackages, podman, podmanEnv, skopeo } from '../support/tools.js';
-import { makeBigLayer, makeImage, makeLayer, sha256File, type FileLayer } from './fixtures.js';
-import { newRegistryStats, openRegistryDestination, openRegistrySource, type RegistryOptions } from '../../src/transports/registry/index.js';
-import type { Image } from '../../src/image/image.js';
+import { makeBigLayer, makeImage, makeLayer, push, sha256File, type FileLayer } from './fixtures.js';
+import { newRegistryStats, openRegistryDestination, openRegistrySource } from '../../src/transports/registry/index.js';
 import type { Layer } from '../../src/image/layer.js';
 
 let reg: StartedRegistry;
@@ -28,14 +27,6 @@ after(async () => {
   await reg?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function push(ref: string, image: Image, opts: RegistryOptions = {}) {
-  const stats = newRegistryStats();
-  const dest = await openRegistryDestination(ref, { retryBaseMs: 20, ...opts, stats });
-  for (const l of image.layers) await dest.addLayer(l);
-  await dest.commit(image, []);
-  return stats;
-}
 
 async function inspect(ref: string): Promise<{ Digest: string; Layers: string[]; Architecture: string }> {
   const r = await skopeo(['inspect', '--tls-verify=false', `docker://${ref}`]);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { openImageSource } from '../../src/transports/open-source.js';
 import { StrataError } from '../../src/util/errors.js';
 import { tempDir } from '../support/paths.js';
-import { configJson, drainError, gzip, hex, readAll, sha, storeLayer, writeTar, type Entry } from './helpers.js';
+import { configJson, drainError, gzip, hex, readAll, rejectsNaming, sha, storeLayer, writeTar, type Entry } from './helpers.js';
 
 const MT_TAR = 'application/vnd.oci.image.layer.v1.tar';
 const MT_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
@@ -15,22 +15,6 @@ async function twoLayers() {
   const l1 = await storeLayer('aaaa-base');
   const l2 = await storeLayer('bbbb-app');
   return { l1, l2, d1: sha(l1), d2: sha(l2) };
-}
-
-/** Asserts that `p` rejects with a StrataError whose message matches every pattern. */
-async function rejectsNaming(p: Promise<unknown>, ...patterns: (RegExp | string)[]): Promise<StrataError> {
-  let err: unknown;
-  try {
-    await p;
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof StrataError, `expected a StrataError, got ${String(err)}`);
-  for (const pat of patterns) {
-    if (typeof pat === 'string') assert.ok(err.message.includes(pat), `${JSON.stringify(err.message)} should name ${pat}`);
-    else assert.match(err.message, pat);
-  }
-  return err;
 }
 
 /** A legacy (Docker <= 1.9) archive: repositories + <id>/json parent links, no manifest.json. */

@@ -8,6 +8,8 @@ import { writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
 import type { Readable } from 'node:stream';
+import assert from 'node:assert/strict';
+import { StrataError } from '../../src/util/errors.js';
 
 export type Dig = `sha256:${string}`;
 
@@ -95,4 +97,20 @@ export async function drainError(s: Readable): Promise<Error | undefined> {
   } catch (e) {
     return e as Error;
   }
+}
+
+/** Asserts that `p` rejects with a StrataError whose message matches every pattern. */
+export async function rejectsNaming(p: Promise<unknown>, ...patterns: (RegExp | string)[]): Promise<StrataError> {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof StrataError, `expected a StrataError, got ${String(err)}`);
+  for (const pat of patterns) {
+    if (typeof pat === 'string') assert.ok(err.message.includes(pat), `${JSON.stringify(err.message)} should name ${pat}`);
+    else assert.match(err.message, pat);
+  }
+  return err;
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { openImageSource } from '../../src/transports/open-source.js';
 import { StrataError } from '../../src/util/errors.js';
 import { tempDir } from '../support/paths.js';
-import { configJson, drainError, gzip, hex, readAll, sha, storeLayer, type Dig } from './helpers.js';
+import { configJson, drainError, gzip, hex, readAll, rejectsNaming, sha, storeLayer, type Dig } from './helpers.js';
 
 const MT_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const MT_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -14,17 +14,6 @@ const MT_CONFIG = 'application/vnd.oci.image.config.v1+json';
 const MT_TAR = 'application/vnd.oci.image.layer.v1.tar';
 const MT_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const REF = 'org.opencontainers.image.ref.name';
-
-async function rejectsNaming(p: Promise<unknown>, ...needles: string[]): Promise<void> {
-  let err: unknown;
-  try {
-    await p;
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof StrataError, `expected a StrataError, got ${String(err)}`);
-  for (const n of needles) assert.ok(err.message.includes(n), `${JSON.stringify(err.message)} should name ${n}`);
-}
 
 function putBlob(dir: string, b: Buffer | string): { digest: Dig; size: number } {
   const buf = Buffer.from(b);
