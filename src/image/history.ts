@@ -1,4 +1,6 @@
 import type { HistoryEntry } from './config.js';
+import type { Image } from './image.js';
+import type { Layer } from './layer.js';
 
 /**
  * How strata describes its layers in the image history. The store paths of a layer are recorded
@@ -25,4 +27,28 @@ export function layerHistory(history: readonly HistoryEntry[] | undefined, layer
   const nonEmpty = (history ?? []).filter((h) => !h.empty_layer);
   const offset = layerCount - nonEmpty.length;
   return Array.from({ length: layerCount }, (_, i) => (i - offset >= 0 ? nonEmpty[i - offset] : undefined));
+}
+
+/**
+ * The image's layers, with `storePaths` filled in from strata's history entries where the layer
+ * itself does not say, so that a strata-built image never has to be re-read to list its paths.
+ */
+export function layersWithHistoryPaths(image: Image): Layer[] {
+  const history = layerHistory(image.config.history, image.layers.length);
+  return image.layers.map((layer, i) => {
+    if (layer.storePaths) return layer;
+    const paths = storePathsFromHistory(history[i]);
+    if (!paths) return layer;
+    // Layers may be class instances with getters: copy the fields explicitly, never spread.
+    const withPaths: Layer = {
+      diffId: layer.diffId,
+      digest: layer.digest,
+      size: layer.size,
+      mediaType: layer.mediaType,
+      compression: layer.compression,
+      storePaths: paths,
+      open: () => layer.open(),
+    };
+    return withPaths;
+  });
 }

@@ -341,12 +341,6 @@ function wordProduct(table: Float64Array, w: number, x: number): number {
   return table[t + (x & 255)]! * table[t + 256 + ((x >>> 8) & 255)]! * table[t + 512 + ((x >>> 16) & 255)]! * table[t + 768 + (x >>> 24)]!;
 }
 
-function productOf(bits: Uint32Array, table: Float64Array): number {
-  let p = 1;
-  for (let w = 0; w < bits.length; w++) if (bits[w] !== 0) p *= wordProduct(table, w, bits[w]!);
-  return p;
-}
-
 function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
   const out: number[] = [];
   let i = 0, j = 0;

@@ -1,6 +1,7 @@
 import { ociManifest } from '../../image/manifest.js';
 import { openImageSource } from '../../transports/open-source.js';
-import { humanSize, layersWithHistoryPaths, sourceOptions } from './shared.js';
+import { layersWithHistoryPaths } from '../../image/history.js';
+import { humanSize, sourceOptions } from './shared.js';
 import type { RegistryArgs } from './registry-flags.js';
 
 export async function runInspect(args: RegistryArgs & { image: string; platform?: string; previous?: string; json: boolean }): Promise<number> {

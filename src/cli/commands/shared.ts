@@ -1,9 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { readClosureFile } from '../../closure/read.js';
 import type { Closure } from '../../closure/types.js';
-import { layerHistory, storePathsFromHistory } from '../../image/history.js';
-import type { Image } from '../../image/image.js';
-import type { Layer } from '../../image/layer.js';
+import { layerHistory, layersWithHistoryPaths, storePathsFromHistory } from '../../image/history.js';
 import { storePathsInLayer } from '../../image/store-paths.js';
 import { parsePlanFile } from '../../layering/plan-file.js';
 import type { PreviousAssignment } from '../../layering/stable.js';
@@ -47,30 +45,6 @@ export async function openBase(args: ClosureArgs, closure: Closure): Promise<{ s
     for (const p of await storePathsInLayer(layer, closure.storeDir, source.name)) paths.add(p);
   }
   return { source, paths };
-}
-
-/**
- * The image's layers, with `storePaths` filled in from strata's history entries where the layer
- * itself does not say, so that a strata-built image never has to be re-read to list its paths.
- */
-export function layersWithHistoryPaths(image: Image) {
-  const history = layerHistory(image.config.history, image.layers.length);
-  return image.layers.map((layer, i) => {
-    if (layer.storePaths) return layer;
-    const paths = storePathsFromHistory(history[i]);
-    if (!paths) return layer;
-    // Layers may be class instances with getters: copy the fields explicitly, never spread.
-    const withPaths: Layer = {
-      diffId: layer.diffId,
-      digest: layer.digest,
-      size: layer.size,
-      mediaType: layer.mediaType,
-      compression: layer.compression,
-      storePaths: paths,
-      open: () => layer.open(),
-    };
-    return withPaths;
-  });
 }
 
 /** The previous release's store-path layers, from `--previous IMAGE` or `--plan-in FILE`. */
