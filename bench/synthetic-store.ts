@@ -7,11 +7,12 @@
  */
 import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { SyntheticContent, type ContentKind } from './synthetic-content.js';
 
 export const BENCH_STORE_DIR = '/tmp/strata-bench-store';
 
 const PARAMS = {
-  generator: 5,
+  generator: 6,
   seed: 0x5eed_1234,
   paths: 184,
   bigFiles: [62, 95, 140] as const, // MiB
@@ -69,17 +70,11 @@ function generate(): SyntheticStore {
   const storeDir = '/nix/store';
   mkdirSync(join(root, storeDir), { recursive: true });
 
-  // 16 MiB of pseudo-random bytes; file contents are slices of it (content does not matter to
-  // a tar writer, only sizes and counts do, and generating 800 MB of randomness would be slow).
-  const pool = Buffer.allocUnsafe(16 << 20);
-  for (let i = 0; i < pool.length; i += 4) pool.writeUInt32LE(Math.floor(rand() * 4294967296), i);
-  const slice = (n: number): Buffer => {
-    if (n <= pool.length) {
-      const at = int(0, pool.length - n);
-      return pool.subarray(at, at + n);
-    }
-    return Buffer.concat(Array.from({ length: Math.ceil(n / pool.length) }, () => pool)).subarray(0, n);
-  };
+  // Contents that compress like a real closure's (see synthetic-content.ts): the gzip cases of
+  // the benchmarks measure deflate on realistic data, not on its random-bytes worst case.
+  const content = new SyntheticContent(rand);
+  const kindOf = (file: string): ContentKind =>
+    /\.(gz|mo)$/.test(file) ? 'random' : /(^|\/)bin\/|\.so(\.\d+)?$|\.bin$/.test(file) ? 'binary' : 'text';
 
   // Store path names, in dependency order (index 0 = lowest level, e.g. glibc).
   const paths: string[] = [];
@@ -117,9 +112,9 @@ function generate(): SyntheticStore {
     };
     mkdirSync(p, { recursive: true });
     const bigMiB = big.get(i);
-    if (bigMiB !== undefined) put(`share/${name}/data.bin`, slice(bigMiB << 20));
+    if (bigMiB !== undefined) put(`share/${name}/data.bin`, content.bytes('binary', bigMiB << 20));
     if (medium.has(i)) {
-      for (let k = int(1, 3); k > 0; k--) put(`lib/lib${name}-${k}.so.${int(1, 9)}`, slice(int(1 << 20, 8 << 20)), true);
+      for (let k = int(1, 3); k > 0; k--) put(`lib/lib${name}-${k}.so.${int(1, 9)}`, content.bytes('binary', int(1 << 20, 8 << 20)), true);
     }
     const nSmall = Math.max(3, Math.round((weights[i]! / wsum) * PARAMS.smallFileTarget));
     const dirs = ['bin', 'lib', `share/doc/${name}`, `include/${name}`, `lib/python3.11/site-packages/${name}`, `share/man/man1`, `share/locale/de/LC_MESSAGES`, `etc/${name}`];
@@ -128,7 +123,8 @@ function generate(): SyntheticStore {
       const sub = rand() < 0.4 ? `/m${int(0, Math.ceil(nSmall / 40))}` : '';
       // Log-uniform sizes from 1 B to ~128 KiB (mean ~11 KiB); a few empty files.
       const size = rand() < 0.02 ? 0 : Math.floor(Math.pow(2, rand() * 17));
-      put(`${d}${sub}/f${k}${d === 'bin' ? '' : ['.py', '.h', '.txt', '.gz', '.mo', ''][k % 6]}`, slice(size), d === 'bin' || rand() < 0.05);
+      const file = `${d}${sub}/f${k}${d === 'bin' ? '' : ['.py', '.h', '.txt', '.gz', '.mo', ''][k % 6]}`;
+      put(file, content.bytes(kindOf(file), size), d === 'bin' || rand() < 0.05);
     }
     // Symlinks: relative inside the path, and absolute into a dependency (as Nix outputs have).
     symlinkSync(`lib`, join(p, 'lib64'));

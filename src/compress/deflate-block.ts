@@ -1,69 +1,81 @@
 /**
- * pigz-style block deflate: the uncompressed stream is cut at fixed offsets into BLOCK_SIZE
- * blocks; each block is deflated on its own, primed with the 32 KiB before it as a dictionary,
- * and (except the last) ended with a sync flush — an empty stored block, which leaves the output
- * on a byte boundary. Concatenated, the blocks form one valid raw deflate stream.
+ * One block of a gzip layer: `BLOCK_SIZE` bytes of the uncompressed stream (less for the last
+ * block, or where the caller marks a boundary) compressed into one complete gzip member —
+ * header, raw deflate, CRC-32 and length. A layer blob is these members back to back, which
+ * RFC 1952 §2.2 defines as one gzip file: every reader of layers (Go's compress/gzip in Docker,
+ * containerd and the registries' tools, klauspost/pgzip in containers/image, GNU gzip,
+ * node:zlib) decompresses all members in turn, and eStargz layers rely on exactly this.
  *
- * Why this is reproducible (design-notes §6): the deflater is fflate 0.8.2, pinned exactly in
- * package.json, pure JavaScript (no CPU-dependent code path, no native zlib), and its output is
- * a function of exactly (block bytes, dictionary bytes, last?, level, mem). Block boundaries are
- * offsets of the uncompressed stream, never read or write sizes, so nothing about scheduling,
- * worker count or I/O reaches the bytes. Changing any constant here changes layer bytes: bump
- * GZIP_FORMAT_TAG with it (the layer cache keys on the tag).
+ * Why this is reproducible (design-notes §6): the deflater is libdeflate compiled to
+ * WebAssembly, shipped inside the `libdeflate` npm package pinned exactly (package.json and the
+ * lockfile's integrity hash fix the .wasm bytes). WebAssembly integer code has one meaning on
+ * every CPU and in every engine tier, so there is no CPU-dependent code path and Node releases
+ * cannot change the output; the gzip header libdeflate writes is fixed (MTIME 0, OS 255).
+ * A member depends on exactly (block bytes, level), so block boundaries — offsets of the
+ * uncompressed stream and caller-given boundaries — are the only other input, and scheduling,
+ * worker count or I/O chunking cannot reach the bytes. Changing any constant here changes layer
+ * bytes: GZIP_FORMAT_TAG names them all, and the layer cache keys on it.
+ *
+ * Why libdeflate and independent members rather than one deflate stream: libdeflate is
+ * whole-buffer only (no preset dictionary, no sync flush), and in WebAssembly it deflates 2–4×
+ * faster than pure-JavaScript deflaters at a better ratio (bench/build-issue6.ts prints it).
+ * Without a dictionary carried between 1 MiB blocks the output grows by well under 1 %.
  */
-import { Deflate } from 'fflate';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
-/** Uncompressed bytes per independently deflated block (pigz uses 128 KiB; fewer, larger hand-offs suit workers). */
+/** Uncompressed bytes per member (pigz uses 128 KiB blocks; larger ones suit worker hand-offs). */
 export const BLOCK_SIZE = 1 << 20;
-/** Deflate's window: the dictionary carried from one block into the next. */
-export const DICT_SIZE = 32 * 1024;
-/**
- * fflate level 4: on binaries and text it compresses about as well as `gzip -6` (zlib) while
- * running ~35% faster than fflate's own level 6 (measured here: ratio 0.355 vs zlib -6 0.351).
- */
-export const GZIP_LEVEL = 4;
-/** fflate's hash table size, 2^(12+mem) entries; fixed (fflate would otherwise pick it from the input length). */
-export const GZIP_MEM = 8;
+/** libdeflate level 6: the ratio of `gzip -6` (the default of gzip and pigz), at about twice pigz's speed per core. */
+export const GZIP_LEVEL = 6;
+/** The exact `libdeflate` npm package whose .wasm makes the bytes. */
+export const LIBDEFLATE_PACKAGE_VERSION = '0.1.0';
 /** Identifies the exact byte format; part of every gzip layer's cache identity. */
-export const GZIP_FORMAT_TAG = `gzip/fflate-0.8.2/level${GZIP_LEVEL}/mem${GZIP_MEM}/block${BLOCK_SIZE}/os255`;
+export const GZIP_FORMAT_TAG = `gzip/libdeflate-wasm-${LIBDEFLATE_PACKAGE_VERSION}/level${GZIP_LEVEL}/members${BLOCK_SIZE}`;
 
-/** The end of a sync flush after the pending bits: an empty, non-final stored block's LEN/NLEN. */
-const STORED_EMPTY_LEN = [0x00, 0x00, 0xff, 0xff];
+/** Compresses one block into one gzip member. Synchronous: it runs on the thread that loaded it. */
+export type MemberCompressor = (block: Uint8Array) => Uint8Array;
 
-/**
- * Deflates one block. `dict` is the (up to) 32 KiB of uncompressed data that precedes the block;
- * `last` ends the deflate stream (BFINAL). A non-last block's output ends on a byte boundary.
- */
-export function deflateBlock(block: Uint8Array, dict: Uint8Array | undefined, last: boolean): Uint8Array {
-  const parts: Uint8Array[] = [];
-  const opts = dict && dict.length > 0 ? { level: GZIP_LEVEL, mem: GZIP_MEM, dictionary: dict } as const : { level: GZIP_LEVEL, mem: GZIP_MEM } as const;
-  const d = new Deflate(opts, (chunk) => parts.push(chunk));
-  if (last) {
-    d.push(block, true);
-    return concat(parts, []);
-  }
-  d.push(block, false);
-  d.flush();
-  // fflate keeps the last, partly filled byte back between pushes: its state field `r` holds
-  // (bits used in that byte) | (byte << 3). It is read here rather than via an API because
-  // fflate has no sync flush; the exact pin and the golden-digest test guard this.
-  const r = (d as unknown as { s: { r?: number } }).s.r ?? 0;
-  const bits = r & 7;
-  const pending = (r >>> 3) & 0xff;
-  // Three zero bits (BFINAL=0, BTYPE=00 stored) follow the pending bits, then padding to a byte.
-  const tail = bits + 3 <= 8 ? [pending] : [pending, 0];
-  return concat(parts, [...tail, ...STORED_EMPTY_LEN]);
+interface LibdeflateModule {
+  HEAPU8: Uint8Array;
+  _malloc(n: number): number;
+  _free(p: number): void;
+  _libdeflate_alloc_compressor(level: number): number;
+  _libdeflate_gzip_compress_bound(c: number, n: number): number;
+  _libdeflate_gzip_compress(c: number, inPtr: number, inLen: number, outPtr: number, outMax: number): number;
 }
 
-function concat(parts: Uint8Array[], tail: number[]): Uint8Array {
-  let n = tail.length;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
+let loading: Promise<MemberCompressor> | undefined;
+
+/** The member compressor of this thread, loaded once (the WebAssembly module is ~90 KB). */
+export function loadMemberCompressor(): Promise<MemberCompressor> {
+  return (loading ??= load());
+}
+
+async function load(): Promise<MemberCompressor> {
+  // The package exports only its whole-buffer wrapper, which allocates a compressor and two
+  // buffers per call; the Emscripten module beside it lets us keep them for every block.
+  const entry = createRequire(import.meta.url).resolve('libdeflate');
+  const pkgDir = dirname(entry);
+  const version = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version?: string }).version;
+  if (version !== LIBDEFLATE_PACKAGE_VERSION) {
+    throw new Error(`libdeflate ${version} is installed, but strata's gzip bytes are pinned to libdeflate ${LIBDEFLATE_PACKAGE_VERSION}: reinstall with npm ci`);
   }
-  out.set(tail, at);
-  return out;
+  const glue = (await import(pathToFileURL(join(pkgDir, 'dist', 'libdeflate.wasm.mjs')).href)) as { default: () => LibdeflateModule };
+  const m = glue.default();
+  const compressor = m._libdeflate_alloc_compressor(GZIP_LEVEL);
+  const bound = m._libdeflate_gzip_compress_bound(compressor, BLOCK_SIZE);
+  const inPtr = m._malloc(BLOCK_SIZE);
+  const outPtr = m._malloc(bound);
+  if (compressor === 0 || inPtr === 0 || outPtr === 0) throw new Error('libdeflate: out of WebAssembly memory');
+  return (block) => {
+    if (block.length > BLOCK_SIZE) throw new Error(`internal: gzip block of ${block.length} bytes exceeds ${BLOCK_SIZE}`);
+    // HEAPU8 is read afresh each call: growing WebAssembly memory replaces the view.
+    m.HEAPU8.set(block, inPtr);
+    const n = m._libdeflate_gzip_compress(compressor, inPtr, block.length, outPtr, bound);
+    if (n === 0) throw new Error('libdeflate: gzip member did not fit its bound');
+    return m.HEAPU8.slice(outPtr, outPtr + n);
+  };
 }

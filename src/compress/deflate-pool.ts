@@ -1,12 +1,13 @@
 /**
- * A fixed set of worker threads that deflate blocks (pigz's model). One pool serves every layer
- * of a build, so one large layer can use every core and several small ones share them.
+ * A fixed set of worker threads that compress blocks into gzip members (pigz's model). One pool
+ * serves every layer of a build, so one large layer can use every core and several small ones
+ * share them.
  *
  * `size: 0` deflates on the calling thread instead: same function, same bytes (tests compare
  * the two), useful where threads are unwanted.
  */
 import { Worker } from 'node:worker_threads';
-import { BLOCK_SIZE, deflateBlock } from './deflate-block.js';
+import { BLOCK_SIZE, loadMemberCompressor } from './deflate-block.js';
 import type { BlockRequest, BlockResponse } from './deflate-worker.js';
 
 interface Pending {
@@ -48,26 +49,23 @@ export class DeflatePool {
   }
 
   /**
-   * Deflates one block. `block` is transferred to the worker when it owns its whole
-   * ArrayBuffer (the caller must not touch it afterwards); the dictionary is copied.
+   * Compresses one block into a gzip member. `block` is transferred to the worker when it owns
+   * its whole ArrayBuffer (the caller must not touch it afterwards).
    */
-  deflate(block: Uint8Array, dict: Uint8Array | undefined, last: boolean): Promise<Uint8Array> {
+  deflate(block: Uint8Array): Promise<Uint8Array> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.size === 0) {
-      try {
-        const out = deflateBlock(block, dict, last);
-        // Deflated synchronously: the block's buffer is free again at once.
+      return loadMemberCompressor().then((compress) => {
+        const out = compress(block);
+        // Compressed synchronously: the block's buffer is free again at once.
         if (block.length === BLOCK_SIZE && this.spare.length < 2) this.spare.push(block);
-        return Promise.resolve(out);
-      } catch (e) {
-        return Promise.reject(e as Error);
-      }
+        return out;
+      });
     }
     const id = this.nextId++;
-    const req: BlockRequest = { id, block, last, ...(dict ? { dict: dict.slice() } : {}) };
+    const req: BlockRequest = { id, block };
     const transfer: ArrayBuffer[] = [];
     if (block.byteOffset === 0 && block.byteLength === block.buffer.byteLength) transfer.push(block.buffer as ArrayBuffer);
-    if (req.dict) transfer.push(req.dict.buffer as ArrayBuffer);
     return new Promise<Uint8Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.queue.push({ req, transfer });

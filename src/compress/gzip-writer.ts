@@ -1,18 +1,17 @@
 /**
- * Streaming gzip for layer blobs: uncompressed bytes in (any chunk sizes), one gzip member out,
- * the blob digest and size computed as the compressed bytes leave.
+ * Streaming gzip for layer blobs: uncompressed bytes in (any chunk sizes), gzip members out (see
+ * deflate-block.ts), the blob digest and size computed as the compressed bytes leave.
  *
  * Incoming bytes are copied into fixed BLOCK_SIZE blocks, so block boundaries are offsets of the
- * uncompressed stream and never depend on how callers chunk their writes. Full blocks go to the
- * DeflatePool at once (several in flight, in parallel); their results are written strictly in
- * block order. Memory is bounded: at most `maxBlocksInFlight` blocks (input + output) per stream.
+ * uncompressed stream — counted from the start or from the last `boundary()` — and never depend
+ * on how callers chunk their writes. Full blocks go to the DeflatePool at once (several in
+ * flight, in parallel); their members are written strictly in block order. Memory is bounded:
+ * at most `maxBlocksInFlight` blocks (input + output) per stream.
  */
 import { createHash } from 'node:crypto';
 import type { Digest } from '../image/digest.js';
-import { crc32 } from './crc32.js';
-import { BLOCK_SIZE, DICT_SIZE } from './deflate-block.js';
+import { BLOCK_SIZE } from './deflate-block.js';
 import type { DeflatePool } from './deflate-pool.js';
-import { GZIP_HEADER, gzipTrailer } from './gzip-format.js';
 
 /** Where bytes go, in order; a write's promise settles when the bytes may be reused or are stored. */
 export interface ByteSink {
@@ -31,15 +30,13 @@ export interface GzipResult {
 export class GzipCompressor implements ByteSink {
   private block: Uint8Array;
   private fill = 0;
-  /** Last DICT_SIZE bytes of the previous block: the next block's dictionary. */
-  private dict: Uint8Array | undefined;
-  private crc = 0;
+  private blocks = 0;
   private inSize = 0;
   private outSize = 0;
   private readonly hash = createHash('sha256');
-  /** Per submitted block, settles once its output has been written downstream. */
+  /** Per submitted block, settles once its member has been written downstream. */
   private readonly emitted: Promise<void>[] = [];
-  private tail: Promise<void>;
+  private tail: Promise<void> = Promise.resolve();
   private error: unknown;
   private finished = false;
 
@@ -49,15 +46,11 @@ export class GzipCompressor implements ByteSink {
     private readonly maxBlocksInFlight = Math.max(2, pool.size * 2 + 1),
   ) {
     this.block = pool.takeBlock(BLOCK_SIZE);
-    this.tail = this.emit(GZIP_HEADER).catch((e: unknown) => {
-      this.error ??= e;
-    });
   }
 
   async write(chunk: Buffer): Promise<void> {
     if (this.error !== undefined) throw this.error;
     if (this.finished) throw new Error('internal: write after finish');
-    this.crc = crc32(chunk, this.crc);
     this.inSize += chunk.length;
     let at = 0;
     while (at < chunk.length) {
@@ -65,21 +58,25 @@ export class GzipCompressor implements ByteSink {
       this.block.set(chunk.subarray(at, at + take), this.fill);
       this.fill += take;
       at += take;
-      if (this.fill === BLOCK_SIZE) {
-        this.submit(false);
-        // Backpressure: wait for the oldest block once enough are in flight.
-        while (this.emitted.length >= this.maxBlocksInFlight) await this.emitted.shift();
-        if (this.error !== undefined) throw this.error;
-      }
+      if (this.fill === BLOCK_SIZE) await this.submit();
     }
   }
 
-  /** Compresses what is left, writes the trailer and waits for every byte to be written. */
+  /**
+   * Ends the current member here, so the bytes that follow start a new one. Callers use it at
+   * content-defined places only (never at I/O sizes), or the bytes would depend on scheduling.
+   */
+  async boundary(): Promise<void> {
+    if (this.error !== undefined) throw this.error;
+    if (this.fill > 0) await this.submit();
+  }
+
+  /** Compresses what is left and waits for every byte to be written. */
   async finish(): Promise<GzipResult> {
     if (this.error !== undefined) throw this.error;
+    // An empty stream still is one (empty) member: a blob of zero bytes is not gzip.
+    if (this.fill > 0 || this.blocks === 0) await this.submit();
     this.finished = true;
-    this.submit(true);
-    this.tail = this.tail.then(() => this.emit(gzipTrailer(this.crc, this.inSize)));
     await this.tail;
     if (this.error !== undefined) throw this.error;
     return { digest: `sha256:${this.hash.digest('hex')}`, size: this.outSize, uncompressedSize: this.inSize };
@@ -90,15 +87,14 @@ export class GzipCompressor implements ByteSink {
     await this.tail.catch(() => undefined);
   }
 
-  private submit(last: boolean): void {
+  private async submit(): Promise<void> {
     const block = this.fill === BLOCK_SIZE ? this.block : this.block.slice(0, this.fill);
-    const dict = this.dict;
-    // Copy the next dictionary out before the block's buffer is transferred to a worker.
-    if (!last) this.dict = this.block.slice(BLOCK_SIZE - DICT_SIZE);
-    const result = this.pool.deflate(block, dict, last);
+    const result = this.pool.deflate(block);
     result.catch(() => undefined); // observed in order below
-    this.block = last ? new Uint8Array(0) : this.pool.takeBlock(BLOCK_SIZE);
+    // A full block's buffer went to a worker; a partial one was copied, so its buffer is reused.
+    if (block === this.block) this.block = this.pool.takeBlock(BLOCK_SIZE);
     this.fill = 0;
+    this.blocks++;
     const done = this.tail.then(async () => {
       if (this.error !== undefined) return;
       await this.emit(await result);
@@ -107,10 +103,12 @@ export class GzipCompressor implements ByteSink {
       this.error ??= e;
     });
     this.emitted.push(this.tail);
+    // Backpressure: wait for the oldest block once enough are in flight.
+    while (this.emitted.length >= this.maxBlocksInFlight) await this.emitted.shift();
+    if (this.error !== undefined) throw this.error;
   }
 
   private async emit(bytes: Uint8Array): Promise<void> {
-    if (bytes.length === 0) return;
     this.hash.update(bytes);
     this.outSize += bytes.length;
     await this.out.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
