@@ -11,7 +11,7 @@ import { storeLayerEntries } from '../tar/scan.js';
 import type { ImageDestination } from '../transports/types.js';
 import { customisationEntries, type CustomisationSpec } from './customisation.js';
 import { produceLayers, type LayerJob, type ProduceStats } from './produce-layers.js';
-import { layerIdentity, type LayerCache } from '../cache/layer-cache.js';
+import { layerIdentityFromSegments, segmentIdentity, type LayerCache } from '../cache/layer-cache.js';
 import type { Compression } from '../image/media-types.js';
 
 export interface BuildOptions {
@@ -73,14 +73,14 @@ async function buildInto(opts: BuildOptions, dest: ImageDestination): Promise<Bu
   // Every layer is scanned first (entries are small), then produced, concurrently where the
   // destination allows, through the cache; blob order stays the plan's order.
   const jobs: LayerJob[] = [];
+  const tarOpts = { mtime: opts.mtime, storeDir: closure.storeDir, storeRoot: opts.storeRoot };
   for (const planned of plan.layers) {
+    // Identities cost a walk of the paths when the closure has no narHash: only with a cache.
+    const segmentIds = opts.cache ? new Map(planned.paths.map((p) => [p, segmentIdentity(p, opts.closure.paths, tarOpts, opts.compression)])) : undefined;
     jobs.push({
       entries: await storeLayerEntries(closure.storeDir, opts.storeRoot, planned.paths),
       storePaths: planned.paths,
-      // Identities cost a walk of the paths when the closure has no narHash: only with a cache.
-      ...(opts.cache
-        ? { identity: layerIdentity(planned.paths, opts.closure.paths, { mtime: opts.mtime, storeDir: closure.storeDir, storeRoot: opts.storeRoot }, opts.compression) }
-        : {}),
+      ...(segmentIds ? { identity: layerIdentityFromSegments(planned.paths.map((p) => segmentIds.get(p)!)), segmentIdentities: segmentIds } : {}),
     });
   }
   jobs.push({ entries: await customisationEntries(opts.customisation, opts.closure, opts.storeRoot) });

@@ -17,7 +17,10 @@ import type { Digest } from '../image/digest.js';
 import type { Layer } from '../image/layer.js';
 import { ociLayerMediaType, type Compression } from '../image/media-types.js';
 import type { TarEntry } from '../tar/entry.js';
-import { tarSize, writeLayerTar } from '../tar/writer.js';
+import { posix } from 'node:path';
+import { storePathSegments } from '../tar/segments.js';
+import { tarSize, writeLayerTar, type TarItem } from '../tar/writer.js';
+import { planRuns, RunRouter, tarItems, type PlannedRun } from './segmented-layer.js';
 import type { BlobWriter, ImageDestination } from '../transports/types.js';
 
 export interface LayerJob {
@@ -30,6 +33,11 @@ export interface LayerJob {
    * hashes and an lstat signature per source file).
    */
   identity?: string;
+  /**
+   * Store path → segment identity (segmentIdentity), for layers of several store paths: their
+   * runs are cached one by one, so one changed path does not make the others be read again.
+   */
+  segmentIdentities?: ReadonlyMap<string, string>;
 }
 
 /** What produceLayers did; pass an object to have it filled (tests and the benchmark read it). */
@@ -162,40 +170,56 @@ async function build(
   getPool: () => DeflatePool,
   begin: (size?: number) => Promise<BlobWriter>,
 ): Promise<Layer> {
-  const tarBytes = tarSize(job.entries);
+  // Store layers are made run by run (segmented-layer.ts): gzip starts a member at each store
+  // path, and with a cache, a multi-path layer reuses the runs of paths that did not change.
+  let runs: PlannedRun[] | undefined;
+  if (job.storePaths !== undefined && job.storePaths.length > 0) {
+    const segments = storePathSegments(job.entries, posix.dirname(job.storePaths[0]!), job.storePaths);
+    runs = opts.cache && job.segmentIdentities && job.storePaths.length > 1
+      ? await planRuns(segments, job.segmentIdentities, opts.cache, compression === 'gzip')
+      : segments.map((segment) => ({ segment }));
+  }
+  const items: readonly TarItem[] = runs ? tarItems(job.entries, runs) : job.entries;
+  const tarBytes = tarSize(items);
   // Uncompressed blobs have a known size, so archives can reserve their place and write in place;
   // compressed ones do not, and are spooled by the destination.
   const writer = await begin(compression === 'none' ? tarBytes : undefined);
   let cacheWriter: CacheBlobWriter | undefined;
   let gzip: GzipCompressor | undefined;
+  let router: RunRouter | undefined;
   try {
     if (opts.cache && identity !== undefined) cacheWriter = await opts.cache.beginBlob();
     const out = tee(writer, cacheWriter);
     if (compression === 'gzip') gzip = new GzipCompressor(out, getPool());
+    // Uncompressed with nothing to reuse or record, the runs change nothing: skip the router,
+    // which would put the destination's overlapping writes in single file.
+    if (runs && (gzip || runs.some((r) => r.reuse || r.recordAs !== undefined))) router = new RunRouter(runs, out, gzip, opts.cache);
     const tarSink: BlobWriter = {
-      write: (chunk) => (gzip ?? out).write(chunk),
+      write: (chunk) => (router ?? gzip ?? out).write(chunk),
       // The compressor copies every chunk into its blocks before the write resolves; the cache
       // file is written before it resolves too; so chunks are free once the destination says so.
       releasesChunks: gzip !== undefined || writer.releasesChunks === true,
       close: () => Promise.reject(new Error('internal: the tar writer does not close its output')),
       abort: async () => {},
     };
-    const { diffId, size: tarred } = await writeLayerTar(job.entries, { mtime: opts.mtime }, tarSink);
+    const { diffId, size: tarred } = await writeLayerTar(items, { mtime: opts.mtime }, tarSink);
     let digest: Digest = diffId;
     let size = tarred;
     if (gzip) ({ digest, size } = await gzip.finish());
     const open = await writer.close(digest, size);
+    await router?.publish();
     if (cacheWriter && identity !== undefined) {
       await cacheWriter.publish({ identity, diffId, digest, size, compression, uncompressedSize: tarred });
     }
     if (opts.stats) {
       opts.stats.built.push(index);
       opts.stats.bytesTarred += tarred;
-      for (const e of job.entries) if (e.type === 'file' && e.source !== undefined && e.size > 0) opts.stats.filesRead.push(e.source);
+      for (const e of items) if (e.type === 'file' && e.source !== undefined && e.size > 0) opts.stats.filesRead.push(e.source);
     }
     return layerOf(diffId, digest, size, compression, job, open);
   } catch (e) {
     await gzip?.settle();
+    await router?.discard();
     await writer.abort();
     await cacheWriter?.discard();
     throw e;

@@ -38,22 +38,37 @@ export type NarHashLookup = ReadonlyMap<string, StorePathInfo | string | undefin
 
 /** Identity of a store layer holding `storePaths` (in the order the layer lists them). */
 export function layerIdentity(storePaths: readonly string[], narHashes: NarHashLookup | undefined, tar: IdentityTarOptions, compression: Compression): string {
+  return layerIdentityFromSegments(storePaths.map((p) => segmentIdentity(p, narHashes, tar, compression)));
+}
+
+/** A store layer's identity from its store paths' segment identities (layer order). */
+export function layerIdentityFromSegments(segmentIdentities: readonly string[]): string {
   const h = createHash('sha256');
   field(h, 'store-layer');
+  for (const id of segmentIdentities) field(h, id);
+  return `sha256:${h.digest('hex')}`;
+}
+
+/**
+ * Identity of one store path's run in a layer tar (src/tar/segments.ts): the path, its content
+ * (narHash, or else an lstat signature of its files), and everything else that shapes the run's
+ * bytes and its gzip members.
+ */
+export function segmentIdentity(storePath: string, narHashes: NarHashLookup | undefined, tar: IdentityTarOptions, compression: Compression): string {
+  const h = createHash('sha256');
+  field(h, 'store-segment');
   field(h, TAR_FORMAT_TAG);
   field(h, compressionFormatTag(compression));
   field(h, String(tar.mtime));
   field(h, tar.storeDir);
-  for (const p of storePaths) {
-    field(h, p);
-    const info = narHashes?.get(p);
-    const narHash = typeof info === 'string' ? info : info?.narHash;
-    if (narHash) {
-      field(h, `nar:${narHash}`);
-    } else {
-      field(h, 'lstat');
-      lstatSignature(h, join(tar.storeRoot || '/', p), '');
-    }
+  field(h, storePath);
+  const info = narHashes?.get(storePath);
+  const narHash = typeof info === 'string' ? info : info?.narHash;
+  if (narHash) {
+    field(h, `nar:${narHash}`);
+  } else {
+    field(h, 'lstat');
+    lstatSignature(h, join(tar.storeRoot || '/', storePath), '');
   }
   return `sha256:${h.digest('hex')}`;
 }

@@ -7,6 +7,8 @@
  *   blobs/sha256/<hex>             blob bytes, immutable once published
  *   layers/<sha256(identity)>.json  { identity, diffId, digest, size, compression, uncompressedSize }
  *   diffids/<compression>/<hex>.json { diffId, digest, size }
+ *   segments/<sha256(identity)>.json { identity, tar, gzip? }: one store path's run of a layer tar
+ *                                   (src/tar/segments.ts) and its gzip members, as blobs above
  *   tmp/                            files being written; renamed into place when complete
  *
  * Safe with several builds on one cache: everything is written to a unique temporary file and
@@ -24,7 +26,7 @@ import { StrataError } from '../util/errors.js';
 import { canonicalJsonBytes } from '../util/json.js';
 import type { ByteSink } from '../compress/gzip-writer.js';
 
-export { entriesIdentity, layerIdentity, TAR_FORMAT_TAG, type IdentityTarOptions, type NarHashLookup } from './identity.js';
+export { entriesIdentity, layerIdentity, layerIdentityFromSegments, segmentIdentity, TAR_FORMAT_TAG, type IdentityTarOptions, type NarHashLookup } from './identity.js';
 
 /** $XDG_CACHE_HOME/strata, or ~/.cache/strata (XDG says to ignore a relative XDG_CACHE_HOME). */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -72,6 +74,30 @@ export interface CacheBlobWriter extends ByteSink {
   discard(): Promise<void>;
 }
 
+/** A blob in blobs/sha256: a part of a layer (a store path's tar run, or its gzip members). */
+export interface Piece {
+  digest: Digest;
+  size: number;
+}
+
+/**
+ * One store path's run of a layer tar, cached so that a layer whose other paths changed can be
+ * made again without reading this path's files: its tar bytes (for the DiffID, and the blob
+ * itself when uncompressed) and, for gzip layers, the members compressed from them.
+ */
+export interface SegmentRecord {
+  identity: string;
+  tar: Piece;
+  gzip?: Piece;
+}
+
+/** A piece being written; finish() hashes nothing more, renames it into place and names it. */
+export interface PieceWriter extends ByteSink {
+  /** The stored piece, or undefined when the cache failed it (never fails the build). */
+  finish(): Promise<Piece | undefined>;
+  discard(): Promise<void>;
+}
+
 const IO_CHUNK = 1 << 20;
 const COMPRESSIONS = new Set(['none', 'gzip', 'zstd']);
 
@@ -86,7 +112,7 @@ export class LayerCache {
   static async open(dir: string): Promise<LayerCache> {
     const c = new LayerCache(dir);
     try {
-      await Promise.all(['blobs/sha256', 'layers', 'diffids/none', 'diffids/gzip', 'diffids/zstd', 'tmp'].map((d) => mkdir(join(c.root, d), { recursive: true })));
+      await Promise.all(['blobs/sha256', 'layers', 'segments', 'diffids/none', 'diffids/gzip', 'diffids/zstd', 'tmp'].map((d) => mkdir(join(c.root, d), { recursive: true })));
     } catch (e) {
       throw new StrataError(`cannot use cache directory ${dir}: ${(e as Error).message}`, { cause: e });
     }
@@ -232,6 +258,100 @@ export class LayerCache {
     };
   }
 
+  private segmentPath(identity: string): string {
+    return join(this.root, 'segments', `${createHash('sha256').update(identity).digest('hex')}.json`);
+  }
+
+  /** The segment record of `identity`, if a well-formed one exists (pieces not checked yet). */
+  async lookupSegment(identity: string): Promise<SegmentRecord | undefined> {
+    const raw = await readFile(this.segmentPath(identity), 'utf8').catch(() => undefined);
+    if (raw === undefined) return undefined;
+    let rec: SegmentRecord | undefined;
+    try {
+      const v = JSON.parse(raw) as Partial<SegmentRecord>;
+      if (v.identity === identity && isPiece(v.tar) && (v.gzip === undefined || isPiece(v.gzip))) rec = { identity, tar: v.tar, ...(v.gzip ? { gzip: v.gzip } : {}) };
+    } catch {
+      // fall through: corrupt
+    }
+    if (rec === undefined) {
+      this.stats.corrupt++;
+      await rm(this.segmentPath(identity), { force: true });
+    }
+    return rec;
+  }
+
+  /**
+   * Hashes a piece's blob; its path when size and sha256 match. A mismatch deletes the blob (and
+   * the segment record, if named) so it is rebuilt; unreadable counts as a miss.
+   */
+  async verifyPiece(piece: Piece, segmentIdentity?: string): Promise<string | undefined> {
+    const path = this.blobPath(piece.digest);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch {
+      if (segmentIdentity !== undefined) await rm(this.segmentPath(segmentIdentity), { force: true });
+      return undefined;
+    }
+    try {
+      const ok = (await fh.stat()).size === piece.size && (await hashFile(fh, piece.size)) === piece.digest;
+      if (ok) return path;
+      this.stats.corrupt++;
+      await rm(path, { force: true });
+      if (segmentIdentity !== undefined) await rm(this.segmentPath(segmentIdentity), { force: true });
+      return undefined;
+    } catch {
+      this.stats.errors++;
+      return undefined;
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /** Starts a piece; undefined when the cache cannot take one (the build goes on without). */
+  async beginPiece(): Promise<PieceWriter | undefined> {
+    const tmp = this.tmpPath('piece');
+    const fh = await open(tmp, 'wx', 0o644).catch(() => undefined);
+    if (!fh) {
+      this.stats.errors++;
+      return undefined;
+    }
+    const hash = createHash('sha256');
+    let size = 0;
+    let broken = false;
+    return {
+      // Called in order, each awaited before the next: the position is simply the running size.
+      write: async (chunk) => {
+        hash.update(chunk);
+        const at = size;
+        size += chunk.length;
+        if (!broken) await fh.write(chunk, 0, chunk.length, at).catch(() => void (broken = true));
+      },
+      finish: async () => {
+        await fh.close().catch(() => void (broken = true));
+        const piece: Piece = { digest: `sha256:${hash.digest('hex')}`, size };
+        try {
+          if (broken) throw new Error('write failed');
+          await rename(tmp, this.blobPath(piece.digest));
+          return piece;
+        } catch {
+          this.stats.errors++;
+          await rm(tmp, { force: true }).catch(() => undefined);
+          return undefined;
+        }
+      },
+      discard: async () => {
+        await fh.close().catch(() => undefined);
+        await rm(tmp, { force: true }).catch(() => undefined);
+      },
+    };
+  }
+
+  /** Records a segment whose pieces are in place (best effort, like every cache write). */
+  async publishSegment(rec: SegmentRecord): Promise<void> {
+    await this.writeAtomic(this.segmentPath(rec.identity), rec).catch(() => void this.stats.errors++);
+  }
+
   private tmpPath(kind: string): string {
     return join(this.root, 'tmp', `${kind}-${process.pid}-${randomBytes(8).toString('hex')}`);
   }
@@ -245,6 +365,11 @@ export class LayerCache {
 
 export function openLayerCache(dir: string): Promise<LayerCache> {
   return LayerCache.open(dir);
+}
+
+function isPiece(v: unknown): v is Piece {
+  const p = v as Partial<Piece> | undefined;
+  return typeof p === 'object' && p !== null && isDigest(p.digest) && Number.isSafeInteger(p.size) && (p.size as number) >= 0;
 }
 
 function parseEntry(raw: string): CachedLayer | undefined {

@@ -32,8 +32,11 @@ export const BLOCK_SIZE = 1 << 20;
 export const GZIP_LEVEL = 6;
 /** The exact `libdeflate` npm package whose .wasm makes the bytes. */
 export const LIBDEFLATE_PACKAGE_VERSION = '0.1.0';
-/** Identifies the exact byte format; part of every gzip layer's cache identity. */
-export const GZIP_FORMAT_TAG = `gzip/libdeflate-wasm-${LIBDEFLATE_PACKAGE_VERSION}/level${GZIP_LEVEL}/members${BLOCK_SIZE}`;
+/**
+ * Identifies the exact byte format; part of every gzip layer's cache identity. `store-path-runs`:
+ * in store layers a member also starts at each store path's run (src/build/segmented-layer.ts).
+ */
+export const GZIP_FORMAT_TAG = `gzip/libdeflate-wasm-${LIBDEFLATE_PACKAGE_VERSION}/level${GZIP_LEVEL}/members${BLOCK_SIZE}/store-path-runs`;
 
 /** Compresses one block into one gzip member. Synchronous: it runs on the thread that loaded it. */
 export type MemberCompressor = (block: Uint8Array) => Uint8Array;

@@ -39,6 +39,8 @@ export class GzipCompressor implements ByteSink {
   private tail: Promise<void> = Promise.resolve();
   private error: unknown;
   private finished = false;
+  /** Where members are also copied (a cache piece being recorded), per block from submit on. */
+  private tap: ByteSink | undefined;
 
   constructor(
     private readonly out: ByteSink,
@@ -71,6 +73,36 @@ export class GzipCompressor implements ByteSink {
     if (this.fill > 0) await this.submit();
   }
 
+  /**
+   * From the next member on, also copies members to `tap` (undefined stops). Call it right after
+   * a boundary(), so that exactly the members of what follows are copied.
+   */
+  setTap(tap: ByteSink | undefined): void {
+    this.tap = tap;
+  }
+
+  /**
+   * Puts members compressed earlier (a cached store-path run) next in the output, standing for
+   * `uncompressedSize` bytes the caller does not write. Must follow a boundary(). `copy` writes the
+   * members through `emit` in order; they are hashed and counted like freshly compressed ones.
+   */
+  async insertMembers(uncompressedSize: number, copy: (emit: (bytes: Buffer) => Promise<void>) => Promise<void>): Promise<void> {
+    if (this.error !== undefined) throw this.error;
+    if (this.fill !== 0) throw new Error('internal: insertMembers without a boundary first');
+    this.inSize += uncompressedSize;
+    this.blocks++;
+    const done = this.tail.then(async () => {
+      if (this.error !== undefined) return;
+      await copy((bytes) => this.emit(bytes, undefined));
+    });
+    this.tail = done.catch((e: unknown) => {
+      this.error ??= e;
+    });
+    this.emitted.push(this.tail);
+    while (this.emitted.length >= this.maxBlocksInFlight) await this.emitted.shift();
+    if (this.error !== undefined) throw this.error;
+  }
+
   /** Compresses what is left and waits for every byte to be written. */
   async finish(): Promise<GzipResult> {
     if (this.error !== undefined) throw this.error;
@@ -95,9 +127,10 @@ export class GzipCompressor implements ByteSink {
     if (block === this.block) this.block = this.pool.takeBlock(BLOCK_SIZE);
     this.fill = 0;
     this.blocks++;
+    const tap = this.tap;
     const done = this.tail.then(async () => {
       if (this.error !== undefined) return;
-      await this.emit(await result);
+      await this.emit(await result, tap);
     });
     this.tail = done.catch((e: unknown) => {
       this.error ??= e;
@@ -108,9 +141,11 @@ export class GzipCompressor implements ByteSink {
     if (this.error !== undefined) throw this.error;
   }
 
-  private async emit(bytes: Uint8Array): Promise<void> {
+  private async emit(bytes: Uint8Array, tap: ByteSink | undefined): Promise<void> {
     this.hash.update(bytes);
     this.outSize += bytes.length;
-    await this.out.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (tap) await Promise.all([this.out.write(b), tap.write(b)]);
+    else await this.out.write(b);
   }
 }

@@ -23,6 +23,20 @@ import type { TarEntry } from './entry.js';
 import { ParallelHash } from './hasher.js';
 import { END_OF_ARCHIVE, MAX_OCTAL_11, encodeHeader, planHeader, type HeaderPlan } from './header.js';
 
+/**
+ * Bytes already in tar form, copied verbatim from `source` (a cached store-path run, see
+ * segments.ts): `size` bytes, a whole number of blocks. `lastName` is the name of the run's last
+ * entry, so the order check goes on across it.
+ */
+export interface RawRun {
+  type: 'raw';
+  source: string;
+  size: number;
+  lastName: string;
+}
+
+export type TarItem = TarEntry | RawRun;
+
 export interface LayerTarOptions {
   /** mtime written on every header, in seconds since the epoch (already resolved by the caller). */
   mtime: number;
@@ -40,9 +54,13 @@ const SYNC_READ_MAX = 64 * 1024;
 const FILE_TASKS = 16;
 
 /** Exact byte size of the tar writeLayerTar produces for `entries`. */
-export function tarSize(entries: readonly TarEntry[]): number {
+export function tarSize(entries: readonly TarItem[]): number {
   let n = END_OF_ARCHIVE;
   for (const e of entries) {
+    if (e.type === 'raw') {
+      n += e.size;
+      continue;
+    }
     const p = planHeader(e);
     n += p.headerBytes + p.dataBytes;
   }
@@ -53,7 +71,7 @@ export function tarSize(entries: readonly TarEntry[]): number {
  * Writes `entries` (sorted, as finalizeEntries returns them) as a tar to `out` and returns its
  * sha256 (the layer's DiffID) and size. Does not close `out`: the caller may still compress.
  */
-export async function writeLayerTar(entries: readonly TarEntry[], opts: LayerTarOptions, out: BlobWriter): Promise<{ diffId: Digest; size: number }> {
+export async function writeLayerTar(entries: readonly TarItem[], opts: LayerTarOptions, out: BlobWriter): Promise<{ diffId: Digest; size: number }> {
   const { mtime } = opts;
   if (!Number.isInteger(mtime) || mtime < 0 || mtime > MAX_OCTAL_11) {
     throw new StrataError(`mtime ${mtime} is not a whole number of seconds between 0 and ${MAX_OCTAL_11}`);
@@ -140,7 +158,7 @@ class Planner {
   private aborted = false;
 
   /** `pool`: where recycled chunk buffers come from and go back to; undefined: always fresh. */
-  constructor(private readonly entries: readonly TarEntry[], private readonly mtime: number, private readonly pool?: Buffer[]) {}
+  constructor(private readonly entries: readonly TarItem[], private readonly mtime: number, private readonly pool?: Buffer[]) {}
 
   abort(): void {
     this.aborted = true;
@@ -176,6 +194,17 @@ class Planner {
           break;
         }
         const entry = this.entries[this.i]!;
+        if (entry.type === 'raw') {
+          if (entry.size % 512 !== 0) throw new Error(`internal: raw tar run of ${entry.size} bytes is not whole blocks`);
+          this.prevName = Buffer.from(entry.lastName);
+          if (entry.size > 0) {
+            this.plan = { fullName: this.prevName, headerBytes: 0, dataBytes: entry.size };
+            this.dataOff = 0;
+          } else {
+            this.i++;
+          }
+          continue;
+        }
         const plan = planHeader(entry);
         // Headers are never split across chunks; a header group is at most a few KiB.
         if (pos + plan.headerBytes > CHUNK) break;
@@ -237,15 +266,15 @@ class Planner {
   }
 
   /** Puts file bytes [off, off+take) (take includes the padding of the last piece) at buf[pos..]. */
-  private placeData(entry: TarEntry, padded: number, off: number, take: number, buf: Buffer, pos: number): Promise<void> | undefined {
+  private placeData(entry: TarEntry | RawRun, padded: number, off: number, take: number, buf: Buffer, pos: number): Promise<void> | undefined {
     const size = entry.size;
     const fileBytes = Math.max(0, Math.min(take, size - off));
-    if (entry.content !== undefined || entry.source === undefined) {
+    if (entry.type !== 'raw' && (entry.content !== undefined || entry.source === undefined)) {
       if (fileBytes > 0) Buffer.from(entry.content!.buffer, entry.content!.byteOffset + off, fileBytes).copy(buf, pos);
       buf.fill(0, pos + fileBytes, pos + take);
       return undefined;
     }
-    const path = entry.source;
+    const path = entry.source!;
     if (off === 0 && take === padded) {
       if (padded <= SYNC_READ_MAX) {
         readSmallFileSync(path, size, buf, pos, padded);

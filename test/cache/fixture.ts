@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { layerIdentity, type LayerCache, type NarHashLookup } from '../../src/cache/layer-cache.js';
+import { layerIdentityFromSegments, segmentIdentity, type LayerCache, type NarHashLookup } from '../../src/cache/layer-cache.js';
 import { produceLayers, type ProduceStats } from '../../src/build/produce-layers.js';
 import { assembleImage } from '../../src/image/assemble.js';
 import type { Layer } from '../../src/image/layer.js';
@@ -74,14 +74,21 @@ export interface BuildOutcome {
   outputDigest: string;
 }
 
-/** One layer per store path, built into `out` (docker-archive for 'none', OCI directory for gzip). */
-export async function buildFixture(store: FakeStore, out: string, opts: { compression: Compression; cache?: LayerCache; stats?: ProduceStats; narHashes?: NarHashLookup; concurrency?: number }): Promise<BuildOutcome> {
+/**
+ * Built into `out` (docker-archive for 'none', OCI directory for gzip): one layer per store path,
+ * or the store path indexes of `layout`, a layer per group.
+ */
+export async function buildFixture(store: FakeStore, out: string, opts: { compression: Compression; cache?: LayerCache; stats?: ProduceStats; narHashes?: NarHashLookup; concurrency?: number; layout?: number[][] }): Promise<BuildOutcome> {
   const jobs = [];
-  for (const p of store.paths) {
+  const tar = { mtime: MTIME, storeDir: STORE_DIR, storeRoot: store.root };
+  for (const group of opts.layout ?? store.paths.map((_, i) => [i])) {
+    const paths = group.map((i) => store.paths[i]!);
+    const ids = new Map(paths.map((p) => [p, segmentIdentity(p, opts.narHashes, tar, opts.compression)]));
     jobs.push({
-      entries: await storeLayerEntries(STORE_DIR, store.root, [p]),
-      storePaths: [p],
-      identity: layerIdentity([p], opts.narHashes, { mtime: MTIME, storeDir: STORE_DIR, storeRoot: store.root }, opts.compression),
+      entries: await storeLayerEntries(STORE_DIR, store.root, paths),
+      storePaths: paths,
+      identity: layerIdentityFromSegments(paths.map((p) => ids.get(p)!)),
+      segmentIdentities: ids,
     });
   }
   const dest = opts.compression === 'none'

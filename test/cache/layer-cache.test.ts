@@ -59,6 +59,49 @@ for (const compression of ['none', 'gzip'] as const satisfies readonly Compressi
     }
   });
 
+  test(`${compression}: in a layer shared by several paths, a leaf change reads only the leaf's files; corrupt runs are rebuilt`, async (t) => {
+    const dir = tempDir(t);
+    const store = makeStore(dir);
+    const cache = await openLayerCache(join(dir, 'cache'));
+    // The leaf (index 3) shares a layer with 'big' and 'libc', as popularity layering does.
+    const layout = [[0], [1, 2, 3]];
+    const cold = await buildFixture(store, join(dir, 'cold'), { compression, cache, layout });
+    assert.equal(cold.outputDigest, (await buildFixture(store, join(dir, 'nocache'), { compression, layout })).outputDigest, 'cache or not, same bytes');
+
+    writeFileSync(join(store.root, store.leaf, 'bin', 'app'), '#!/bin/sh\necho changed\n');
+    const s = newProduceStats();
+    const rebuilt = await buildFixture(store, join(dir, 'rebuilt'), { compression, cache, layout, stats: s });
+    assert.deepEqual(s.built, [1]);
+    assert.deepEqual(s.fromCache, [0]);
+    // Only the leaf's files: 'big' (2.5 MB) and 'libc' in the same layer came from the cache.
+    assert.deepEqual([...new Set(s.filesRead)].sort(), filesBelow(store.root, store.leaf));
+    const coldAfter = await buildFixture(store, join(dir, 'cold-after'), { compression, layout });
+    assert.equal(rebuilt.outputDigest, coldAfter.outputDigest, 'a run-wise rebuild equals a cold build');
+    assert.notEqual(rebuilt.outputDigest, cold.outputDigest);
+
+    // Damage every cached piece of 'big' (its tar run, and members for gzip): found, rebuilt.
+    writeFileSync(join(store.root, store.leaf, 'bin', 'app'), '#!/bin/sh\necho changed again\n');
+    const segDir = join(cache.dir, 'v1', 'segments');
+    let damaged = 0;
+    for (const f of readdirSync(segDir)) {
+      const rec = JSON.parse(readFileSync(join(segDir, f), 'utf8')) as { identity: string; tar: { digest: string } };
+      const blob = cache.blobPath(rec.tar.digest as `sha256:${string}`);
+      if (readFileSync(blob).includes('data.bin')) {
+        const b = readFileSync(blob);
+        b[b.length - 2000] ^= 0x01; // inside data.bin's bytes, not a header
+        writeFileSync(blob, b);
+        damaged++;
+      }
+    }
+    assert.equal(damaged, 1, 'one cached run holds data.bin');
+    const corruptBefore = cache.stats.corrupt;
+    const s2 = newProduceStats();
+    const again = await buildFixture(store, join(dir, 'again'), { compression, cache, layout, stats: s2 });
+    assert.equal(cache.stats.corrupt, corruptBefore + 1);
+    assert.deepEqual([...new Set(s2.filesRead)].sort(), [...filesBelow(store.root, store.paths[1]!), ...filesBelow(store.root, store.leaf)].sort());
+    assert.equal(again.outputDigest, (await buildFixture(store, join(dir, 'cold-again'), { compression, layout })).outputDigest);
+  });
+
   test(`${compression}: truncated, altered or missing cache blobs and broken index entries are rebuilt, never used`, async (t) => {
     const dir = tempDir(t);
     const store = makeStore(dir);

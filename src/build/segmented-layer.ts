@@ -1,0 +1,183 @@
+/**
+ * A store layer made run by run (src/tar/segments.ts): each store path's run of the tar is either
+ * built from the store or, when the cache holds it, copied from the cache — its tar bytes feed the
+ * DiffID (and are the blob when uncompressed) and its gzip members are copied, not recompressed.
+ * So a layer shared by many paths, one of which changed, reads only the changed path's files.
+ *
+ * For gzip, every run starts a new member whether it is cached or not, cold build or warm, so
+ * the bytes never depend on what the cache held (the Must: a rebuild equals a cold build).
+ */
+import type { LayerCache, Piece, PieceWriter, SegmentRecord } from '../cache/layer-cache.js';
+import type { ByteSink, GzipCompressor } from '../compress/gzip-writer.js';
+import type { TarEntry } from '../tar/entry.js';
+import type { TarSegment } from '../tar/segments.js';
+import type { TarItem } from '../tar/writer.js';
+import { open } from 'node:fs/promises';
+
+/** One run of the layer, and how it is made this time. */
+export interface PlannedRun {
+  segment: TarSegment;
+  /** Set when the run is copied from the cache: verified piece files. */
+  reuse?: { tarPath: string; gzip?: { path: string; size: number } };
+  /** Set when the run is built and should be recorded in the cache under this identity. */
+  recordAs?: string;
+}
+
+/**
+ * Plans the runs of a store layer: runs whose segment record is in the cache (with gzip members
+ * when needed) and whose pieces verify are reused; the rest are built and recorded.
+ */
+export async function planRuns(segments: readonly TarSegment[], identities: ReadonlyMap<string, string>, cache: LayerCache, gzip: boolean): Promise<PlannedRun[]> {
+  const runs: PlannedRun[] = [];
+  for (const segment of segments) {
+    const identity = segment.storePath !== undefined ? identities.get(segment.storePath) : undefined;
+    if (identity === undefined) {
+      runs.push({ segment });
+      continue;
+    }
+    const rec = await cache.lookupSegment(identity);
+    const reuse = rec ? await verifyRecord(rec, segment, cache, gzip) : undefined;
+    runs.push(reuse ? { segment, reuse } : { segment, recordAs: identity });
+  }
+  return runs;
+}
+
+async function verifyRecord(rec: SegmentRecord, segment: TarSegment, cache: LayerCache, gzip: boolean): Promise<PlannedRun['reuse']> {
+  if (rec.tar.size !== segment.end - segment.start || (gzip && rec.gzip === undefined)) return undefined;
+  const tarPath = await cache.verifyPiece(rec.tar, rec.identity);
+  if (tarPath === undefined) return undefined;
+  if (!gzip) return { tarPath };
+  const gzPath = await cache.verifyPiece(rec.gzip!, rec.identity);
+  return gzPath === undefined ? undefined : { tarPath, gzip: { path: gzPath, size: rec.gzip!.size } };
+}
+
+/** The writer's input: entries of built runs, a raw run per reused one. */
+export function tarItems(entries: readonly TarEntry[], runs: readonly PlannedRun[]): TarItem[] {
+  const items: TarItem[] = [];
+  for (const { segment, reuse } of runs) {
+    if (reuse && segment.to > segment.from) {
+      items.push({ type: 'raw', source: reuse.tarPath, size: segment.end - segment.start, lastName: entries[segment.to - 1]!.name });
+    } else {
+      for (let i = segment.from; i < segment.to; i++) items.push(entries[i]!);
+    }
+  }
+  return items;
+}
+
+/**
+ * Sits between the tar writer and the output: cuts the tar stream at run boundaries, starts a
+ * gzip member at each, swaps reused runs' bytes for their cached members, and records built runs'
+ * tar bytes and members as cache pieces. Writes are applied strictly in call order.
+ */
+export class RunRouter implements ByteSink {
+  private index = 0;
+  private offset = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private started = false;
+  private tarPiece: PieceWriter | undefined;
+  private gzipPiece: PieceWriter | undefined;
+  /** Pieces of built runs, finished once the whole layer is through. */
+  private readonly recorded: { identity: string; tar: PieceWriter; gzip?: PieceWriter }[] = [];
+
+  constructor(
+    private readonly runs: readonly PlannedRun[],
+    private readonly next: ByteSink,
+    private readonly gzip: GzipCompressor | undefined,
+    private readonly cache: LayerCache | undefined,
+  ) {}
+
+  write(chunk: Buffer): Promise<void> {
+    const p = this.chain.then(() => this.route(chunk));
+    this.chain = p;
+    return p;
+  }
+
+  /** After the tar writer and the compressor are done: publishes the built runs' records. */
+  async publish(): Promise<void> {
+    await this.chain;
+    for (const r of this.recorded) {
+      const tar = await r.tar.finish();
+      const gz = r.gzip ? await r.gzip.finish() : undefined;
+      if (tar && (r.gzip === undefined || gz)) await this.cache!.publishSegment({ identity: r.identity, tar, ...(gz ? { gzip: gz } : {}) });
+    }
+  }
+
+  async discard(): Promise<void> {
+    await this.chain.catch(() => undefined);
+    for (const r of this.recorded) {
+      await r.tar.discard();
+      await r.gzip?.discard();
+    }
+  }
+
+  private async route(chunk: Buffer): Promise<void> {
+    if (!this.started) {
+      this.started = true;
+      await this.startRun();
+    }
+    let at = 0;
+    while (at < chunk.length) {
+      const run = this.runs[this.index];
+      if (run === undefined) throw new Error('internal: tar longer than its runs');
+      const take = Math.min(chunk.length - at, run.segment.end - this.offset);
+      const part = chunk.subarray(at, at + take);
+      if (!(run.reuse && this.gzip)) {
+        await this.tarPiece?.write(part);
+        await (this.gzip ?? this.next).write(part);
+      } // else: a reused run's tar bytes only feed the DiffID; its members were inserted instead
+      at += take;
+      this.offset += take;
+      if (this.offset === run.segment.end) {
+        this.index++;
+        if (this.index < this.runs.length) await this.startRun();
+      }
+    }
+  }
+
+  private async startRun(): Promise<void> {
+    const run = this.runs[this.index]!;
+    this.tarPiece = undefined;
+    this.gzipPiece = undefined;
+    if (this.gzip) {
+      await this.gzip.boundary();
+      this.gzip.setTap(undefined);
+    }
+    if (run.reuse?.gzip && this.gzip) {
+      const { path, size } = run.reuse.gzip;
+      await this.gzip.insertMembers(run.segment.end - run.segment.start, (emit) => copyPiece(path, size, emit));
+      return;
+    }
+    if (run.recordAs !== undefined && this.cache) {
+      const tar = await this.cache.beginPiece();
+      const gz = this.gzip ? await this.cache.beginPiece() : undefined;
+      if (tar && (!this.gzip || gz)) {
+        this.tarPiece = tar;
+        this.gzipPiece = gz;
+        this.gzip?.setTap(gz);
+        this.recorded.push({ identity: run.recordAs, tar, ...(gz ? { gzip: gz } : {}) });
+      } else {
+        await tar?.discard();
+        await gz?.discard();
+      }
+    }
+  }
+}
+
+/** Streams a verified piece file through `emit`, one buffer at a time (emit awaits its write). */
+async function copyPiece(path: string, size: number, emit: (b: Buffer) => Promise<void>): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let pos = 0;
+    while (pos < size) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (bytesRead === 0) throw new Error(`cached piece ${path} shrank while it was being copied`);
+      await emit(Buffer.from(buf.subarray(0, bytesRead)));
+      pos += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+export type { Piece };

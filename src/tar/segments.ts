@@ -1,0 +1,52 @@
+/**
+ * A store layer's tar cut at store-path boundaries. Entries are sorted bytewise and every store
+ * path is `<storeDir>/<32-char hash>-<name>` with a distinct hash, so each store path's entries
+ * form one contiguous run, and the layer tar is: the store directory's parents, then one run per
+ * store path, then the end-of-archive blocks. Each run's bytes depend only on that path's files
+ * (and the mtime), which is what lets the cache keep them per store path and reuse them in any
+ * layer that holds the path, and what lets gzip start a member at each run (deflate-block.ts).
+ */
+import type { TarEntry } from './entry.js';
+import { END_OF_ARCHIVE, planHeader } from './header.js';
+
+export interface TarSegment {
+  /** The store path whose entries these are; undefined for the leading directories and the end. */
+  storePath?: string;
+  /** Byte range in the layer tar. */
+  start: number;
+  end: number;
+  /** Entry index range [from, to). */
+  from: number;
+  to: number;
+}
+
+/**
+ * The segments of the tar writeLayerTar makes of `entries` (a store layer's entries, as
+ * storeLayerEntries returns them): they cover the whole tar, in order.
+ */
+export function storePathSegments(entries: readonly TarEntry[], storeDir: string, storePaths: readonly string[]): TarSegment[] {
+  const prefix = storeDir.replace(/^\/+|\/+$/g, '') + '/';
+  const wanted = new Set(storePaths);
+  const segments: TarSegment[] = [];
+  let offset = 0;
+  let current: TarSegment | undefined;
+  for (let i = 0; i < entries.length; i++) {
+    const name = entries[i]!.name;
+    const slash = name.indexOf('/', prefix.length);
+    const candidate = name.startsWith(prefix) ? `/${slash < 0 ? name : name.slice(0, slash)}` : undefined;
+    const storePath = candidate !== undefined && wanted.has(candidate) ? candidate : undefined;
+    if (current === undefined || current.storePath !== storePath) {
+      if (current !== undefined && storePath !== undefined && segments.some((s) => s.storePath === storePath)) {
+        throw new Error(`internal: entries of ${storePath} are not contiguous`);
+      }
+      current = { ...(storePath !== undefined ? { storePath } : {}), start: offset, end: offset, from: i, to: i };
+      segments.push(current);
+    }
+    const plan = planHeader(entries[i]!);
+    offset += plan.headerBytes + plan.dataBytes;
+    current.end = offset;
+    current.to = i + 1;
+  }
+  segments.push({ start: offset, end: offset + END_OF_ARCHIVE, from: entries.length, to: entries.length });
+  return segments;
+}
