@@ -19,7 +19,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, wr
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { layerIdentity, openLayerCache } from '../src/cache/layer-cache.js';
+import { layerIdentityFromSegments, openLayerCache, segmentIdentity } from '../src/cache/layer-cache.js';
 import { newProduceStats, produceLayers, type LayerJob } from '../src/build/produce-layers.js';
 import { readClosureFile } from '../src/closure/read.js';
 import type { Compression } from '../src/image/media-types.js';
@@ -39,11 +39,15 @@ async function child(root: string, closurePath: string, compression: Compression
   const closure = await readClosureFile(closurePath);
   const plan = planLayers(closure, 'popularity', 99);
   const jobs: LayerJob[] = [];
+  const tarOpts = { mtime: MTIME, storeDir: closure.storeDir, storeRoot: root };
   for (const l of plan.layers) {
+    // As src/build/build.ts does it: per-path identities, the layer's made from them.
+    const ids = new Map(l.paths.map((p) => [p, segmentIdentity(p, closure.paths, tarOpts, compression)]));
     jobs.push({
       entries: await storeLayerEntries(closure.storeDir, root, l.paths),
       storePaths: l.paths,
-      identity: layerIdentity(l.paths, closure.paths, { mtime: MTIME, storeDir: closure.storeDir, storeRoot: root }, compression),
+      identity: layerIdentityFromSegments(l.paths.map((p) => ids.get(p)!)),
+      segmentIdentities: ids,
     });
   }
   const tScan = process.hrtime.bigint();
