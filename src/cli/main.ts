@@ -1,18 +1,20 @@
 #!/usr/bin/env node
+/**
+ * The strata CLI. Start-up time is part of every build's time, so this module loads only yargs
+ * and the flag definitions: each command's module, and the library it drives, is imported when
+ * that command runs (a `strata build` does not load the registry client or image readers unless
+ * its flags need them), and the constants a command's flags list (--layering and --format
+ * choices, the --max-layers default) are imported by that command's builder, which yargs runs
+ * only for the command given.
+ */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { StrataError } from '../util/errors.js';
-import { runBuild } from './commands/build.js';
-import { runInspect } from './commands/inspect.js';
-import { runPlan } from './commands/plan.js';
-import { runPush } from './commands/push.js';
 import { registryFlags } from './commands/registry-flags.js';
-import { LAYERING_STRATEGIES } from '../layering/plan.js';
-import { OUTPUT_FORMATS } from '../transports/open-destination.js';
-import { DEFAULT_MAX_LAYERS } from '../layering/budget.js';
 
 /** Flags shared by `build` and `plan`: what decides the layer assignment. */
-function closureOptions<T>(y: Argv<T>) {
+async function closureOptions<T>(y: Argv<T>) {
+  const [{ LAYERING_STRATEGIES }, { DEFAULT_MAX_LAYERS }] = await Promise.all([import('../layering/plan.js'), import('../layering/budget.js')]);
   return registryFlags(y)
     .positional('closure', { type: 'string', demandOption: true, describe: 'closure JSON (nix path-info --json --recursive, exportReferencesGraph, or strata plain form)' })
     .option('store-dir', { type: 'string', describe: 'logical store directory (default: from the closure, else /nix/store)' })
@@ -34,8 +36,9 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'build <closure>',
       'build an image from a closure',
-      (y) =>
-        closureOptions(y)
+      async (y) => {
+        const { OUTPUT_FORMATS } = await import('../transports/open-destination.js');
+        return (await closureOptions(y))
           .option('store-root', { type: 'string', default: '/', describe: 'physical root the store paths are read under' })
           .option('output', { alias: 'o', type: 'string', describe: 'output file or directory, or - for stdout' })
           .option('compress', { choices: ['none', 'gzip', 'zstd'] as const, describe: 'layer compression (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
@@ -62,8 +65,10 @@ export async function main(argv: string[]): Promise<number> {
           .option('add', { type: 'string', array: true, describe: 'SRC:DEST — host file, directory or glob put at image path DEST (customisation layer)' })
           .option('bin', { type: 'string', array: true, describe: 'store path whose bin/ entries are linked into /bin' })
           .option('symlink', { type: 'string', array: true, describe: 'LINK:TARGET symlink in the customisation layer' })
-          .option('remove', { type: 'string', array: true, describe: 'delete a base image path (written as an OCI whiteout)' }),
+          .option('remove', { type: 'string', array: true, describe: 'delete a base image path (written as an OCI whiteout)' });
+      },
       async (args) => {
+        const { runBuild } = await import('./commands/build.js');
         exitCode = await runBuild(args);
       },
     )
@@ -72,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
       'print the layer assignment without building',
       (y) => closureOptions(y),
       async (args) => {
+        const { runPlan } = await import('./commands/plan.js');
         exitCode = await runPlan(args);
       },
     )
@@ -85,6 +91,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('previous', { type: 'string', describe: 'previous release: mark which layers are reused and how much is new' })
           .option('json', { type: 'boolean', default: false }),
       async (args) => {
+        const { runInspect } = await import('./commands/inspect.js');
         exitCode = await runInspect(args);
       },
     )
@@ -99,6 +106,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in a multi-platform source' })
           .option('json', { type: 'boolean', default: false }),
       async (args) => {
+        const { runPush } = await import('./commands/push.js');
         exitCode = await runPush(args);
       },
     )
@@ -110,8 +118,25 @@ export async function main(argv: string[]): Promise<number> {
     .fail((msg, err) => {
       throw err ?? new UsageError(msg);
     });
+  skipHelpCache(parser);
   await parser.parseAsync();
   return exitCode;
+}
+
+/**
+ * Whenever a command runs, yargs renders that command's whole help text and keeps it, in case
+ * the handler later asks for help (its usage instance's cacheHelpMessage). Strata's handlers
+ * never do, and failures go through .fail() above, which prints no help. The rendering
+ * measures every cell with Intl.Segmenter and Unicode-property regexes: 40-50 ms of a build's
+ * start-up, for text nobody sees. The hook is yargs-internal, so it is replaced only where
+ * found; with a yargs that lacks it, help is rendered as before (slower, never different).
+ * `--help` is unaffected: it renders afresh, and nothing is cached to return instead.
+ */
+function skipHelpCache(parser: Argv<unknown>): void {
+  type Usage = { cacheHelpMessage?: unknown };
+  const internal = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => Usage | undefined } }).getInternalMethods;
+  const usage = typeof internal === 'function' ? internal.call(parser).getUsageInstance?.() : undefined;
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
 }
 
 class UsageError extends Error {}

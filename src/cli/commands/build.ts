@@ -2,12 +2,10 @@ import { buildImage } from '../../build/build.js';
 import { emptyCustomisation, parseAdd, parseSymlink, type CustomisationSpec } from '../../build/customisation.js';
 import { ociManifest } from '../../image/manifest.js';
 import { openOutputDestination, type OutputFormat } from '../../transports/open-destination.js';
+import type { Compression } from '../../image/media-types.js';
 import { StrataError } from '../../util/errors.js';
 import { checkProducibleCompression } from '../../compress/compression.js';
 import { defaultCacheDir, openLayerCache } from '../../cache/layer-cache.js';
-import { openRegistryDestination } from '../../transports/registry/destination.js';
-import { registryStats } from '../../transports/registry/client.js';
-import { sameRegistryRepository } from './push.js';
 import { registryOptions } from './registry-flags.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
 import { checkStoreRoot, humanSize, loadClosure, loadPrevious, openBase, type ClosureArgs } from './shared.js';
@@ -51,14 +49,7 @@ export async function runBuild(args: BuildArgs): Promise<number> {
     checkProducibleCompression(compression);
     const cache = args.cache === false ? undefined : await openLayerCache(args['cache-dir'] ?? defaultCacheDir());
     const dest = args.push
-      ? await openRegistryDestination(args.push, {
-          ...registryOptions(args),
-          compression,
-          // Spool each new layer so its digest is known before upload: a layer the registry
-          // already has then costs one HEAD instead of a re-upload.
-          blobWrites: 'spool',
-          ...(args.from && sameRegistryRepository(args.from, args.push) ? { mountFrom: [sameRegistryRepository(args.from, args.push)!] } : {}),
-        })
+      ? await openPushDestination(args, args.push, compression)
       : await openOutputDestination({ format: args.format, output: args.output!, mtime, compression });
     // Archives take their names from --tag; a registry push is named by --push (extra --tag = more tags there).
     const result = await buildImage(
@@ -87,7 +78,7 @@ export async function runBuild(args: BuildArgs): Promise<number> {
       layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: l.storePaths ?? [] })),
       providedByBase: result.providedByBase,
       // What went over the wire: lets CI see that an unchanged re-push uploaded nothing.
-      ...(args.push ? { upload: { ...registryStats } } : {}),
+      ...(args.push ? { upload: { ...(await import('../../transports/registry/client.js')).registryStats } } : {}),
     };
     const out = args.output === '-' ? process.stderr : process.stdout;
     if (args.json) out.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -96,4 +87,21 @@ export async function runBuild(args: BuildArgs): Promise<number> {
   } finally {
     await base?.source.close();
   }
+}
+
+/** The registry modules load only for --push: a build to a file never needs them. */
+async function openPushDestination(args: BuildArgs, target: string, compression: Compression) {
+  const [{ openRegistryDestination }, { sameRegistryRepository }] = await Promise.all([
+    import('../../transports/registry/destination.js'),
+    import('./push.js'),
+  ]);
+  const mountFrom = args.from ? sameRegistryRepository(args.from, target) : undefined;
+  return openRegistryDestination(target, {
+    ...registryOptions(args),
+    compression,
+    // Spool each new layer so its digest is known before upload: a layer the registry
+    // already has then costs one HEAD instead of a re-upload.
+    blobWrites: 'spool',
+    ...(mountFrom ? { mountFrom: [mountFrom] } : {}),
+  });
 }

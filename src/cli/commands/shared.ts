@@ -5,7 +5,6 @@ import { layerHistory, layersWithHistoryPaths, storePathsFromHistory } from '../
 import { storePathsInLayer } from '../../image/store-paths.js';
 import { parsePlanFile } from '../../layering/plan-file.js';
 import type { PreviousAssignment } from '../../layering/stable.js';
-import { openImageSource } from '../../transports/open-source.js';
 import type { ImageSource } from '../../transports/types.js';
 import { StrataError } from '../../util/errors.js';
 import { parsePlatform } from '../settings.js';
@@ -39,7 +38,7 @@ export function sourceOptions(args: RegistryArgs & { platform?: string }) {
 /** Opens `--from` and lists the store paths its layers already carry. */
 export async function openBase(args: ClosureArgs, closure: Closure): Promise<{ source: ImageSource; paths: Set<string> } | undefined> {
   if (!args.from) return undefined;
-  const source = await openImageSource(args.from, sourceOptions(args));
+  const source = await openImage(args.from, args);
   const paths = new Set<string>();
   for (const layer of layersWithHistoryPaths(source.image)) {
     for (const p of await storePathsInLayer(layer, closure.storeDir, source.name)) paths.add(p);
@@ -61,7 +60,7 @@ export async function loadPrevious(args: ClosureArgs): Promise<PreviousAssignmen
     return parsePlanFile(parsed, file);
   }
   if (!args.previous) return undefined;
-  const source = await openImageSource(args.previous, sourceOptions(args));
+  const source = await openImage(args.previous, args);
   try {
     const history = layerHistory(source.image.config.history, source.image.layers.length);
     const layers = history.map(storePathsFromHistory).filter((p): p is string[] => p !== undefined && p.length > 0);
@@ -72,6 +71,15 @@ export async function loadPrevious(args: ClosureArgs): Promise<PreviousAssignmen
   } finally {
     await source.close();
   }
+}
+
+/**
+ * Opens an image named on the command line. The image readers (archives, layouts, registries)
+ * load on first use: most builds name no --from or --previous and never need them.
+ */
+export async function openImage(ref: string, args: RegistryArgs & { platform?: string }): Promise<ImageSource> {
+  const { openImageSource } = await import('../../transports/open-source.js');
+  return openImageSource(ref, sourceOptions(args));
 }
 
 export async function checkStoreRoot(root: string): Promise<void> {
