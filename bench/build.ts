@@ -9,7 +9,8 @@
  *   - GNU tar, one tar of the whole tree;
  *   - strata's direct writer, one layer holding the whole closure (the like-for-like case);
  *   - strata's direct writer, one layer per store path (up to 100 layers, as a build writes them);
- *   - the strata CLI building a docker-archive, when dist/src/cli/main.js exists.
+ *   - the strata CLI building a docker-archive, when dist/src/cli/main.js exists: with the default
+ *     layer cache (fresh and empty each run, so the build is cold) and with --no-cache.
  * Peak RSS comes from /usr/bin/time -v around each child process. Timings are printed, never
  * asserted: machines are noisy.
  */
@@ -130,7 +131,11 @@ async function main(): Promise<void> {
     { label: `strata writeLayerTar, ${Math.min(MAX_LAYERS, store.storePaths.length)} layers (direct)`, cmd: process.execPath, args: [self, '--direct', 'layers', storeInfo, out] },
   ];
   if (existsSync(cliPath)) {
-    cases.push({ label: 'strata build -> docker-archive (CLI)', cmd: process.execPath, args: [cliPath, 'build', store.closurePath, '--store-root', store.root, '-o', out] });
+    const build = [cliPath, 'build', store.closurePath, '--store-root', store.root, '-o', out];
+    // Both: the default build also writes every new layer into the (fresh, empty) layer cache, a
+    // second copy of each layer; --no-cache shows the cost of the build alone.
+    cases.push({ label: 'strata build -> docker-archive (CLI)', cmd: process.execPath, args: build });
+    cases.push({ label: 'strata build --no-cache -> docker-archive (CLI)', cmd: process.execPath, args: [...build, '--no-cache'] });
   } else {
     console.log(`(strata CLI not built at ${cliPath}: CLI row skipped, direct writer rows stand in)\n`);
   }
