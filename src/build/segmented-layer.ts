@@ -7,12 +7,11 @@
  * For gzip, every run starts a new member whether it is cached or not, cold build or warm, so
  * the bytes never depend on what the cache held (the Must: a rebuild equals a cold build).
  */
-import type { LayerCache, Piece, PieceWriter, SegmentRecord } from '../cache/layer-cache.js';
+import { copyCacheFile, type LayerCache, type PieceWriter, type SegmentRecord } from '../cache/layer-cache.js';
 import type { ByteSink, GzipCompressor } from '../compress/gzip-writer.js';
 import type { TarEntry } from '../tar/entry.js';
 import type { TarSegment } from '../tar/segments.js';
 import type { TarItem } from '../tar/writer.js';
-import { open } from 'node:fs/promises';
 
 /** One run of the layer, and how it is made this time. */
 export interface PlannedRun {
@@ -75,7 +74,6 @@ export class RunRouter implements ByteSink {
   private chain: Promise<void> = Promise.resolve();
   private started = false;
   private tarPiece: PieceWriter | undefined;
-  private gzipPiece: PieceWriter | undefined;
   /** Pieces of built runs, finished once the whole layer is through. */
   private readonly recorded: { identity: string; tar: PieceWriter; gzip?: PieceWriter }[] = [];
 
@@ -137,14 +135,13 @@ export class RunRouter implements ByteSink {
   private async startRun(): Promise<void> {
     const run = this.runs[this.index]!;
     this.tarPiece = undefined;
-    this.gzipPiece = undefined;
     if (this.gzip) {
       await this.gzip.boundary();
       this.gzip.setTap(undefined);
     }
     if (run.reuse?.gzip && this.gzip) {
       const { path, size } = run.reuse.gzip;
-      await this.gzip.insertMembers(run.segment.end - run.segment.start, (emit) => copyPiece(path, size, emit));
+      await this.gzip.insertMembers(run.segment.end - run.segment.start, (emit) => copyCacheFile(path, size, { write: emit }));
       return;
     }
     if (run.recordAs !== undefined && this.cache) {
@@ -152,7 +149,6 @@ export class RunRouter implements ByteSink {
       const gz = this.gzip ? await this.cache.beginPiece() : undefined;
       if (tar && (!this.gzip || gz)) {
         this.tarPiece = tar;
-        this.gzipPiece = gz;
         this.gzip?.setTap(gz);
         this.recorded.push({ identity: run.recordAs, tar, ...(gz ? { gzip: gz } : {}) });
       } else {
@@ -162,22 +158,3 @@ export class RunRouter implements ByteSink {
     }
   }
 }
-
-/** Streams a verified piece file through `emit`, one buffer at a time (emit awaits its write). */
-async function copyPiece(path: string, size: number, emit: (b: Buffer) => Promise<void>): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let pos = 0;
-    while (pos < size) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
-      if (bytesRead === 0) throw new Error(`cached piece ${path} shrank while it was being copied`);
-      await emit(Buffer.from(buf.subarray(0, bytesRead)));
-      pos += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
-export type { Piece };

@@ -162,31 +162,40 @@ export class LayerCache {
    * match; otherwise drops the entry (blob and index) and returns undefined, so the caller rebuilds.
    */
   async openVerified(entry: { identity?: string; digest: Digest; size: number }): Promise<VerifiedBlob | undefined> {
-    const path = this.blobPath(entry.digest);
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'r');
-    } catch {
-      return this.dropCorrupt(entry);
-    }
-    try {
-      const ok = (await fh.stat()).size === entry.size && (await hashFile(fh, entry.size)) === entry.digest;
-      if (!ok) {
-        await fh.close();
-        return this.dropCorrupt(entry);
-      }
-    } catch {
-      // Unreadable is not proof of corruption (EIO, a permission change): a miss, entry kept.
-      await fh.close().catch(() => undefined);
+    const fh = await this.openMatching(entry.digest, entry.size);
+    if (fh === 'missing' || fh === 'mismatch') return this.dropCorrupt(entry);
+    if (fh === 'unreadable') {
       this.stats.errors++;
       return undefined;
     }
     this.stats.hits++;
+    const path = this.blobPath(entry.digest);
     return {
       size: entry.size,
       copyTo: (out) => copyFile(fh, entry.size, out, path),
       close: () => fh.close(),
     };
+  }
+
+  /**
+   * Opens a blob and hashes it: the open handle when size and sha256 match, else what went wrong
+   * (the handle already closed). Unreadable is not proof of corruption (EIO, a permission change).
+   */
+  private async openMatching(digest: Digest, size: number): Promise<FileHandle | 'missing' | 'mismatch' | 'unreadable'> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.blobPath(digest), 'r');
+    } catch {
+      return 'missing';
+    }
+    try {
+      if ((await fh.stat()).size === size && (await hashFile(fh, size)) === digest) return fh;
+      await fh.close();
+      return 'mismatch';
+    } catch {
+      await fh.close().catch(() => undefined);
+      return 'unreadable';
+    }
   }
 
   private async dropCorrupt(entry: { identity?: string; digest: Digest }): Promise<undefined> {
@@ -285,27 +294,21 @@ export class LayerCache {
    * the segment record, if named) so it is rebuilt; unreadable counts as a miss.
    */
   async verifyPiece(piece: Piece, segmentIdentity?: string): Promise<string | undefined> {
-    const path = this.blobPath(piece.digest);
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'r');
-    } catch {
-      if (segmentIdentity !== undefined) await rm(this.segmentPath(segmentIdentity), { force: true });
-      return undefined;
+    const fh = await this.openMatching(piece.digest, piece.size);
+    if (typeof fh !== 'string') {
+      await fh.close().catch(() => undefined);
+      return this.blobPath(piece.digest);
     }
-    try {
-      const ok = (await fh.stat()).size === piece.size && (await hashFile(fh, piece.size)) === piece.digest;
-      if (ok) return path;
-      this.stats.corrupt++;
-      await rm(path, { force: true });
-      if (segmentIdentity !== undefined) await rm(this.segmentPath(segmentIdentity), { force: true });
-      return undefined;
-    } catch {
+    if (fh === 'unreadable') {
       this.stats.errors++;
       return undefined;
-    } finally {
-      await fh.close().catch(() => undefined);
     }
+    if (fh === 'mismatch') {
+      this.stats.corrupt++;
+      await rm(this.blobPath(piece.digest), { force: true });
+    }
+    if (segmentIdentity !== undefined) await rm(this.segmentPath(segmentIdentity), { force: true });
+    return undefined;
   }
 
   /** Starts a piece; undefined when the cache cannot take one (the build goes on without). */
@@ -402,6 +405,16 @@ async function hashFile(fh: FileHandle, size: number): Promise<Digest> {
     pos += bytesRead;
   }
   return `sha256:${h.digest('hex')}`;
+}
+
+/** Streams `size` bytes of a cache file (a verified piece) into `out`. */
+export async function copyCacheFile(path: string, size: number, out: ByteSink & { releasesChunks?: boolean }): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await copyFile(fh, size, out, path);
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
