@@ -170,14 +170,16 @@ async function build(
   getPool: () => DeflatePool,
   begin: (size?: number) => Promise<BlobWriter>,
 ): Promise<Layer> {
-  // Store layers are made run by run (segmented-layer.ts): gzip starts a member at each store
-  // path, and with a cache, a multi-path layer reuses the runs of paths that did not change.
+  // Store layers are made run by run (segmented-layer.ts) where runs matter: gzip starts a member
+  // at each store path, and with a cache, a multi-path layer reuses the runs of paths that did not
+  // change. An uncompressed layer with neither keeps the plain path, where the destination's
+  // writes overlap instead of going through the router one by one.
   let runs: PlannedRun[] | undefined;
-  if (job.storePaths !== undefined && job.storePaths.length > 0) {
-    const segments = storePathSegments(job.entries, posix.dirname(job.storePaths[0]!), job.storePaths);
-    runs = opts.cache && job.segmentIdentities && job.storePaths.length > 1
-      ? await planRuns(segments, job.segmentIdentities, opts.cache, compression === 'gzip')
-      : segments.map((segment) => ({ segment }));
+  const paths = job.storePaths ?? [];
+  const reusable = opts.cache !== undefined && job.segmentIdentities !== undefined && paths.length > 1;
+  if (paths.length > 0 && (compression === 'gzip' || reusable)) {
+    const segments = storePathSegments(job.entries, posix.dirname(paths[0]!), paths);
+    runs = reusable ? await planRuns(segments, job.segmentIdentities!, opts.cache!, compression === 'gzip') : segments.map((segment) => ({ segment }));
   }
   const items: readonly TarItem[] = runs ? tarItems(job.entries, runs) : job.entries;
   const tarBytes = tarSize(items);
@@ -191,9 +193,7 @@ async function build(
     if (opts.cache && identity !== undefined) cacheWriter = await opts.cache.beginBlob();
     const out = tee(writer, cacheWriter);
     if (compression === 'gzip') gzip = new GzipCompressor(out, getPool());
-    // Uncompressed with nothing to reuse or record, the runs change nothing: skip the router,
-    // which would put the destination's overlapping writes in single file.
-    if (runs && (gzip || runs.some((r) => r.reuse || r.recordAs !== undefined))) router = new RunRouter(runs, out, gzip, opts.cache);
+    if (runs) router = new RunRouter(runs, out, gzip, opts.cache);
     const tarSink: BlobWriter = {
       write: (chunk) => (router ?? gzip ?? out).write(chunk),
       // The compressor copies every chunk into its blocks before the write resolves; the cache

@@ -90,17 +90,7 @@ export class GzipCompressor implements ByteSink {
     if (this.error !== undefined) throw this.error;
     if (this.fill !== 0) throw new Error('internal: insertMembers without a boundary first');
     this.inSize += uncompressedSize;
-    this.blocks++;
-    const done = this.tail.then(async () => {
-      if (this.error !== undefined) return;
-      await copy((bytes) => this.emit(bytes, undefined));
-    });
-    this.tail = done.catch((e: unknown) => {
-      this.error ??= e;
-    });
-    this.emitted.push(this.tail);
-    while (this.emitted.length >= this.maxBlocksInFlight) await this.emitted.shift();
-    if (this.error !== undefined) throw this.error;
+    await this.enqueue(() => copy((bytes) => this.emit(bytes, undefined)));
   }
 
   /** Compresses what is left and waits for every byte to be written. */
@@ -126,17 +116,23 @@ export class GzipCompressor implements ByteSink {
     // A full block's buffer went to a worker; a partial one was copied, so its buffer is reused.
     if (block === this.block) this.block = this.pool.takeBlock(BLOCK_SIZE);
     this.fill = 0;
-    this.blocks++;
     const tap = this.tap;
+    await this.enqueue(async () => this.emit(await result, tap));
+  }
+
+  /**
+   * Queues one block's output after every earlier one (`write` runs once they are all out), then
+   * applies backpressure: waits for the oldest once enough are in flight.
+   */
+  private async enqueue(write: () => Promise<void>): Promise<void> {
+    this.blocks++;
     const done = this.tail.then(async () => {
-      if (this.error !== undefined) return;
-      await this.emit(await result, tap);
+      if (this.error === undefined) await write();
     });
     this.tail = done.catch((e: unknown) => {
       this.error ??= e;
     });
     this.emitted.push(this.tail);
-    // Backpressure: wait for the oldest block once enough are in flight.
     while (this.emitted.length >= this.maxBlocksInFlight) await this.emitted.shift();
     if (this.error !== undefined) throw this.error;
   }

@@ -28,6 +28,7 @@ export function storePathSegments(entries: readonly TarEntry[], storeDir: string
   const prefix = storeDir.replace(/^\/+|\/+$/g, '') + '/';
   const wanted = new Set(storePaths);
   const segments: TarSegment[] = [];
+  const seen = new Set<string>();
   let offset = 0;
   let current: TarSegment | undefined;
   for (let i = 0; i < entries.length; i++) {
@@ -36,8 +37,9 @@ export function storePathSegments(entries: readonly TarEntry[], storeDir: string
     const candidate = name.startsWith(prefix) ? `/${slash < 0 ? name : name.slice(0, slash)}` : undefined;
     const storePath = candidate !== undefined && wanted.has(candidate) ? candidate : undefined;
     if (current === undefined || current.storePath !== storePath) {
-      if (current !== undefined && storePath !== undefined && segments.some((s) => s.storePath === storePath)) {
-        throw new Error(`internal: entries of ${storePath} are not contiguous`);
+      if (storePath !== undefined) {
+        if (seen.has(storePath)) throw new Error(`internal: entries of ${storePath} are not contiguous`);
+        seen.add(storePath);
       }
       current = { ...(storePath !== undefined ? { storePath } : {}), start: offset, end: offset, from: i, to: i };
       segments.push(current);
