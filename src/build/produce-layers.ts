@@ -20,7 +20,7 @@ import type { TarEntry } from '../tar/entry.js';
 import { posix } from 'node:path';
 import { storePathSegments } from '../tar/segments.js';
 import { tarSize, writeLayerTar, type TarItem } from '../tar/writer.js';
-import { planRuns, RunRouter, tarItems, type PlannedRun } from './segmented-layer.js';
+import { planRuns, recordRunsInBlob, RunRouter, tarItems, type PlannedRun } from './segmented-layer.js';
 import type { BlobWriter, ImageDestination } from '../transports/types.js';
 
 export interface LayerJob {
@@ -171,15 +171,18 @@ async function build(
   begin: (size?: number) => Promise<BlobWriter>,
 ): Promise<Layer> {
   // Store layers are made run by run (segmented-layer.ts) where runs matter: gzip starts a member
-  // at each store path, and with a cache, a multi-path layer reuses the runs of paths that did not
-  // change. An uncompressed layer with neither keeps the plain path, where the destination's
-  // writes overlap instead of going through the router one by one.
+  // at each store path, and with a cache, runs of paths that did not change are reused. An
+  // uncompressed layer's runs are ranges of its cached blob (free to record), so every such layer
+  // takes part; gzip runs are pieces of their own, kept only for layers of several paths.
+  // Without either, the plain path: the destination's writes overlap instead of going through
+  // the router one by one.
   let runs: PlannedRun[] | undefined;
   const paths = job.storePaths ?? [];
-  const reusable = opts.cache !== undefined && job.segmentIdentities !== undefined && paths.length > 1;
+  const ids = opts.cache !== undefined ? job.segmentIdentities : undefined;
+  const reusable = ids !== undefined && (compression === 'none' || paths.length > 1);
   if (paths.length > 0 && (compression === 'gzip' || reusable)) {
     const segments = storePathSegments(job.entries, posix.dirname(paths[0]!), paths);
-    runs = reusable ? await planRuns(segments, job.segmentIdentities!, opts.cache!, compression === 'gzip') : segments.map((segment) => ({ segment }));
+    runs = reusable ? await planRuns(segments, ids, opts.cache!, compression === 'gzip') : segments.map((segment) => ({ segment }));
   }
   const items: readonly TarItem[] = runs ? tarItems(job.entries, runs) : job.entries;
   const tarBytes = tarSize(items);
@@ -193,7 +196,8 @@ async function build(
     if (opts.cache && identity !== undefined) cacheWriter = await opts.cache.beginBlob();
     const out = tee(writer, cacheWriter);
     if (compression === 'gzip') gzip = new GzipCompressor(out, getPool());
-    if (runs) router = new RunRouter(runs, out, gzip, opts.cache);
+    // The router is for gzip runs; uncompressed runs need no cutting (they are ranges of the blob).
+    if (runs && gzip) router = new RunRouter(runs, gzip, opts.cache);
     const tarSink: BlobWriter = {
       write: (chunk) => (router ?? gzip ?? out).write(chunk),
       // The compressor copies every chunk into its blocks before the write resolves; the cache
@@ -209,7 +213,8 @@ async function build(
     const open = await writer.close(digest, size);
     await router?.publish();
     if (cacheWriter && identity !== undefined) {
-      await cacheWriter.publish({ identity, diffId, digest, size, compression, uncompressedSize: tarred });
+      const published = await cacheWriter.publish({ identity, diffId, digest, size, compression, uncompressedSize: tarred });
+      if (published && runs && !gzip && ids) await recordRunsInBlob(runs, ids, opts.cache!, digest, size);
     }
     if (opts.stats) {
       opts.stats.built.push(index);

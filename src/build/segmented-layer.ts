@@ -7,7 +7,8 @@
  * For gzip, every run starts a new member whether it is cached or not, cold build or warm, so
  * the bytes never depend on what the cache held (the Must: a rebuild equals a cold build).
  */
-import { copyCacheFile, type LayerCache, type PieceWriter, type SegmentRecord } from '../cache/layer-cache.js';
+import { copyPiece, pieceLength, type BlobChecks, type LayerCache, type PieceFile, type PieceWriter, type SegmentRecord } from '../cache/layer-cache.js';
+import type { Digest } from '../image/digest.js';
 import type { ByteSink, GzipCompressor } from '../compress/gzip-writer.js';
 import type { TarEntry } from '../tar/entry.js';
 import type { TarSegment } from '../tar/segments.js';
@@ -16,8 +17,8 @@ import type { TarItem } from '../tar/writer.js';
 /** One run of the layer, and how it is made this time. */
 export interface PlannedRun {
   segment: TarSegment;
-  /** Set when the run is copied from the cache: verified piece files. */
-  reuse?: { tarPath: string; gzip?: { path: string; size: number } };
+  /** Set when the run is copied from the cache: verified pieces. */
+  reuse?: { tar: PieceFile; gzip?: PieceFile };
   /** Set when the run is built and should be recorded in the cache under this identity. */
   recordAs?: string;
 }
@@ -28,6 +29,7 @@ export interface PlannedRun {
  */
 export async function planRuns(segments: readonly TarSegment[], identities: ReadonlyMap<string, string>, cache: LayerCache, gzip: boolean): Promise<PlannedRun[]> {
   const runs: PlannedRun[] = [];
+  const checked: BlobChecks = new Map();
   for (const segment of segments) {
     const identity = segment.storePath !== undefined ? identities.get(segment.storePath) : undefined;
     if (identity === undefined) {
@@ -35,19 +37,19 @@ export async function planRuns(segments: readonly TarSegment[], identities: Read
       continue;
     }
     const rec = await cache.lookupSegment(identity);
-    const reuse = rec ? await verifyRecord(rec, segment, cache, gzip) : undefined;
+    const reuse = rec ? await verifyRecord(rec, segment, cache, gzip, checked) : undefined;
     runs.push(reuse ? { segment, reuse } : { segment, recordAs: identity });
   }
   return runs;
 }
 
-async function verifyRecord(rec: SegmentRecord, segment: TarSegment, cache: LayerCache, gzip: boolean): Promise<PlannedRun['reuse']> {
-  if (rec.tar.size !== segment.end - segment.start || (gzip && rec.gzip === undefined)) return undefined;
-  const tarPath = await cache.verifyPiece(rec.tar, rec.identity);
-  if (tarPath === undefined) return undefined;
-  if (!gzip) return { tarPath };
-  const gzPath = await cache.verifyPiece(rec.gzip!, rec.identity);
-  return gzPath === undefined ? undefined : { tarPath, gzip: { path: gzPath, size: rec.gzip!.size } };
+async function verifyRecord(rec: SegmentRecord, segment: TarSegment, cache: LayerCache, gzip: boolean, checked: BlobChecks): Promise<PlannedRun['reuse']> {
+  if (pieceLength(rec.tar) !== segment.end - segment.start || (gzip && rec.gzip === undefined)) return undefined;
+  const tar = await cache.verifyPiece(rec.tar, rec.identity, checked);
+  if (tar === undefined) return undefined;
+  if (!gzip) return { tar };
+  const gz = await cache.verifyPiece(rec.gzip!, rec.identity, checked);
+  return gz === undefined ? undefined : { tar, gzip: gz };
 }
 
 /** The writer's input: entries of built runs, a raw run per reused one. */
@@ -55,7 +57,8 @@ export function tarItems(entries: readonly TarEntry[], runs: readonly PlannedRun
   const items: TarItem[] = [];
   for (const { segment, reuse } of runs) {
     if (reuse && segment.to > segment.from) {
-      items.push({ type: 'raw', source: reuse.tarPath, size: segment.end - segment.start, lastName: entries[segment.to - 1]!.name });
+      const { path, offset, length, fileSize } = reuse.tar;
+      items.push({ type: 'raw', source: path, offset, size: length, sourceSize: fileSize, lastName: entries[segment.to - 1]!.name });
     } else {
       for (let i = segment.from; i < segment.to; i++) items.push(entries[i]!);
     }
@@ -64,9 +67,22 @@ export function tarItems(entries: readonly TarEntry[], runs: readonly PlannedRun
 }
 
 /**
- * Sits between the tar writer and the output: cuts the tar stream at run boundaries, starts a
- * gzip member at each, swaps reused runs' bytes for their cached members, and records built runs'
- * tar bytes and members as cache pieces. Writes are applied strictly in call order.
+ * Records where each store path's run now is in an uncompressed layer blob just cached (digest
+ * `blob`, `size` bytes): a range of it, so the record costs no copy. Reused runs are recorded
+ * again, pointing at the newest blob.
+ */
+export async function recordRunsInBlob(runs: readonly PlannedRun[], identities: ReadonlyMap<string, string>, cache: LayerCache, blob: Digest, size: number): Promise<void> {
+  for (const { segment } of runs) {
+    const identity = segment.storePath !== undefined ? identities.get(segment.storePath) : undefined;
+    if (identity === undefined) continue;
+    await cache.publishSegment({ identity, tar: { digest: blob, size, offset: segment.start, length: segment.end - segment.start } });
+  }
+}
+
+/**
+ * Sits between the tar writer and the gzip compressor of a store layer: cuts the tar stream at run
+ * boundaries, starts a member at each, swaps reused runs' bytes for their cached members, and
+ * records built runs' tar bytes and members as cache pieces. Writes are applied in call order.
  */
 export class RunRouter implements ByteSink {
   private index = 0;
@@ -75,12 +91,11 @@ export class RunRouter implements ByteSink {
   private started = false;
   private tarPiece: PieceWriter | undefined;
   /** Pieces of built runs, finished once the whole layer is through. */
-  private readonly recorded: { identity: string; tar: PieceWriter; gzip?: PieceWriter }[] = [];
+  private readonly recorded: { identity: string; tar: PieceWriter; gzip: PieceWriter }[] = [];
 
   constructor(
     private readonly runs: readonly PlannedRun[],
-    private readonly next: ByteSink,
-    private readonly gzip: GzipCompressor | undefined,
+    private readonly gzip: GzipCompressor,
     private readonly cache: LayerCache | undefined,
   ) {}
 
@@ -95,8 +110,8 @@ export class RunRouter implements ByteSink {
     await this.chain;
     for (const r of this.recorded) {
       const tar = await r.tar.finish();
-      const gz = r.gzip ? await r.gzip.finish() : undefined;
-      if (tar && (r.gzip === undefined || gz)) await this.cache!.publishSegment({ identity: r.identity, tar, ...(gz ? { gzip: gz } : {}) });
+      const gzip = await r.gzip.finish();
+      if (tar && gzip) await this.cache!.publishSegment({ identity: r.identity, tar, gzip });
     }
   }
 
@@ -104,7 +119,7 @@ export class RunRouter implements ByteSink {
     await this.chain.catch(() => undefined);
     for (const r of this.recorded) {
       await r.tar.discard();
-      await r.gzip?.discard();
+      await r.gzip.discard();
     }
   }
 
@@ -119,9 +134,9 @@ export class RunRouter implements ByteSink {
       if (run === undefined) throw new Error('internal: tar longer than its runs');
       const take = Math.min(chunk.length - at, run.segment.end - this.offset);
       const part = chunk.subarray(at, at + take);
-      if (!(run.reuse && this.gzip)) {
+      if (!run.reuse) {
         await this.tarPiece?.write(part);
-        await (this.gzip ?? this.next).write(part);
+        await this.gzip.write(part);
       } // else: a reused run's tar bytes only feed the DiffID; its members were inserted instead
       at += take;
       this.offset += take;
@@ -135,22 +150,20 @@ export class RunRouter implements ByteSink {
   private async startRun(): Promise<void> {
     const run = this.runs[this.index]!;
     this.tarPiece = undefined;
-    if (this.gzip) {
-      await this.gzip.boundary();
-      this.gzip.setTap(undefined);
-    }
-    if (run.reuse?.gzip && this.gzip) {
-      const { path, size } = run.reuse.gzip;
-      await this.gzip.insertMembers(run.segment.end - run.segment.start, (emit) => copyCacheFile(path, size, { write: emit }));
+    await this.gzip.boundary();
+    this.gzip.setTap(undefined);
+    if (run.reuse?.gzip) {
+      const members = run.reuse.gzip;
+      await this.gzip.insertMembers(run.segment.end - run.segment.start, (emit) => copyPiece(members, { write: emit }));
       return;
     }
     if (run.recordAs !== undefined && this.cache) {
       const tar = await this.cache.beginPiece();
-      const gz = this.gzip ? await this.cache.beginPiece() : undefined;
-      if (tar && (!this.gzip || gz)) {
+      const gz = await this.cache.beginPiece();
+      if (tar && gz) {
         this.tarPiece = tar;
-        this.gzip?.setTap(gz);
-        this.recorded.push({ identity: run.recordAs, tar, ...(gz ? { gzip: gz } : {}) });
+        this.gzip.setTap(gz);
+        this.recorded.push({ identity: run.recordAs, tar, gzip: gz });
       } else {
         await tar?.discard();
         await gz?.discard();

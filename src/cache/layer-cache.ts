@@ -7,8 +7,9 @@
  *   blobs/sha256/<hex>             blob bytes, immutable once published
  *   layers/<sha256(identity)>.json  { identity, diffId, digest, size, compression, uncompressedSize }
  *   diffids/<compression>/<hex>.json { diffId, digest, size }
- *   segments/<sha256(identity)>.json { identity, tar, gzip? }: one store path's run of a layer tar
- *                                   (src/tar/segments.ts) and its gzip members, as blobs above
+ *   segments/<sha256(identity)>.json { identity, tar, gzip? }: where one store path's run of a layer
+ *                                   tar (src/tar/segments.ts) and its gzip members are: a byte range
+ *                                   of an uncompressed layer blob, or blobs of their own
  *   tmp/                            files being written; renamed into place when complete
  *
  * Safe with several builds on one cache: everything is written to a unique temporary file and
@@ -69,16 +70,38 @@ export interface VerifiedBlob {
 
 /** A blob being written into the cache alongside the destination. */
 export interface CacheBlobWriter extends ByteSink {
-  /** Makes the blob and its index entries visible. */
-  publish(entry: CachedLayer): Promise<void>;
+  /** Makes the blob and its index entries visible; false when the cache failed it. */
+  publish(entry: CachedLayer): Promise<boolean>;
   discard(): Promise<void>;
 }
 
-/** A blob in blobs/sha256: a part of a layer (a store path's tar run, or its gzip members). */
+/**
+ * Bytes in blobs/sha256 that make a part of a layer (a store path's tar run, or its gzip
+ * members): the whole blob `digest` of `size` bytes, or `length` bytes of it at `offset`. An
+ * uncompressed layer's runs are ranges of the layer blob itself, so caching them costs no bytes.
+ * The blob is verified whole (its sha256 is its name), once per build.
+ */
 export interface Piece {
   digest: Digest;
   size: number;
+  offset?: number;
+  length?: number;
 }
+
+/** A verified piece, ready to read: `length` bytes at `offset` of the file at `path`. */
+export interface PieceFile {
+  path: string;
+  offset: number;
+  length: number;
+  /** Size of the whole file, which readers check so a file swapped underneath is noticed. */
+  fileSize: number;
+}
+
+export const pieceLength = (p: Piece): number => p.length ?? p.size;
+
+type BlobState = 'ok' | 'missing' | 'mismatch' | 'unreadable';
+/** Blobs already hashed while planning one layer, and what was found (see verifyPiece). */
+export type BlobChecks = Map<string, Promise<BlobState>>;
 
 /**
  * One store path's run of a layer tar, cached so that a layer whose other paths changed can be
@@ -246,7 +269,7 @@ export class LayerCache {
         if (broken || written !== entry.size) {
           await rm(tmp, { force: true }).catch(() => undefined);
           if (!broken) throw new Error(`internal: cached blob is ${written} bytes, entry says ${entry.size}`);
-          return;
+          return false;
         }
         try {
           // Rename over an existing blob of this digest: it is either identical or corrupt.
@@ -255,9 +278,11 @@ export class LayerCache {
           // The index entry last: it is what lookups find, and its blob is in place by now.
           await this.writeAtomic(this.layerPath(entry.identity), entry);
           this.stats.published++;
+          return true;
         } catch {
           breakOff();
           await rm(tmp, { force: true }).catch(() => undefined);
+          return false;
         }
       },
       discard: async () => {
@@ -290,25 +315,41 @@ export class LayerCache {
   }
 
   /**
-   * Hashes a piece's blob; its path when size and sha256 match. A mismatch deletes the blob (and
-   * the segment record, if named) so it is rebuilt; unreadable counts as a miss.
+   * Verifies a piece's blob and returns where to read it. Pieces checked with one `checked` map
+   * (one layer's) hash a blob they share once: the runs of an uncompressed layer are ranges of
+   * one blob. A mismatch deletes the blob so it is rebuilt; a missing or bad blob drops the
+   * segment record, if named; unreadable counts as a miss.
    */
-  async verifyPiece(piece: Piece, segmentIdentity?: string): Promise<string | undefined> {
-    const fh = await this.openMatching(piece.digest, piece.size);
-    if (typeof fh !== 'string') {
-      await fh.close().catch(() => undefined);
-      return this.blobPath(piece.digest);
-    }
-    if (fh === 'unreadable') {
-      this.stats.errors++;
-      return undefined;
-    }
-    if (fh === 'mismatch') {
-      this.stats.corrupt++;
-      await rm(this.blobPath(piece.digest), { force: true });
-    }
-    if (segmentIdentity !== undefined) await rm(this.segmentPath(segmentIdentity), { force: true });
+  async verifyPiece(piece: Piece, segmentIdentity?: string, checked: BlobChecks = new Map()): Promise<PieceFile | undefined> {
+    const offset = piece.offset ?? 0;
+    const length = pieceLength(piece);
+    const inRange = offset + length <= piece.size;
+    const state = inRange ? await this.verifyBlobOnce(piece.digest, piece.size, checked) : 'missing';
+    if (state === 'ok') return { path: this.blobPath(piece.digest), offset, length, fileSize: piece.size };
+    if (state !== 'unreadable' && segmentIdentity !== undefined) await rm(this.segmentPath(segmentIdentity), { force: true });
     return undefined;
+  }
+
+  private verifyBlobOnce(digest: Digest, size: number, checked: BlobChecks): Promise<BlobState> {
+    const key = `${digest} ${size}`;
+    let state = checked.get(key);
+    if (state === undefined) {
+      state = (async () => {
+        const fh = await this.openMatching(digest, size);
+        if (typeof fh !== 'string') {
+          await fh.close().catch(() => undefined);
+          return 'ok';
+        }
+        if (fh === 'unreadable') this.stats.errors++;
+        if (fh === 'mismatch') {
+          this.stats.corrupt++;
+          await rm(this.blobPath(digest), { force: true });
+        }
+        return fh;
+      })();
+      checked.set(key, state);
+    }
+    return state;
   }
 
   /** Starts a piece; undefined when the cache cannot take one (the build goes on without). */
@@ -372,7 +413,9 @@ export function openLayerCache(dir: string): Promise<LayerCache> {
 
 function isPiece(v: unknown): v is Piece {
   const p = v as Partial<Piece> | undefined;
-  return typeof p === 'object' && p !== null && isDigest(p.digest) && Number.isSafeInteger(p.size) && (p.size as number) >= 0;
+  const count = (n: unknown): boolean => Number.isSafeInteger(n) && (n as number) >= 0;
+  return typeof p === 'object' && p !== null && isDigest(p.digest) && count(p.size)
+    && (p.offset === undefined || count(p.offset)) && (p.length === undefined || count(p.length));
 }
 
 function parseEntry(raw: string): CachedLayer | undefined {
@@ -407,11 +450,11 @@ async function hashFile(fh: FileHandle, size: number): Promise<Digest> {
   return `sha256:${h.digest('hex')}`;
 }
 
-/** Streams `size` bytes of a cache file (a verified piece) into `out`. */
-export async function copyCacheFile(path: string, size: number, out: ByteSink & { releasesChunks?: boolean }): Promise<void> {
-  const fh = await open(path, 'r');
+/** Streams a verified piece into `out`. */
+export async function copyPiece(piece: PieceFile, out: ByteSink & { releasesChunks?: boolean }): Promise<void> {
+  const fh = await open(piece.path, 'r');
   try {
-    await copyFile(fh, size, out, path);
+    await copyFile(fh, piece.length, out, piece.path, piece.offset);
   } finally {
     await fh.close();
   }
@@ -421,7 +464,7 @@ export async function copyCacheFile(path: string, size: number, out: ByteSink & 
  * Copies `size` bytes, reading the next chunk while the previous one is written. Two buffers
  * alternate when the sink releases chunks once written; otherwise each chunk is fresh.
  */
-async function copyFile(fh: FileHandle, size: number, out: ByteSink & { releasesChunks?: boolean }, path: string): Promise<void> {
+async function copyFile(fh: FileHandle, size: number, out: ByteSink & { releasesChunks?: boolean }, path: string, from = 0): Promise<void> {
   let pos = 0;
   let pending: Promise<void> | undefined;
   const pair = out.releasesChunks === true ? [Buffer.allocUnsafe(IO_CHUNK), Buffer.allocUnsafe(IO_CHUNK)] : undefined;
@@ -429,7 +472,7 @@ async function copyFile(fh: FileHandle, size: number, out: ByteSink & { releases
   while (pos < size) {
     const want = Math.min(IO_CHUNK, size - pos);
     const buf = pair ? pair[turn++ & 1]!.subarray(0, want) : Buffer.allocUnsafe(want);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, from + pos);
     if (bytesRead === 0) throw new StrataError(`cached blob ${path} shrank while it was being copied`);
     if (pending) await pending;
     pending = out.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));

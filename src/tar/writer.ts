@@ -25,13 +25,16 @@ import { END_OF_ARCHIVE, MAX_OCTAL_11, encodeHeader, planHeader, type HeaderPlan
 
 /**
  * Bytes already in tar form, copied verbatim from `source` (a cached store-path run, see
- * segments.ts): `size` bytes, a whole number of blocks. `lastName` is the name of the run's last
- * entry, so the order check goes on across it.
+ * segments.ts): `size` bytes at `offset`, a whole number of blocks. `sourceSize` is the whole
+ * file's size, checked when it is opened. `lastName` is the name of the run's last entry, so the
+ * order check goes on across it.
  */
 export interface RawRun {
   type: 'raw';
   source: string;
+  offset: number;
   size: number;
+  sourceSize: number;
   lastName: string;
 }
 
@@ -275,26 +278,28 @@ class Planner {
       return undefined;
     }
     const path = entry.source!;
-    if (off === 0 && take === padded) {
+    if (entry.type !== 'raw' && off === 0 && take === padded) {
       if (padded <= SYNC_READ_MAX) {
         readSmallFileSync(path, size, buf, pos, padded);
         return undefined;
       }
       return this.limiter.run(() => (this.aborted ? Promise.resolve() : readWholeFile(path, size, buf, pos, padded)));
     }
+    // A file read piece by piece (it spans chunks), or a raw run, which is a range of its file.
+    const [fileOffset, fileSize] = entry.type === 'raw' ? [entry.offset, entry.sourceSize] : [0, size];
     let shared = this.shared;
     if (shared === undefined) {
-      this.shared = shared = { path, size, left: padded, closed: false };
+      this.shared = shared = { path, size: fileSize, left: padded, closed: false };
       this.open.add(shared);
     }
     const s = shared;
     return this.limiter.run(async () => {
       if (this.aborted) return;
       // Opened by whichever piece runs first, so the open, too, respects the limiter.
-      const fd = await (s.fd ??= openChecked(path, size));
+      const fd = await (s.fd ??= openChecked(path, fileSize));
       if (fileBytes > 0) {
-        const got = await readFull(fd, buf, pos, fileBytes, off, fileBytes);
-        if (got !== fileBytes) throw changedSize(path, size);
+        const got = await readFull(fd, buf, pos, fileBytes, fileOffset + off, fileBytes);
+        if (got !== fileBytes) throw changedSize(path, fileSize);
       }
       buf.fill(0, pos + fileBytes, pos + take);
       s.left -= take;
