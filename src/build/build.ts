@@ -10,7 +10,7 @@ import type { LayerPlan, LayeringStrategy } from '../layering/types.js';
 import { storeLayerEntries } from '../tar/scan.js';
 import type { ImageDestination } from '../transports/types.js';
 import { customisationEntries, type CustomisationSpec } from './customisation.js';
-import { produceLayers, type LayerJob, type ProduceStats } from './produce-layers.js';
+import { produceLayers, type LayerJobSource, type ProduceStats } from './produce-layers.js';
 import { layerIdentityFromSegments, segmentIdentity, type LayerCache } from '../cache/layer-cache.js';
 import type { Compression } from '../image/media-types.js';
 
@@ -70,19 +70,23 @@ async function buildInto(opts: BuildOptions, dest: ImageDestination): Promise<Bu
 
   for (const layer of baseLayers) await dest.addLayer(layer);
 
-  // Every layer is scanned first (entries are small), then produced, concurrently where the
-  // destination allows, through the cache; blob order stays the plan's order.
-  const jobs: LayerJob[] = [];
+  // Each layer is scanned when its turn comes, so scanning overlaps with making the layers before
+  // it; layers are produced concurrently where the destination allows, through the cache; blob
+  // order stays the plan's order.
+  const jobs: LayerJobSource[] = [];
   const tarOpts = { mtime: opts.mtime, storeDir: closure.storeDir, storeRoot: opts.storeRoot };
   for (const planned of plan.layers) {
-    // Identities cost a walk of the paths when the closure has no narHash: only with a cache.
-    const segmentIds = opts.cache ? new Map(planned.paths.map((p) => [p, segmentIdentity(p, opts.closure.paths, tarOpts, opts.compression)])) : undefined;
-    jobs.push({
-      entries: await storeLayerEntries(closure.storeDir, opts.storeRoot, planned.paths),
-      storePaths: planned.paths,
-      ...(segmentIds ? { identity: layerIdentityFromSegments(planned.paths.map((p) => segmentIds.get(p)!)), segmentIdentities: segmentIds } : {}),
+    jobs.push(async () => {
+      // Identities cost a walk of the paths when the closure has no narHash: only with a cache.
+      const segmentIds = opts.cache ? new Map(planned.paths.map((p) => [p, segmentIdentity(p, opts.closure.paths, tarOpts, opts.compression)])) : undefined;
+      return {
+        entries: await storeLayerEntries(closure.storeDir, opts.storeRoot, planned.paths),
+        storePaths: planned.paths,
+        ...(segmentIds ? { identity: layerIdentityFromSegments(planned.paths.map((p) => segmentIds.get(p)!)), segmentIdentities: segmentIds } : {}),
+      };
     });
   }
+  // The customisation layer is scanned first: a bad --add fails the build before any work.
   jobs.push({ entries: await customisationEntries(opts.customisation, opts.closure, opts.storeRoot) });
   const layers = await produceLayers(jobs, dest, {
     mtime: opts.mtime,

@@ -40,6 +40,12 @@ export interface LayerJob {
   segmentIdentities?: ReadonlyMap<string, string>;
 }
 
+/**
+ * A job, or a function that makes it when its turn comes: a build scans each layer's files only
+ * when the layer is about to be made, so scanning overlaps with making the layers before it.
+ */
+export type LayerJobSource = LayerJob | (() => Promise<LayerJob>);
+
 /** What produceLayers did; pass an object to have it filled (tests and the benchmark read it). */
 export interface ProduceStats {
   /** Job indexes built from their sources. */
@@ -69,7 +75,7 @@ export function newProduceStats(): ProduceStats {
 }
 
 /** Produces every job's layer into `dest`; the result is in job order. */
-export async function produceLayers(jobs: readonly LayerJob[], dest: ImageDestination, opts: ProduceOptions): Promise<Layer[]> {
+export async function produceLayers(jobs: readonly LayerJobSource[], dest: ImageDestination, opts: ProduceOptions): Promise<Layer[]> {
   const compression = opts.compression;
   checkProducibleCompression(compression);
   const concurrency = Math.max(1, Math.floor(opts.concurrency ?? availableParallelism()));
@@ -122,13 +128,14 @@ export async function produceLayers(jobs: readonly LayerJob[], dest: ImageDestin
 
 async function produceOne(
   index: number,
-  job: LayerJob,
+  source: LayerJobSource,
   dest: ImageDestination,
   opts: ProduceOptions,
   compression: 'none' | 'gzip',
   getPool: () => DeflatePool,
   begin: (size?: number) => Promise<BlobWriter>,
 ): Promise<Layer> {
+  const job = typeof source === 'function' ? await source() : source;
   const cache = opts.cache;
   const identity = cache ? job.identity ?? entriesIdentity(job.entries, opts.mtime, compression) : undefined;
   let cached: { entry: CachedLayer; blob: VerifiedBlob } | undefined;
@@ -206,7 +213,11 @@ async function build(
       close: () => Promise.reject(new Error('internal: the tar writer does not close its output')),
       abort: async () => {},
     };
-    const { diffId, size: tarred } = await writeLayerTar(items, { mtime: opts.mtime }, tarSink);
+    // An uncompressed layer going only to files is written by the tar worker itself (pwrite),
+    // its bytes never crossing to this thread.
+    const regions = [writer.region, cacheWriter?.region].filter((r) => r !== undefined);
+    const direct = !gzip && writer.region !== undefined && (cacheWriter === undefined || cacheWriter.region !== undefined);
+    const { diffId, size: tarred } = await writeLayerTar(items, { mtime: opts.mtime, ...(direct ? { direct: regions } : {}) }, tarSink);
     let digest: Digest = diffId;
     let size = tarred;
     if (gzip) ({ digest, size } = await gzip.finish());

@@ -26,6 +26,7 @@ import type { Compression } from '../image/media-types.js';
 import { StrataError } from '../util/errors.js';
 import { canonicalJsonBytes } from '../util/json.js';
 import type { ByteSink } from '../compress/gzip-writer.js';
+import type { FileRegion } from '../transports/types.js';
 
 export { entriesIdentity, layerIdentity, layerIdentityFromSegments, segmentIdentity, TAR_FORMAT_TAG, type IdentityTarOptions, type NarHashLookup } from './identity.js';
 
@@ -70,6 +71,8 @@ export interface VerifiedBlob {
 
 /** A blob being written into the cache alongside the destination. */
 export interface CacheBlobWriter extends ByteSink {
+  /** Where a producer on another thread may write the blob itself (best effort: see FileRegion). */
+  readonly region: FileRegion;
   /** Makes the blob and its index entries visible; false when the cache failed it. */
   publish(entry: CachedLayer): Promise<boolean>;
   discard(): Promise<void>;
@@ -257,6 +260,7 @@ export class LayerCache {
       }
     };
     return {
+      region: { fd: fh.fd, offset: 0, path: tmp, bestEffort: true, wrote: (size) => void (written += size), failed: breakOff },
       write: async (chunk) => {
         // The position is taken before awaiting: writes may overlap, each has its own place.
         const at = written;

@@ -3,22 +3,33 @@
  * with ChunkFiller and hashing each slot right after filling it, while its bytes are still in
  * this core's cache (sha256 runs ~1.5x faster on hot data than on data another thread wrote).
  *
- * Slots are handed over through an Int32Array of states (0 free, 1 filled) so the worker can
+ * When the layer's destinations are files (FileRegion), the worker writes to them itself with
+ * pwrite, and nothing but the digest goes back. Otherwise slots are handed over through an Int32Array of states (0 free, 1 filled) so the worker can
  * block on a full ring with Atomics.wait: it has nothing else to do. The main thread posts each
  * job and reads `chunk` messages in order; it frees a slot once the slot's bytes were written.
  */
 import { createHash } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { StrataError } from '../util/errors.js';
 import { ChunkFiller, type TarItem } from './chunk-filler.js';
 
+/** A file region the worker writes the tar to itself (FileRegion, without its callbacks). */
+export interface DirectTarget {
+  fd: number;
+  offset: number;
+  path: string;
+  limit?: number;
+  bestEffort?: boolean;
+}
+
 export type TarWorkerRequest =
   | { type: 'init'; slots: SharedArrayBuffer[]; control: SharedArrayBuffer }
-  | { type: 'job'; id: number; items: readonly TarItem[]; mtime: number };
+  | { type: 'job'; id: number; items: readonly TarItem[]; mtime: number; targets?: DirectTarget[] };
 
 export type TarWorkerReply =
   | { type: 'chunk'; id: number; slot: number; len: number }
-  | { type: 'done'; id: number; hex: string; size: number }
+  | { type: 'done'; id: number; hex: string; size: number; dropped: { target: number; message: string }[] }
   | { type: 'error'; id: number; message: string; strata: boolean; aborted: boolean };
 
 /** control[ABORT] is set by the main thread to stop the current job at the next slot. */
@@ -31,26 +42,49 @@ let control: Int32Array | undefined;
 
 class Aborted extends Error {}
 
-function run(id: number, items: readonly TarItem[], mtime: number): void {
-  const state = control!;
+function run(id: number, items: readonly TarItem[], mtime: number, targets: DirectTarget[] | undefined): void {
   const filler = new ChunkFiller(items, mtime);
   const hash = createHash('sha256');
+  const dropped: { target: number; message: string }[] = [];
   let size = 0;
-  let next = 0;
   try {
-    while (!filler.done) {
-      const at = SLOT_STATE + next;
-      while (Atomics.load(state, at) !== 0 && Atomics.load(state, ABORT) === 0) Atomics.wait(state, at, 1);
-      if (Atomics.load(state, ABORT) !== 0) throw new Aborted();
-      const buf = slots[next]!;
-      const len = filler.fill(buf);
-      hash.update(buf.subarray(0, len));
-      size += len;
-      Atomics.store(state, at, 1);
-      parentPort!.postMessage({ type: 'chunk', id, slot: next, len } satisfies TarWorkerReply);
-      next = (next + 1) % slots.length;
+    if (targets !== undefined) {
+      // Straight to the files: one slot, filled, hashed and written while hot, like GNU tar.
+      const buf = slots[0]!;
+      while (!filler.done) {
+        const len = filler.fill(buf);
+        const bytes = buf.subarray(0, len);
+        hash.update(bytes);
+        for (const [i, t] of targets.entries()) {
+          if (dropped.some((d) => d.target === i)) continue;
+          try {
+            if (t.limit !== undefined && size + len > t.limit) throw new Error(`internal: blob grew past its reserved ${t.limit} bytes`);
+            writeAll(t.fd, bytes, t.offset + size);
+          } catch (e) {
+            const message = `cannot write ${t.path}: ${(e as Error).message}`;
+            if (!t.bestEffort) throw new StrataError(message);
+            dropped.push({ target: i, message });
+          }
+        }
+        size += len;
+      }
+    } else {
+      const state = control!;
+      let next = 0;
+      while (!filler.done) {
+        const at = SLOT_STATE + next;
+        while (Atomics.load(state, at) !== 0 && Atomics.load(state, ABORT) === 0) Atomics.wait(state, at, 1);
+        if (Atomics.load(state, ABORT) !== 0) throw new Aborted();
+        const buf = slots[next]!;
+        const len = filler.fill(buf);
+        hash.update(buf.subarray(0, len));
+        size += len;
+        Atomics.store(state, at, 1);
+        parentPort!.postMessage({ type: 'chunk', id, slot: next, len } satisfies TarWorkerReply);
+        next = (next + 1) % slots.length;
+      }
     }
-    parentPort!.postMessage({ type: 'done', id, hex: hash.digest('hex'), size } satisfies TarWorkerReply);
+    parentPort!.postMessage({ type: 'done', id, hex: hash.digest('hex'), size, dropped } satisfies TarWorkerReply);
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     parentPort!.postMessage({ type: 'error', id, message, strata: e instanceof StrataError, aborted: e instanceof Aborted } satisfies TarWorkerReply);
@@ -59,11 +93,15 @@ function run(id: number, items: readonly TarItem[], mtime: number): void {
   }
 }
 
+function writeAll(fd: number, bytes: Buffer, position: number): void {
+  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+}
+
 parentPort?.on('message', (m: TarWorkerRequest) => {
   if (m.type === 'init') {
     slots = m.slots.map((s) => Buffer.from(s));
     control = new Int32Array(m.control);
   } else {
-    run(m.id, m.items, m.mtime);
+    run(m.id, m.items, m.mtime, m.targets);
   }
 });

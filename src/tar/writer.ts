@@ -14,7 +14,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Digest } from '../image/digest.js';
-import type { BlobWriter } from '../transports/types.js';
+import type { BlobWriter, FileRegion } from '../transports/types.js';
 import { StrataError } from '../util/errors.js';
 import type { TarItem } from './chunk-filler.js';
 import { END_OF_ARCHIVE, MAX_OCTAL_11, planHeader } from './header.js';
@@ -25,6 +25,11 @@ export type { RawRun, TarItem } from './chunk-filler.js';
 export interface LayerTarOptions {
   /** mtime written on every header, in seconds since the epoch (already resolved by the caller). */
   mtime: number;
+  /**
+   * Files to write the tar to directly, from the worker, instead of through `out`: each gets
+   * every byte, and `wrote(size)` (or `failed`, for a best-effort region that failed) at the end.
+   */
+  direct?: readonly FileRegion[];
 }
 
 /** Exact byte size of the tar writeLayerTar produces for `entries`. */
@@ -54,7 +59,7 @@ export async function writeLayerTar(entries: readonly TarItem[], opts: LayerTarO
   }
   const worker = await acquire();
   try {
-    return await worker.run(entries, mtime, out);
+    return await worker.run(entries, mtime, out, opts.direct);
   } finally {
     release(worker);
   }
@@ -96,7 +101,7 @@ class TarWorker {
     this.worker.unref();
   }
 
-  run(items: readonly TarItem[], mtime: number, out: BlobWriter): Promise<{ diffId: Digest; size: number }> {
+  run(items: readonly TarItem[], mtime: number, out: BlobWriter, direct: readonly FileRegion[] | undefined): Promise<{ diffId: Digest; size: number }> {
     const id = TarWorker.nextJob++;
     const control = this.control;
     const recycling = out.releasesChunks === true;
@@ -136,14 +141,23 @@ class TarWorker {
           writes.add(done);
           void done.finally(() => writes.delete(done));
         } else if (m.type === 'done') {
-          settle(() => (writeError ? reject(writeError.error) : resolve({ diffId: `sha256:${m.hex}`, size: m.size })));
+          settle(() => {
+            if (writeError) return reject(writeError.error);
+            direct?.forEach((r, i) => {
+              const drop = m.dropped.find((d) => d.target === i);
+              if (drop) r.failed?.(new Error(drop.message));
+              else r.wrote(m.size);
+            });
+            resolve({ diffId: `sha256:${m.hex}`, size: m.size });
+          });
         } else {
           settle(() => reject(writeError ? writeError.error : m.strata ? new StrataError(m.message) : new Error(m.message)));
         }
       };
       this.onDeath = (e) => settle(() => reject(writeError ? writeError.error : e));
       this.worker.ref();
-      this.worker.postMessage({ type: 'job', id, items, mtime } satisfies TarWorkerRequest);
+      const targets = direct?.map(({ fd, offset, path, limit, bestEffort }) => ({ fd, offset, path, ...(limit !== undefined ? { limit } : {}), ...(bestEffort ? { bestEffort } : {}) }));
+      this.worker.postMessage({ type: 'job', id, items, mtime, ...(targets ? { targets } : {}) } satisfies TarWorkerRequest);
     });
   }
 }

@@ -23,9 +23,31 @@ export interface BlobWriter {
    * place its call order gives it. Unset, producers wait for each write before the next.
    */
   readonly acceptsConcurrentWrites?: boolean;
+  /**
+   * Optional: the file region the blob's bytes go to, for a producer on another thread (a tar
+   * worker) to write with pwrite itself instead of passing each chunk through this thread. Such a
+   * producer writes every byte there, in place of write(), then calls `region.wrote(size)`.
+   */
+  readonly region?: FileRegion;
   /** Ends the blob. Returns how to read it back (for a second output, a cache, or a test). */
   close(digest: Digest, size: number): Promise<() => Promise<Readable>>;
   abort(): Promise<void>;
+}
+
+/** Bytes [0, n) of a blob go to `fd` at [offset, offset + n). */
+export interface FileRegion {
+  fd: number;
+  offset: number;
+  /** The file, for messages. */
+  path: string;
+  /** Bytes beyond this would overrun what the file has room for (a reserved archive member). */
+  limit?: number;
+  /** A failed write drops this region instead of failing the build (the cache). */
+  bestEffort?: boolean;
+  /** Called once the producer wrote `size` bytes into the region. */
+  wrote(size: number): void;
+  /** Called instead of `wrote` when a best-effort region's write failed. */
+  failed?(error: Error): void;
 }
 
 /**

@@ -4,13 +4,14 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import {
   appendFileSync, chmodSync, lchownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync,
-  symlinkSync, truncateSync, unlinkSync, utimesSync, lutimesSync, writeFileSync, statSync,
+  symlinkSync, truncateSync, unlinkSync, utimesSync, lutimesSync, writeFileSync, statSync, openSync, closeSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from '../support/paths.js';
 import { StrataError } from '../../src/util/errors.js';
 import type { TarEntry } from '../../src/tar/entry.js';
+import type { FileRegion } from '../../src/transports/types.js';
 import { directoryEntry, finalizeEntries, scanTree, storeLayerEntries, symlinkEntry } from '../../src/tar/scan.js';
 import { tarSize, writeLayerTar } from '../../src/tar/writer.js';
 import { collectingWriter, parseTar } from './tar-reader.js';
@@ -453,4 +454,44 @@ test('sizes of 8 GiB and more go into a PAX size record (header level; no such f
   assert.equal(String.fromCharCode(buf[156]!), 'x');
   assert.equal(String.fromCharCode(buf[1024 + 156]!), '0');
   assert.equal(buf.subarray(1024 + 124, 1024 + 136).toString('latin1'), '00000000000\0');
+});
+
+test('direct file regions get the same bytes as write(); a failing best-effort region is dropped, a failing required one fails the write', async (t) => {
+  const dir = tempDir(t);
+  const { root, sp, other } = makeSampleStore(dir);
+  // Large enough (~5 MB) that the worker fills its slot several times.
+  const extra: TarEntry[] = Array.from({ length: 5 }, (_, i) => ({ name: `data/blob${i}`, type: 'file', mode: 0o644, size: 1_000_003, content: Buffer.alloc(1_000_003, i) }));
+  const entries = finalizeEntries([...(await storeLayerEntries('/nix/store', root, [sp, other])), ...extra]);
+  const viaWrite = await tarOf(entries);
+
+  // Two regions: one at an offset in a file (as in an archive member), one at 0 (as in the cache).
+  const a = join(dir, 'a.bin');
+  const b = join(dir, 'b.bin');
+  const fa = openSync(a, 'w+');
+  const fb = openSync(b, 'w+');
+  const wrote: string[] = [];
+  const region = (fd: number, offset: number, path: string, extraFields = {}): FileRegion => ({ fd, offset, path, wrote: (n) => wrote.push(`${path}:${n}`), ...extraFields });
+  const untouched = { ...collectingWriter(), write: async () => { throw new Error('write() used despite direct regions'); } };
+  const r = await writeLayerTar(entries, { mtime: 1, direct: [region(fa, 4096, a, { limit: viaWrite.size }), region(fb, 0, b)] }, untouched);
+  assert.equal(r.diffId, viaWrite.diffId);
+  assert.deepEqual(wrote, [`${a}:${viaWrite.size}`, `${b}:${viaWrite.size}`]);
+  assert.ok(readFileSync(a).subarray(4096).equals(viaWrite.bytes));
+  assert.ok(readFileSync(b).equals(viaWrite.bytes));
+
+  // A read-only descriptor makes every write fail: best effort drops it, the other gets all bytes.
+  const ro = openSync(b, 'r');
+  const failures: string[] = [];
+  const fc = openSync(join(dir, 'c.bin'), 'w+');
+  wrote.length = 0;
+  const r2 = await writeLayerTar(entries, { mtime: 1, direct: [region(fc, 0, 'c'), region(ro, 0, 'cache-file', { bestEffort: true, failed: (e: Error) => failures.push(e.message) })] }, untouched);
+  assert.equal(r2.diffId, viaWrite.diffId);
+  assert.deepEqual(wrote, [`c:${viaWrite.size}`]);
+  assert.equal(failures.length, 1);
+  assert.match(failures[0]!, /cannot write cache-file/);
+  assert.ok(readFileSync(join(dir, 'c.bin')).equals(viaWrite.bytes));
+
+  // The same region required: the write fails, naming the file; a region too small fails too.
+  await assert.rejects(writeLayerTar(entries, { mtime: 1, direct: [region(ro, 0, 'the-output')] }, untouched), (e: Error) => e instanceof StrataError && /cannot write the-output/.test(e.message));
+  await assert.rejects(writeLayerTar(entries, { mtime: 1, direct: [region(fc, 0, 'small', { limit: 1024 })] }, untouched), /grew past its reserved 1024 bytes/);
+  for (const fd of [fa, fb, fc, ro]) closeSync(fd);
 });

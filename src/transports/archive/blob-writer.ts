@@ -23,6 +23,13 @@ export function reservedBlobWriter(archive: ArchiveFile, placed: PlacedBlob): Bl
     // Each write has reached the file when it resolves, so the producer may reuse the buffer.
     releasesChunks: true,
     acceptsConcurrentWrites: true,
+    region: {
+      fd: archive.fd,
+      offset: member.dataOffset,
+      path: archive.tempPath,
+      limit: member.size,
+      wrote: (size) => void (written += size),
+    },
     async write(chunk: Buffer) {
       if (written + chunk.length > member.size) {
         throw new StrataError(`internal: blob grew past its reserved ${member.size} bytes`);
@@ -73,6 +80,7 @@ export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Pro
     // Each write has reached the file when it resolves, so the producer may reuse the buffer.
     releasesChunks: true,
     acceptsConcurrentWrites: true,
+    region: { fd: fh.fd, offset: 0, path, wrote: (size) => void (written += size) },
     async write(chunk: Buffer) {
       // The position is claimed before awaiting: producers keep several writes in flight.
       const at = written;

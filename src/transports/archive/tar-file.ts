@@ -53,6 +53,11 @@ export class ArchiveFile {
     return { headerOffset, headerBytes, dataOffset, size };
   }
 
+  /** The temporary file's descriptor, for writers on other threads (see FileRegion). */
+  get fd(): number {
+    return this.fh.fd;
+  }
+
   writeAt(position: number, chunk: Buffer): Promise<void> {
     return writeFully(this.fh, chunk, position);
   }

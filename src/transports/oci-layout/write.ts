@@ -62,6 +62,7 @@ export async function openOciDirectoryDestination(path: string, opts: { compress
         // Each write has reached the file when it resolves, so the producer may reuse the buffer.
         releasesChunks: true,
         acceptsConcurrentWrites: true,
+        region: { fd: fh.fd, offset: 0, path: tmp, wrote: (size) => void (written += size) },
         async write(chunk) {
           // The position is claimed before awaiting: producers keep several writes in flight.
           const at = written;
