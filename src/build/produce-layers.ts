@@ -90,6 +90,19 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
   let failed = false;
   let next = 0;
   const running = new Set<Promise<unknown>>();
+  // A job's source runs (its layer is scanned, on this thread) one job ahead: once job i has
+  // begun, job i+1 is prepared, so it is ready when a tar worker comes free.
+  const prepared = new Map<number, Promise<LayerJob>>();
+  const prepare = (i: number): Promise<LayerJob> => {
+    let p = prepared.get(i);
+    if (p === undefined) {
+      const source = jobs[i]!;
+      p = typeof source === 'function' ? source() : Promise.resolve(source);
+      p.catch(() => {}); // seen when job i runs; a build that failed first never looks
+      prepared.set(i, p);
+    }
+    return p;
+  };
 
   try {
     while (next < jobs.length) {
@@ -99,12 +112,14 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
       let signalBegun!: () => void;
       begun[i] = new Promise<void>((r) => (signalBegun = r));
       const after = i === 0 ? Promise.resolve() : begun[i - 1]!;
-      const p = produceOne(i, jobs[i]!, dest, opts, compression, getPool, async (size) => {
+      const p = produceOne(i, prepare(i), dest, opts, compression, getPool, async (size) => {
         await after;
         try {
           return await dest.beginBlob(size);
         } finally {
           signalBegun();
+          // After this job has handed its layer to a worker (a few microtasks on).
+          if (i + 1 < jobs.length) setImmediate(() => void (failed || prepare(i + 1)));
         }
       });
       // A job that fails before beginning must still release the jobs queued behind it.
@@ -128,14 +143,14 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
 
 async function produceOne(
   index: number,
-  source: LayerJobSource,
+  source: Promise<LayerJob>,
   dest: ImageDestination,
   opts: ProduceOptions,
   compression: 'none' | 'gzip',
   getPool: () => DeflatePool,
   begin: (size?: number) => Promise<BlobWriter>,
 ): Promise<Layer> {
-  const job = typeof source === 'function' ? await source() : source;
+  const job = await source;
   const cache = opts.cache;
   const identity = cache ? job.identity ?? entriesIdentity(job.entries, opts.mtime, compression) : undefined;
   let cached: { entry: CachedLayer; blob: VerifiedBlob } | undefined;

@@ -25,7 +25,7 @@ export interface DirectTarget {
 
 export type TarWorkerRequest =
   | { type: 'init'; slots: SharedArrayBuffer[]; control: SharedArrayBuffer }
-  | { type: 'job'; id: number; items: readonly TarItem[]; mtime: number; targets?: DirectTarget[] };
+  | { type: 'job'; id: number; items: readonly TarItem[]; mtime: number; targets?: DirectTarget[]; hashHere: boolean };
 
 export type TarWorkerReply =
   | { type: 'chunk'; id: number; slot: number; len: number }
@@ -42,19 +42,24 @@ let control: Int32Array | undefined;
 
 class Aborted extends Error {}
 
-function run(id: number, items: readonly TarItem[], mtime: number, targets: DirectTarget[] | undefined): void {
+function run(id: number, items: readonly TarItem[], mtime: number, targets: DirectTarget[] | undefined, hashHere: boolean): void {
   const filler = new ChunkFiller(items, mtime);
   const hash = createHash('sha256');
   const dropped: { target: number; message: string }[] = [];
   let size = 0;
+  let reply: TarWorkerReply;
   try {
-    if (targets !== undefined) {
-      // Straight to the files: one slot, filled, hashed and written while hot, like GNU tar.
-      const buf = slots[0]!;
-      while (!filler.done) {
-        const len = filler.fill(buf);
-        const bytes = buf.subarray(0, len);
-        hash.update(bytes);
+    const state = control!;
+    let next = 0;
+    while (!filler.done) {
+      const at = SLOT_STATE + next;
+      while (Atomics.load(state, at) !== 0 && Atomics.load(state, ABORT) === 0) Atomics.wait(state, at, 1);
+      if (Atomics.load(state, ABORT) !== 0) throw new Aborted();
+      const buf = slots[next]!;
+      const len = filler.fill(buf);
+      const bytes = buf.subarray(0, len);
+      if (hashHere) hash.update(bytes);
+      if (targets !== undefined) {
         for (const [i, t] of targets.entries()) {
           if (dropped.some((d) => d.target === i)) continue;
           try {
@@ -66,31 +71,26 @@ function run(id: number, items: readonly TarItem[], mtime: number, targets: Dire
             dropped.push({ target: i, message });
           }
         }
-        size += len;
       }
-    } else {
-      const state = control!;
-      let next = 0;
-      while (!filler.done) {
-        const at = SLOT_STATE + next;
-        while (Atomics.load(state, at) !== 0 && Atomics.load(state, ABORT) === 0) Atomics.wait(state, at, 1);
-        if (Atomics.load(state, ABORT) !== 0) throw new Aborted();
-        const buf = slots[next]!;
-        const len = filler.fill(buf);
-        hash.update(buf.subarray(0, len));
-        size += len;
-        Atomics.store(state, at, 1);
-        parentPort!.postMessage({ type: 'chunk', id, slot: next, len } satisfies TarWorkerReply);
-        next = (next + 1) % slots.length;
-      }
+      size += len;
+      // Written and hashed here: the slot is free again, nothing goes to the main thread.
+      if (targets !== undefined && hashHere) continue;
+      Atomics.store(state, at, 1);
+      parentPort!.postMessage({ type: 'chunk', id, slot: next, len } satisfies TarWorkerReply);
+      next = (next + 1) % slots.length;
     }
-    parentPort!.postMessage({ type: 'done', id, hex: hash.digest('hex'), size, dropped } satisfies TarWorkerReply);
+    reply = { type: 'done', id, hex: hashHere ? hash.digest('hex') : '', size, dropped };
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    parentPort!.postMessage({ type: 'error', id, message, strata: e instanceof StrataError, aborted: e instanceof Aborted } satisfies TarWorkerReply);
-  } finally {
-    filler.close();
+    reply = { type: 'error', id, message, strata: e instanceof StrataError, aborted: e instanceof Aborted };
   }
+  // Closed before replying: once the caller hears the job ended, no descriptor of it is open.
+  try {
+    filler.close();
+  } catch {
+    // a close error changes nothing about the bytes already read
+  }
+  parentPort!.postMessage(reply satisfies TarWorkerReply);
 }
 
 function writeAll(fd: number, bytes: Buffer, position: number): void {
@@ -102,6 +102,6 @@ parentPort?.on('message', (m: TarWorkerRequest) => {
     slots = m.slots.map((s) => Buffer.from(s));
     control = new Int32Array(m.control);
   } else {
-    run(m.id, m.items, m.mtime, m.targets);
+    run(m.id, m.items, m.mtime, m.targets, m.hashHere);
   }
 });

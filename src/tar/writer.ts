@@ -11,6 +11,7 @@
  * own, so reading and hashing use every core. Memory is bounded by workers x slots x 1 MiB,
  * whatever the size of the layer.
  */
+import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Digest } from '../image/digest.js';
@@ -58,9 +59,16 @@ export async function writeLayerTar(entries: readonly TarItem[], opts: LayerTarO
     throw new StrataError(`mtime ${mtime} is not a whole number of seconds between 0 and ${MAX_OCTAL_11}`);
   }
   const worker = await acquire();
+  let bytes = 0;
+  for (const e of entries) bytes += e.size;
+  const onMain = active === 0 && !mainHashTaken && bytes >= MAIN_HASH_MIN_BYTES;
+  if (onMain) mainHashTaken = true;
+  active++;
   try {
-    return await worker.run(entries, mtime, out, opts.direct);
+    return await worker.run(entries, mtime, out, opts.direct, onMain);
   } finally {
+    active--;
+    if (onMain) mainHashTaken = false;
     release(worker);
   }
 }
@@ -68,6 +76,18 @@ export async function writeLayerTar(entries: readonly TarItem[], opts: LayerTarO
 /** Slots per worker: enough to keep writes overlapping; each is 1 MiB. */
 const SLOTS = 8;
 const SLOT_SIZE = 1 << 20;
+/**
+ * Where a layer is hashed. On its tar worker, as the slot is filled, is cheapest (hot data) and
+ * spreads hashing over the workers when several layers are made at once; but it makes each
+ * worker read, hash and write one after another. So a large layer that starts alone is hashed
+ * here instead, overlapping with its worker's reads and writes, and takes about as long as its
+ * I/O, not I/O plus hash. (Measured on the 2-core bench: a single 877 MB layer 1.61 -> 1.27 s;
+ * for 100 layers made two at a time, hashing on the workers stays ~0.09 s faster.)
+ */
+const MAIN_HASH_MIN_BYTES = 32 << 20;
+let mainHashTaken = false;
+/** Layers being made right now (by any worker). */
+let active = 0;
 
 /** A tar worker, its slots (posted once and reused forever: see hasher history in git) and state. */
 class TarWorker {
@@ -101,7 +121,8 @@ class TarWorker {
     this.worker.unref();
   }
 
-  run(items: readonly TarItem[], mtime: number, out: BlobWriter, direct: readonly FileRegion[] | undefined): Promise<{ diffId: Digest; size: number }> {
+  /** Runs one layer; `hashOnMain`: this thread hashes it (see MAIN_HASH_MIN_BYTES), else the worker. */
+  run(items: readonly TarItem[], mtime: number, out: BlobWriter, direct: readonly FileRegion[] | undefined, hashOnMain: boolean): Promise<{ diffId: Digest; size: number }> {
     const id = TarWorker.nextJob++;
     const control = this.control;
     const recycling = out.releasesChunks === true;
@@ -111,6 +132,7 @@ class TarWorker {
       Atomics.notify(control, SLOT_STATE + slot);
     };
     const writes = new Set<Promise<void>>();
+    const hash = hashOnMain ? createHash('sha256') : undefined;
     let writeError: { error: unknown } | undefined;
     return new Promise((resolve, reject) => {
       // Every write settles before the job does: no write may outlive the call, and no slot of
@@ -125,6 +147,8 @@ class TarWorker {
         if (m.type === 'chunk') {
           if (writeError) return; // the worker stops at its next slot
           const view = this.slots[m.slot]!.subarray(0, m.len);
+          hash?.update(view);
+          if (direct) return free(m.slot); // already in the files
           let w: Promise<void>;
           try {
             w = out.write(recycling ? view : Buffer.from(view));
@@ -148,7 +172,7 @@ class TarWorker {
               if (drop) r.failed?.(new Error(drop.message));
               else r.wrote(m.size);
             });
-            resolve({ diffId: `sha256:${m.hex}`, size: m.size });
+            resolve({ diffId: `sha256:${hash ? hash.digest('hex') : m.hex}`, size: m.size });
           });
         } else {
           settle(() => reject(writeError ? writeError.error : m.strata ? new StrataError(m.message) : new Error(m.message)));
@@ -157,7 +181,7 @@ class TarWorker {
       this.onDeath = (e) => settle(() => reject(writeError ? writeError.error : e));
       this.worker.ref();
       const targets = direct?.map(({ fd, offset, path, limit, bestEffort }) => ({ fd, offset, path, ...(limit !== undefined ? { limit } : {}), ...(bestEffort ? { bestEffort } : {}) }));
-      this.worker.postMessage({ type: 'job', id, items, mtime, ...(targets ? { targets } : {}) } satisfies TarWorkerRequest);
+      this.worker.postMessage({ type: 'job', id, items, mtime, hashHere: hash === undefined, ...(targets ? { targets } : {}) } satisfies TarWorkerRequest);
     });
   }
 }
@@ -170,6 +194,17 @@ const idle: TarWorker[] = [];
 const waiting: ((w: TarWorker) => void)[] = [];
 let started = 0;
 const MAX_WORKERS = Math.max(1, availableParallelism());
+
+/**
+ * Starts tar workers ahead of need (a worker takes tens of milliseconds to boot), so that boot
+ * overlaps with planning and scanning. Idle workers never keep the process alive.
+ */
+export function prestartTarWorkers(count = MAX_WORKERS): void {
+  while (started < Math.min(count, MAX_WORKERS)) {
+    started++;
+    idle.push(new TarWorker());
+  }
+}
 
 async function acquire(): Promise<TarWorker> {
   for (let w = idle.pop(); w !== undefined; w = idle.pop()) if (!w.dead) return w;

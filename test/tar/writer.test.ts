@@ -495,3 +495,29 @@ test('direct file regions get the same bytes as write(); a failing best-effort r
   await assert.rejects(writeLayerTar(entries, { mtime: 1, direct: [region(fc, 0, 'small', { limit: 1024 })] }, untouched), /grew past its reserved 1024 bytes/);
   for (const fd of [fa, fb, fc, ro]) closeSync(fd);
 });
+
+test('a large layer gives the same DiffID whichever thread hashes it (alone: this thread; beside another: its worker)', async (t) => {
+  const dir = tempDir(t);
+  // 34 MB: above the size at which a layer made alone is hashed on the main thread.
+  const big: TarEntry[] = finalizeEntries([{ name: 'data/big', type: 'file', mode: 0o644, size: 34_000_000, content: Buffer.alloc(34_000_000, 7) }]);
+  const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const alone = collectingWriter({ releasesChunks: true });
+  const r1 = await writeLayerTar(big, { mtime: 1 }, alone);
+  assert.equal(r1.diffId, sha(alone.bytes()));
+  // Two at once: the second starts beside the first, so its worker hashes it.
+  const [x, y] = [collectingWriter(), collectingWriter()];
+  const [r2, r3] = await Promise.all([writeLayerTar(big, { mtime: 1 }, x), writeLayerTar(big, { mtime: 1 }, y)]);
+  assert.equal(r2.diffId, r1.diffId);
+  assert.equal(r3.diffId, r1.diffId);
+  assert.ok(x.bytes().equals(alone.bytes()) && y.bytes().equals(alone.bytes()));
+  // Direct to a file, alone and beside another.
+  const files = [join(dir, 'd1'), join(dir, 'd2')];
+  const fds = files.map((f) => openSync(f, 'w+'));
+  const regions = fds.map((fd, i): FileRegion => ({ fd, offset: 0, path: files[i]!, wrote: () => {} }));
+  const unused = { ...collectingWriter(), write: async () => { throw new Error('write() used despite direct regions'); } };
+  const [d1, d2] = await Promise.all(regions.map((r) => writeLayerTar(big, { mtime: 1, direct: [r] }, unused)));
+  fds.forEach((fd) => closeSync(fd));
+  assert.equal(d1!.diffId, r1.diffId);
+  assert.equal(d2!.diffId, r1.diffId);
+  for (const f of files) assert.ok(readFileSync(f).equals(alone.bytes()));
+});
