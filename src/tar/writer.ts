@@ -19,7 +19,7 @@ import type { BlobWriter, FileRegion } from '../transports/types.js';
 import { StrataError } from '../util/errors.js';
 import type { TarItem } from './chunk-filler.js';
 import { END_OF_ARCHIVE, MAX_OCTAL_11, planHeader } from './header.js';
-import { ABORT, SLOT_STATE, type TarWorkerReply, type TarWorkerRequest } from './tar-worker.js';
+import { ABORT, SLOT_STATE, type TarWorkerReply, type TarWorkerRequest } from './tar-worker-protocol.js';
 
 export type { RawRun, TarItem } from './chunk-filler.js';
 
@@ -89,7 +89,11 @@ let mainHashTaken = false;
 /** Layers being made right now (by any worker). */
 let active = 0;
 
-/** A tar worker, its slots (posted once and reused forever: see hasher history in git) and state. */
+/**
+ * A tar worker with its slots and their states. Slots are allocated once per worker and reused for
+ * every layer: a SharedArrayBuffer posted to a worker stays referenced from the worker's heap,
+ * which is rarely collected, so fresh slots per layer would pile up in RSS.
+ */
 class TarWorker {
   dead = false;
   private readonly worker: Worker;
