@@ -40,8 +40,8 @@ function validateName(name: string): void {
  * The result is unsorted; pass it (with the rest of a layer) through finalizeEntries.
  *
  * The walk is synchronous inside: on a warm cache one lstat costs a few microseconds, less than
- * the round trip through the thread pool that an async call takes, and the writer (which is
- * what needs the pool) has not started yet.
+ * the round trip through the thread pool that an async call takes. (Layer bytes are read and
+ * written on tar worker threads, so the walk holds up nothing else.)
  */
 export async function scanTree(physicalPath: string, imagePath: string, policy: ModePolicy): Promise<TarEntry[]> {
   const out: TarEntry[] = [];
