@@ -9,7 +9,6 @@ import type { PreviousAssignment } from '../layering/stable.js';
 import type { LayerPlan, LayeringStrategy } from '../layering/types.js';
 import { storeLayerEntries } from '../tar/scan.js';
 import { prestartTarWorkers } from '../tar/writer.js';
-import { availableParallelism } from 'node:os';
 import type { ImageDestination } from '../transports/types.js';
 import { customisationEntries, type CustomisationSpec } from './customisation.js';
 import { produceLayers, type LayerJobSource, type ProduceStats } from './produce-layers.js';
@@ -70,7 +69,7 @@ async function buildInto(opts: BuildOptions, dest: ImageDestination): Promise<Bu
   const closure = closureWithout(opts.closure, new Set(providedByBase));
   const plan = closure.paths.size > 0 ? planLayers(closure, opts.layering, budget, opts.previous) : { strategy: opts.layering, layers: [] };
   // Their boot overlaps with copying base layers and scanning the first store layer.
-  if (plan.layers.length > 0) prestartTarWorkers(Math.min(plan.layers.length + 1, availableParallelism()));
+  if (plan.layers.length > 0) prestartTarWorkers(plan.layers.length + 1);
 
   for (const layer of baseLayers) await dest.addLayer(layer);
 

@@ -230,9 +230,8 @@ async function build(
     };
     // An uncompressed layer going only to files is written by the tar worker itself (pwrite),
     // its bytes never crossing to this thread.
-    const regions = [writer.region, cacheWriter?.region].filter((r) => r !== undefined);
-    const direct = !gzip && writer.region !== undefined && (cacheWriter === undefined || cacheWriter.region !== undefined);
-    const { diffId, size: tarred } = await writeLayerTar(items, { mtime: opts.mtime, ...(direct ? { direct: regions } : {}) }, tarSink);
+    const direct = !gzip && writer.region !== undefined ? [writer.region, ...(cacheWriter ? [cacheWriter.region] : [])] : undefined;
+    const { diffId, size: tarred } = await writeLayerTar(items, { mtime: opts.mtime, ...(direct ? { direct } : {}) }, tarSink);
     let digest: Digest = diffId;
     let size = tarred;
     if (gzip) ({ digest, size } = await gzip.finish());

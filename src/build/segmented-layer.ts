@@ -31,7 +31,7 @@ export async function planRuns(segments: readonly TarSegment[], identities: Read
   const runs: PlannedRun[] = [];
   const checked: BlobChecks = new Map();
   for (const segment of segments) {
-    const identity = segment.storePath !== undefined ? identities.get(segment.storePath) : undefined;
+    const identity = runIdentity(segment, identities);
     if (identity === undefined) {
       runs.push({ segment });
       continue;
@@ -41,6 +41,11 @@ export async function planRuns(segments: readonly TarSegment[], identities: Read
     runs.push(reuse ? { segment, reuse } : { segment, recordAs: identity });
   }
   return runs;
+}
+
+/** The cache identity of a store path's run; undefined for the leading directories and the end. */
+function runIdentity(segment: TarSegment, identities: ReadonlyMap<string, string>): string | undefined {
+  return segment.storePath !== undefined ? identities.get(segment.storePath) : undefined;
 }
 
 async function verifyRecord(rec: SegmentRecord, segment: TarSegment, cache: LayerCache, gzip: boolean, checked: BlobChecks): Promise<PlannedRun['reuse']> {
@@ -73,7 +78,7 @@ export function tarItems(entries: readonly TarEntry[], runs: readonly PlannedRun
  */
 export async function recordRunsInBlob(runs: readonly PlannedRun[], identities: ReadonlyMap<string, string>, cache: LayerCache, blob: Digest, size: number): Promise<void> {
   for (const { segment } of runs) {
-    const identity = segment.storePath !== undefined ? identities.get(segment.storePath) : undefined;
+    const identity = runIdentity(segment, identities);
     if (identity === undefined) continue;
     await cache.publishSegment({ identity, tar: { digest: blob, size, offset: segment.start, length: segment.end - segment.start } });
   }

@@ -20,7 +20,7 @@ export type TarWorkerRequest =
 export type TarWorkerReply =
   | { type: 'chunk'; id: number; slot: number; len: number }
   | { type: 'done'; id: number; hex: string; size: number; dropped: { target: number; message: string }[] }
-  | { type: 'error'; id: number; message: string; strata: boolean; aborted: boolean };
+  | { type: 'error'; id: number; message: string; strata: boolean };
 
 /** control[ABORT] is set by the main thread to stop the current job at the next slot. */
 export const ABORT = 0;

@@ -4,9 +4,10 @@
  * this core's cache (sha256 runs ~1.5x faster on hot data than on data another thread wrote).
  *
  * When the layer's destinations are files (FileRegion), the worker writes to them itself with
- * pwrite, and nothing but the digest goes back. Otherwise slots are handed over through an Int32Array of states (0 free, 1 filled) so the worker can
- * block on a full ring with Atomics.wait: it has nothing else to do. The main thread posts each
- * job and reads `chunk` messages in order; it frees a slot once the slot's bytes were written.
+ * pwrite. A slot the main thread still needs (to write it out, or to hash it, see writer.ts) is
+ * handed over through an Int32Array of states (0 free, 1 filled), so the worker can block on a
+ * full ring with Atomics.wait: it has nothing else to do. The main thread reads `chunk` messages
+ * in order and frees each slot once it is done with it. A job that needs neither never waits.
  */
 import { createHash } from 'node:crypto';
 import { writeSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { ABORT, SLOT_STATE, type DirectTarget, type TarWorkerReply, type TarWork
 let slots: Buffer[] = [];
 let control: Int32Array | undefined;
 
+/** The main thread asked to stop (its BlobWriter failed); it reports its own error. */
 class Aborted extends Error {}
 
 function run(id: number, items: readonly TarItem[], mtime: number, targets: DirectTarget[] | undefined, hashHere: boolean): void {
@@ -60,7 +62,7 @@ function run(id: number, items: readonly TarItem[], mtime: number, targets: Dire
     reply = { type: 'done', id, hex: hashHere ? hash.digest('hex') : '', size, dropped };
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    reply = { type: 'error', id, message, strata: e instanceof StrataError, aborted: e instanceof Aborted };
+    reply = { type: 'error', id, message, strata: e instanceof StrataError };
   }
   // Closed before replying: once the caller hears the job ended, no descriptor of it is open.
   try {

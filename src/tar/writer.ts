@@ -201,7 +201,8 @@ const MAX_WORKERS = Math.max(1, availableParallelism());
 
 /**
  * Starts tar workers ahead of need (a worker takes tens of milliseconds to boot), so that boot
- * overlaps with planning and scanning. Idle workers never keep the process alive.
+ * overlaps with planning and scanning: `count`, at most one per core. Idle workers never keep the
+ * process alive.
  */
 export function prestartTarWorkers(count = MAX_WORKERS): void {
   while (started < Math.min(count, MAX_WORKERS)) {

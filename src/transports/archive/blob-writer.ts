@@ -80,7 +80,6 @@ export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Pro
     // Each write has reached the file when it resolves, so the producer may reuse the buffer.
     releasesChunks: true,
     acceptsConcurrentWrites: true,
-    region: { fd: fh.fd, offset: 0, path, wrote: (size) => void (written += size) },
     async write(chunk: Buffer) {
       // The position is claimed before awaiting: producers keep several writes in flight.
       const at = written;
