@@ -240,12 +240,9 @@ export class LayerCache {
    * so the build goes on without the cache entry. Undefined when not even the file can be made.
    */
   async beginBlob(): Promise<CacheBlobWriter | undefined> {
-    const tmp = this.tmpPath('blob');
-    const fh = await open(tmp, 'wx', 0o644).catch(() => undefined);
-    if (!fh) {
-      this.stats.errors++;
-      return undefined;
-    }
+    const opened = await this.openTemp('blob');
+    if (!opened) return undefined;
+    const { tmp, fh } = opened;
     let written = 0;
     let broken = false;
     let closed = false;
@@ -358,12 +355,9 @@ export class LayerCache {
 
   /** Starts a piece; undefined when the cache cannot take one (the build goes on without). */
   async beginPiece(): Promise<PieceWriter | undefined> {
-    const tmp = this.tmpPath('piece');
-    const fh = await open(tmp, 'wx', 0o644).catch(() => undefined);
-    if (!fh) {
-      this.stats.errors++;
-      return undefined;
-    }
+    const opened = await this.openTemp('piece');
+    if (!opened) return undefined;
+    const { tmp, fh } = opened;
     const hash = createHash('sha256');
     let size = 0;
     let broken = false;
@@ -398,6 +392,14 @@ export class LayerCache {
   /** Records a segment whose pieces are in place (best effort, like every cache write). */
   async publishSegment(rec: SegmentRecord): Promise<void> {
     await this.writeAtomic(this.segmentPath(rec.identity), rec).catch(() => void this.stats.errors++);
+  }
+
+  /** A new file in tmp/ for a blob or piece; undefined (counted as an error) when it cannot be made. */
+  private async openTemp(kind: string): Promise<{ tmp: string; fh: FileHandle } | undefined> {
+    const tmp = this.tmpPath(kind);
+    const fh = await open(tmp, 'wx', 0o644).catch(() => undefined);
+    if (!fh) this.stats.errors++;
+    return fh && { tmp, fh };
   }
 
   private tmpPath(kind: string): string {
