@@ -231,7 +231,9 @@ async function build(
     // An uncompressed layer going only to files is written by the tar worker itself (pwrite),
     // its bytes never crossing to this thread.
     const direct = !gzip && writer.region !== undefined ? [writer.region, ...(cacheWriter ? [cacheWriter.region] : [])] : undefined;
-    const { diffId, size: tarred } = await writeLayerTar(items, { mtime: opts.mtime, ...(direct ? { direct } : {}) }, tarSink);
+    // With gzip this thread hashes and routes the compressed stream: the worker hashes the tar.
+    const tarOpts = { mtime: opts.mtime, mayHashHere: gzip === undefined, ...(direct ? { direct } : {}) };
+    const { diffId, size: tarred } = await writeLayerTar(items, tarOpts, tarSink);
     let digest: Digest = diffId;
     let size = tarred;
     if (gzip) ({ digest, size } = await gzip.finish());

@@ -13,6 +13,7 @@ import type { ByteSink, GzipCompressor } from '../compress/gzip-writer.js';
 import type { TarEntry } from '../tar/entry.js';
 import type { TarSegment } from '../tar/segments.js';
 import type { TarItem } from '../tar/writer.js';
+import { mapLimit } from '../util/map-limit.js';
 
 /** One run of the layer, and how it is made this time. */
 export interface PlannedRun {
@@ -28,20 +29,19 @@ export interface PlannedRun {
  * when needed) and whose pieces verify are reused; the rest are built and recorded.
  */
 export async function planRuns(segments: readonly TarSegment[], identities: ReadonlyMap<string, string>, cache: LayerCache, gzip: boolean): Promise<PlannedRun[]> {
-  const runs: PlannedRun[] = [];
   const checked: BlobChecks = new Map();
-  for (const segment of segments) {
+  // Several at once: the pieces are hashed on the tar workers, as many at a time as there are.
+  return mapLimit(segments, VERIFY_AT_ONCE, async (segment): Promise<PlannedRun> => {
     const identity = runIdentity(segment, identities);
-    if (identity === undefined) {
-      runs.push({ segment });
-      continue;
-    }
+    if (identity === undefined) return { segment };
     const rec = await cache.lookupSegment(identity);
     const reuse = rec ? await verifyRecord(rec, segment, cache, gzip, checked) : undefined;
-    runs.push(reuse ? { segment, reuse } : { segment, recordAs: identity });
-  }
-  return runs;
+    return reuse ? { segment, reuse } : { segment, recordAs: identity };
+  });
 }
+
+/** Runs whose pieces are looked up and verified at once: enough to keep every tar worker busy. */
+const VERIFY_AT_ONCE = 8;
 
 /** The cache identity of a store path's run; undefined for the leading directories and the end. */
 function runIdentity(segment: TarSegment, identities: ReadonlyMap<string, string>): string | undefined {
@@ -50,11 +50,12 @@ function runIdentity(segment: TarSegment, identities: ReadonlyMap<string, string
 
 async function verifyRecord(rec: SegmentRecord, segment: TarSegment, cache: LayerCache, gzip: boolean, checked: BlobChecks): Promise<PlannedRun['reuse']> {
   if (pieceLength(rec.tar) !== segment.end - segment.start || (gzip && rec.gzip === undefined)) return undefined;
-  const tar = await cache.verifyPiece(rec.tar, rec.identity, checked);
-  if (tar === undefined) return undefined;
-  if (!gzip) return { tar };
-  const gz = await cache.verifyPiece(rec.gzip!, rec.identity, checked);
-  return gz === undefined ? undefined : { tar, gzip: gz };
+  if (!gzip) {
+    const tar = await cache.verifyPiece(rec.tar, rec.identity, checked);
+    return tar && { tar };
+  }
+  const [tar, gz] = await Promise.all([cache.verifyPiece(rec.tar, rec.identity, checked), cache.verifyPiece(rec.gzip!, rec.identity, checked)]);
+  return tar && gz ? { tar, gzip: gz } : undefined;
 }
 
 /** The writer's input: entries of built runs, a raw run per reused one. */

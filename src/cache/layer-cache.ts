@@ -27,6 +27,7 @@ import { StrataError } from '../util/errors.js';
 import { canonicalJsonBytes } from '../util/json.js';
 import type { ByteSink } from '../compress/gzip-writer.js';
 import type { FileRegion } from '../transports/types.js';
+import { hashFileOnWorker } from '../tar/writer.js';
 
 export { entriesIdentity, layerIdentity, layerIdentityFromSegments, segmentIdentity, TAR_FORMAT_TAG, type IdentityTarOptions, type NarHashLookup } from './identity.js';
 
@@ -215,7 +216,8 @@ export class LayerCache {
       return 'missing';
     }
     try {
-      if ((await fh.stat()).size === size && (await hashFile(fh, size)) === digest) return fh;
+      // Hashed on a tar worker: blobs verify in parallel, off the thread that scans the store.
+      if ((await fh.stat()).size === size && (await hashFileOnWorker({ fd: fh.fd, path: this.blobPath(digest), size })) === digest) return fh;
       await fh.close();
       return 'mismatch';
     } catch {
@@ -441,19 +443,6 @@ function parseEntry(raw: string): CachedLayer | undefined {
   } catch {
     return undefined;
   }
-}
-
-async function hashFile(fh: FileHandle, size: number): Promise<Digest> {
-  const h = createHash('sha256');
-  const buf = Buffer.allocUnsafe(IO_CHUNK);
-  let pos = 0;
-  while (pos < size) {
-    const { bytesRead } = await fh.read(buf, 0, Math.min(IO_CHUNK, size - pos), pos);
-    if (bytesRead === 0) break;
-    h.update(buf.subarray(0, bytesRead));
-    pos += bytesRead;
-  }
-  return `sha256:${h.digest('hex')}`;
 }
 
 /** Streams a verified piece into `out`. */

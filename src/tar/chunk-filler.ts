@@ -25,6 +25,11 @@ import { END_OF_ARCHIVE, encodeHeader, planHeader, type HeaderPlan } from './hea
 export interface RawRun {
   type: 'raw';
   source: string;
+  /**
+   * A descriptor of `source` already open in this process (threads share descriptors), read
+   * instead of opening the path again and left open: the caller verified that very inode.
+   */
+  fd?: number;
   offset: number;
   size: number;
   sourceSize: number;
@@ -40,6 +45,16 @@ interface OpenFile {
   /** Where the item's bytes start in the file. */
   offset: number;
   size: number;
+  /** Opened here, so closed here (a RawRun's own fd is the caller's). */
+  owned: boolean;
+}
+
+export interface FillerOptions {
+  /**
+   * false: the items are raw runs of any length, copied back to back with no end-of-archive
+   * blocks (a blob copied or hashed, not a tar). Default true.
+   */
+  tar?: boolean;
 }
 
 export class ChunkFiller {
@@ -51,7 +66,12 @@ export class ChunkFiller {
   private dataOff = 0;
   private file: OpenFile | undefined;
 
-  constructor(private readonly items: readonly TarItem[], private readonly mtime: number) {}
+  private readonly tar: boolean;
+
+  constructor(private readonly items: readonly TarItem[], private readonly mtime: number, opts: FillerOptions = {}) {
+    this.tar = opts.tar ?? true;
+    if (!this.tar && items.some((i) => i.type !== 'raw')) throw new Error('internal: a plain byte stream takes raw runs only');
+  }
 
   /** Fills `buf` from its start with the next bytes of the tar; returns how many (whole blocks). */
   fill(buf: Buffer): number {
@@ -60,6 +80,10 @@ export class ChunkFiller {
     while (pos < cap && !this.done) {
       if (this.plan === undefined) {
         if (this.i === this.items.length) {
+          if (!this.tar) {
+            this.done = true;
+            break;
+          }
           if (pos + END_OF_ARCHIVE > cap) break;
           buf.fill(0, pos, pos + END_OF_ARCHIVE);
           pos += END_OF_ARCHIVE;
@@ -68,7 +92,7 @@ export class ChunkFiller {
         }
         const item = this.items[this.i]!;
         if (item.type === 'raw') {
-          if (item.size % 512 !== 0) throw new Error(`internal: raw tar run of ${item.size} bytes is not whole blocks`);
+          if (this.tar && item.size % 512 !== 0) throw new Error(`internal: raw tar run of ${item.size} bytes is not whole blocks`);
           this.prevName = Buffer.from(item.lastName);
           if (item.size > 0) this.startData({ fullName: this.prevName, headerBytes: 0, dataBytes: item.size });
           else this.i++;
@@ -104,8 +128,9 @@ export class ChunkFiller {
   /** Closes a file a failure left open. */
   close(): void {
     if (this.file !== undefined) {
-      closeSync(this.file.fd);
+      const { fd, owned } = this.file;
       this.file = undefined;
+      if (owned) closeSync(fd);
     }
   }
 
@@ -151,8 +176,8 @@ export class ChunkFiller {
     }
     // A file read piece by piece (it spans fills), or a raw run, which is a range of its file.
     const file = (this.file ??= item.type === 'raw'
-      ? { fd: openChecked(item.source, item.sourceSize), path: item.source, offset: item.offset, size: item.sourceSize }
-      : { fd: openChecked(item.source!, item.size), path: item.source!, offset: 0, size: item.size });
+      ? { ...openRaw(item), path: item.source, offset: item.offset, size: item.sourceSize }
+      : { fd: openChecked(item.source!, item.size), owned: true, path: item.source!, offset: 0, size: item.size });
     if (fileBytes > 0 && readFull(file.fd, file.path, buf, pos, fileBytes, file.offset + off, fileBytes) !== fileBytes) {
       throw changedSize(file.path, file.size);
     }
@@ -194,6 +219,14 @@ function checkStillEmpty(path: string): void {
     throw ioError(path, e as NodeJS.ErrnoException);
   }
   if (!st.isFile() || st.size !== 0) throw changedSize(path, 0, st.size);
+}
+
+/** A raw run's file: its own descriptor (size still checked) or one opened here. */
+function openRaw(run: RawRun): { fd: number; owned: boolean } {
+  if (run.fd === undefined) return { fd: openChecked(run.source, run.sourceSize), owned: true };
+  const now = fstatSize(run.fd, run.source);
+  if (now !== run.sourceSize) throw changedSize(run.source, run.sourceSize, now);
+  return { fd: run.fd, owned: false };
 }
 
 function openChecked(path: string, size: number): number {

@@ -15,7 +15,8 @@ export interface DirectTarget {
 
 export type TarWorkerRequest =
   | { type: 'init'; slots: SharedArrayBuffer[]; control: SharedArrayBuffer }
-  | { type: 'job'; id: number; items: readonly TarItem[]; mtime: number; targets?: DirectTarget[]; hashHere: boolean };
+  /** `tar: false`: the items are raw runs copied back to back (ChunkFiller's plain byte stream). */
+  | { type: 'job'; id: number; items: readonly TarItem[]; mtime: number; tar: boolean; targets?: DirectTarget[]; hashHere: boolean };
 
 export type TarWorkerReply =
   | { type: 'chunk'; id: number; slot: number; len: number }

@@ -22,8 +22,8 @@ let control: Int32Array | undefined;
 /** The main thread asked to stop (its BlobWriter failed); it reports its own error. */
 class Aborted extends Error {}
 
-function run(id: number, items: readonly TarItem[], mtime: number, targets: DirectTarget[] | undefined, hashHere: boolean): void {
-  const filler = new ChunkFiller(items, mtime);
+function run(id: number, items: readonly TarItem[], mtime: number, tar: boolean, targets: DirectTarget[] | undefined, hashHere: boolean): void {
+  const filler = new ChunkFiller(items, mtime, { tar });
   const hash = createHash('sha256');
   const dropped: { target: number; message: string }[] = [];
   let size = 0;
@@ -37,6 +37,7 @@ function run(id: number, items: readonly TarItem[], mtime: number, targets: Dire
       if (Atomics.load(state, ABORT) !== 0) throw new Aborted();
       const buf = slots[next]!;
       const len = filler.fill(buf);
+      if (len === 0) continue; // a plain stream's end: nothing more came
       const bytes = buf.subarray(0, len);
       if (hashHere) hash.update(bytes);
       if (targets !== undefined) {
@@ -82,6 +83,6 @@ parentPort?.on('message', (m: TarWorkerRequest) => {
     slots = m.slots.map((s) => Buffer.from(s));
     control = new Int32Array(m.control);
   } else {
-    run(m.id, m.items, m.mtime, m.targets, m.hashHere);
+    run(m.id, m.items, m.mtime, m.tar, m.targets, m.hashHere);
   }
 });

@@ -31,6 +31,11 @@ export interface LayerTarOptions {
    * every byte, and `wrote(size)` (or `failed`, for a best-effort region that failed) at the end.
    */
   direct?: readonly FileRegion[];
+  /**
+   * false when this thread has heavy work of its own on the layer (compressing it, hashing the
+   * compressed blob): the DiffID is then always hashed on the tar worker. Default true.
+   */
+  mayHashHere?: boolean;
 }
 
 /** Exact byte size of the tar writeLayerTar produces for `entries`. */
@@ -61,17 +66,49 @@ export async function writeLayerTar(entries: readonly TarItem[], opts: LayerTarO
   const worker = await acquire();
   let bytes = 0;
   for (const e of entries) bytes += e.size;
-  const onMain = active === 0 && !mainHashTaken && bytes >= MAIN_HASH_MIN_BYTES;
+  const onMain = opts.mayHashHere !== false && active === 0 && !mainHashTaken && bytes >= MAIN_HASH_MIN_BYTES;
   if (onMain) mainHashTaken = true;
   active++;
   try {
-    return await worker.run(entries, mtime, out, opts.direct, onMain);
+    return await worker.run(entries, { mtime, tar: true }, out, opts.direct, onMain);
   } finally {
     active--;
     if (onMain) mainHashTaken = false;
     release(worker);
   }
 }
+
+/**
+ * sha256 of `length` bytes at `offset` of an open file (`size` bytes, checked), computed on a
+ * tar worker: cache blobs are verified off this thread, several at once, while it goes on
+ * scanning. `fd` stays open (the caller goes on to copy from the inode it verified).
+ */
+export async function hashFileOnWorker(file: { fd: number; path: string; size: number }, offset = 0, length = file.size - offset): Promise<Digest> {
+  return (await copyFileOnWorker(file, [], offset, length)).digest;
+}
+
+/**
+ * Copies `length` bytes at `offset` of an open file into `regions` on a tar worker, hashing them
+ * as they pass: one read of the source for both. A best-effort region that fails is dropped (its
+ * `failed` is called), a required one fails the copy.
+ */
+export async function copyFileOnWorker(file: { fd: number; path: string; size: number }, regions: readonly FileRegion[], offset = 0, length = file.size - offset): Promise<{ digest: Digest; size: number }> {
+  const run: TarItem = { type: 'raw', source: file.path, fd: file.fd, offset, size: length, sourceSize: file.size, lastName: '' };
+  const worker = await acquire();
+  try {
+    const { diffId, size } = await worker.run([run], { mtime: 0, tar: false }, NO_OUTPUT, regions, false);
+    return { digest: diffId, size };
+  } finally {
+    release(worker);
+  }
+}
+
+/** The BlobWriter of a job whose bytes all go to direct regions (never called). */
+const NO_OUTPUT: BlobWriter = {
+  write: () => Promise.reject(new Error('internal: a direct job wrote to its BlobWriter')),
+  close: () => Promise.reject(new Error('internal: a direct job closed its BlobWriter')),
+  abort: async () => {},
+};
 
 /** Slots per worker: enough to keep writes overlapping; each is 1 MiB. */
 const SLOTS = 8;
@@ -126,7 +163,7 @@ class TarWorker {
   }
 
   /** Runs one layer; `hashOnMain`: this thread hashes it (see MAIN_HASH_MIN_BYTES), else the worker. */
-  run(items: readonly TarItem[], mtime: number, out: BlobWriter, direct: readonly FileRegion[] | undefined, hashOnMain: boolean): Promise<{ diffId: Digest; size: number }> {
+  run(items: readonly TarItem[], framing: { mtime: number; tar: boolean }, out: BlobWriter, direct: readonly FileRegion[] | undefined, hashOnMain: boolean): Promise<{ diffId: Digest; size: number }> {
     const id = TarWorker.nextJob++;
     const control = this.control;
     const recycling = out.releasesChunks === true;
@@ -185,7 +222,7 @@ class TarWorker {
       this.onDeath = (e) => settle(() => reject(writeError ? writeError.error : e));
       this.worker.ref();
       const targets = direct?.map(({ fd, offset, path, limit, bestEffort }) => ({ fd, offset, path, ...(limit !== undefined ? { limit } : {}), ...(bestEffort ? { bestEffort } : {}) }));
-      this.worker.postMessage({ type: 'job', id, items, mtime, hashHere: hash === undefined, ...(targets ? { targets } : {}) } satisfies TarWorkerRequest);
+      this.worker.postMessage({ type: 'job', id, items, ...framing, hashHere: hash === undefined, ...(targets ? { targets } : {}) } satisfies TarWorkerRequest);
     });
   }
 }

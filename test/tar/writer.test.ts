@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import {
   appendFileSync, chmodSync, lchownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync,
-  symlinkSync, truncateSync, unlinkSync, utimesSync, lutimesSync, writeFileSync, statSync, openSync, closeSync,
+  symlinkSync, truncateSync, unlinkSync, utimesSync, lutimesSync, writeFileSync, statSync, openSync, closeSync, fstatSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { StrataError } from '../../src/util/errors.js';
 import type { TarEntry } from '../../src/tar/entry.js';
 import type { FileRegion } from '../../src/transports/types.js';
 import { directoryEntry, finalizeEntries, scanTree, storeLayerEntries, symlinkEntry } from '../../src/tar/scan.js';
-import { tarSize, writeLayerTar } from '../../src/tar/writer.js';
+import { copyFileOnWorker, hashFileOnWorker, tarSize, writeLayerTar } from '../../src/tar/writer.js';
 import { collectingWriter, parseTar } from './tar-reader.js';
 
 const H = (c: string): string => c.repeat(32); // a 32-char "hash"
@@ -520,4 +520,31 @@ test('a large layer gives the same DiffID whichever thread hashes it (alone: thi
   assert.equal(d1!.diffId, r1.diffId);
   assert.equal(d2!.diffId, r1.diffId);
   for (const f of files) assert.ok(readFileSync(f).equals(alone.bytes()));
+});
+
+test('a file range is hashed and copied on a worker from the caller\'s descriptor, which stays open', async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, 'blob');
+  // Not a whole number of blocks, and longer than one 1 MiB slot: a blob, not a tar.
+  const bytes = Buffer.from(Array.from({ length: 3_000_017 }, (_, i) => (i * 7919) & 0xff));
+  writeFileSync(src, bytes);
+  const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const fd = openSync(src, 'r');
+  const file = { fd, path: src, size: bytes.length };
+  assert.equal(await hashFileOnWorker(file), sha(bytes));
+  assert.equal(await hashFileOnWorker(file, 1_234_567, 1_000_001), sha(bytes.subarray(1_234_567, 2_234_568)));
+  // The copy lands at the region's offset and reports its size to the region.
+  const out = join(dir, 'out');
+  const ofd = openSync(out, 'w+');
+  const wrote: number[] = [];
+  const r = await copyFileOnWorker(file, [{ fd: ofd, offset: 100, path: out, wrote: (n) => wrote.push(n) }]);
+  closeSync(ofd);
+  assert.deepEqual(r, { digest: sha(bytes), size: bytes.length });
+  assert.deepEqual(wrote, [bytes.length]);
+  assert.ok(readFileSync(out).subarray(100).equals(bytes));
+  // Still open: the worker read through it but never closed it.
+  assert.equal(fstatSync(fd).size, bytes.length);
+  // A file whose size is not what the caller says is reported, naming it.
+  await assert.rejects(hashFileOnWorker({ ...file, size: bytes.length + 1 }), (e: Error) => e instanceof StrataError && e.message.includes(src));
+  closeSync(fd);
 });
