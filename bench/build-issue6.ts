@@ -19,12 +19,12 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, wr
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { layerIdentityFromSegments, openLayerCache, segmentIdentity } from '../src/cache/layer-cache.js';
+import { openLayerCache } from '../src/cache/layer-cache.js';
+import { storeLayerJob } from '../src/build/store-layer-job.js';
 import { newProduceStats, produceLayers, type LayerJob } from '../src/build/produce-layers.js';
 import { readClosureFile } from '../src/closure/read.js';
 import type { Compression } from '../src/image/media-types.js';
 import { planLayers } from '../src/layering/plan.js';
-import { storeLayerEntries } from '../src/tar/scan.js';
 import { openDockerArchiveDestination } from '../src/transports/docker-archive/write.js';
 import { openOciDirectoryDestination } from '../src/transports/oci-layout/write.js';
 import { ensureSyntheticStore } from './synthetic-store.js';
@@ -39,17 +39,9 @@ async function child(root: string, closurePath: string, compression: Compression
   const closure = await readClosureFile(closurePath);
   const plan = planLayers(closure, 'popularity', 99);
   const jobs: LayerJob[] = [];
-  const tarOpts = { mtime: MTIME, storeDir: closure.storeDir, storeRoot: root };
-  for (const l of plan.layers) {
-    // As src/build/build.ts does it: per-path identities, the layer's made from them.
-    const ids = new Map(l.paths.map((p) => [p, segmentIdentity(p, closure.paths, tarOpts, compression)]));
-    jobs.push({
-      entries: await storeLayerEntries(closure.storeDir, root, l.paths),
-      storePaths: l.paths,
-      identity: layerIdentityFromSegments(l.paths.map((p) => ids.get(p)!)),
-      segmentIdentities: ids,
-    });
-  }
+  // As src/build/build.ts does it (there lazily, here all first so scanning is timed apart).
+  const jobOpts = { storeDir: closure.storeDir, storeRoot: root, mtime: MTIME, compression, identities: cacheDir !== '-', narHashes: closure.paths };
+  for (const l of plan.layers) jobs.push(await storeLayerJob(l.paths, jobOpts));
   const tScan = process.hrtime.bigint();
   const cache = cacheDir === '-' ? undefined : await openLayerCache(cacheDir);
   const dest = compression === 'none' ? await openDockerArchiveDestination(out, { mtime: MTIME }) : await openOciDirectoryDestination(out, { compression });

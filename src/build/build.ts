@@ -7,12 +7,12 @@ import { storeLayerBudget } from '../layering/budget.js';
 import { planLayers } from '../layering/plan.js';
 import type { PreviousAssignment } from '../layering/stable.js';
 import type { LayerPlan, LayeringStrategy } from '../layering/types.js';
-import { storeLayerEntries } from '../tar/scan.js';
 import { prestartTarWorkers } from '../tar/writer.js';
 import type { ImageDestination } from '../transports/types.js';
 import { customisationEntries, type CustomisationSpec } from './customisation.js';
 import { produceLayers, type LayerJobSource, type ProduceStats } from './produce-layers.js';
-import { layerIdentityFromSegments, segmentIdentity, type LayerCache } from '../cache/layer-cache.js';
+import type { LayerCache } from '../cache/layer-cache.js';
+import { storeLayerJob } from './store-layer-job.js';
 import type { Compression } from '../image/media-types.js';
 
 export interface BuildOptions {
@@ -77,18 +77,8 @@ async function buildInto(opts: BuildOptions, dest: ImageDestination): Promise<Bu
   // it; layers are produced concurrently where the destination allows, through the cache; blob
   // order stays the plan's order.
   const jobs: LayerJobSource[] = [];
-  const tarOpts = { mtime: opts.mtime, storeDir: closure.storeDir, storeRoot: opts.storeRoot };
-  for (const planned of plan.layers) {
-    jobs.push(async () => {
-      // Identities cost a walk of the paths when the closure has no narHash: only with a cache.
-      const segmentIds = opts.cache ? new Map(planned.paths.map((p) => [p, segmentIdentity(p, opts.closure.paths, tarOpts, opts.compression)])) : undefined;
-      return {
-        entries: await storeLayerEntries(closure.storeDir, opts.storeRoot, planned.paths),
-        storePaths: planned.paths,
-        ...(segmentIds ? { identity: layerIdentityFromSegments(planned.paths.map((p) => segmentIds.get(p)!)), segmentIdentities: segmentIds } : {}),
-      };
-    });
-  }
+  const jobOpts = { storeDir: closure.storeDir, storeRoot: opts.storeRoot, mtime: opts.mtime, compression: opts.compression, identities: opts.cache !== undefined, narHashes: opts.closure.paths };
+  for (const planned of plan.layers) jobs.push(() => storeLayerJob(planned.paths, jobOpts));
   // The customisation layer is scanned first: a bad --add fails the build before any work.
   jobs.push({ entries: await customisationEntries(opts.customisation, opts.closure, opts.storeRoot) });
   const layers = await produceLayers(jobs, dest, {

@@ -18,7 +18,7 @@ import type { Layer } from '../image/layer.js';
 import { ociLayerMediaType, type Compression } from '../image/media-types.js';
 import type { TarEntry } from '../tar/entry.js';
 import { posix } from 'node:path';
-import { storePathSegments } from '../tar/segments.js';
+import { storePathSegments, type TarSegment } from '../tar/segments.js';
 import { tarSize, writeLayerTar, type TarItem } from '../tar/writer.js';
 import { planRuns, recordRunsInBlob, RunRouter, tarItems, type PlannedRun } from './segmented-layer.js';
 import type { BlobWriter, ImageDestination } from '../transports/types.js';
@@ -38,6 +38,8 @@ export interface LayerJob {
    * runs are cached one by one, so one changed path does not make the others be read again.
    */
   segmentIdentities?: ReadonlyMap<string, string>;
+  /** The entries cut at store-path boundaries (storePathSegments), when the job's maker has them. */
+  segments?: readonly TarSegment[];
 }
 
 /**
@@ -203,7 +205,7 @@ async function build(
   const ids = opts.cache !== undefined ? job.segmentIdentities : undefined;
   const reusable = ids !== undefined && (compression === 'none' || paths.length > 1);
   if (paths.length > 0 && (compression === 'gzip' || reusable)) {
-    const segments = storePathSegments(job.entries, posix.dirname(paths[0]!), paths);
+    const segments = job.segments ?? storePathSegments(job.entries, posix.dirname(paths[0]!), paths);
     runs = reusable ? await planRuns(segments, ids, opts.cache!, compression === 'gzip') : segments.map((segment) => ({ segment }));
   }
   const items: readonly TarItem[] = runs ? tarItems(job.entries, runs) : job.entries;

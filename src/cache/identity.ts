@@ -5,12 +5,12 @@
  * What goes in: the tar format and compression format tags (a change to either writer must miss),
  * the tar options (mtime, store directory), and per store path its content identity — the NAR
  * hash when the closure gives one (Nix guarantees a store path with that hash has that content),
- * otherwise an lstat signature of every file below it (type, mode, size, mtime and ctime in ns,
- * inode, symlink target), so a file changed in any ordinary way changes the identity.
+ * otherwise what the layer's scan saw: every entry's header fields and, per file, a stamp of
+ * mtime, ctime and inode (src/tar/scan.ts FileStamps), so a file changed in any ordinary way
+ * changes the identity, without a second walk of the store.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, type BigIntStats } from 'node:fs';
 import type { StorePathInfo } from '../closure/types.js';
 import { compressionFormatTag } from '../compress/compression.js';
 import type { Compression } from '../image/media-types.js';
@@ -29,17 +29,10 @@ export interface IdentityTarOptions {
   mtime: number;
   /** Logical store directory (`/nix/store`): the names inside the layer. */
   storeDir: string;
-  /** Physical root the store paths are read from; consulted only for paths without a NAR hash. */
-  storeRoot: string;
 }
 
 /** NAR hashes by store path: a closure's `paths` map, or a map to hash strings. */
 export type NarHashLookup = ReadonlyMap<string, StorePathInfo | string | undefined>;
-
-/** Identity of a store layer holding `storePaths` (in the order the layer lists them). */
-export function layerIdentity(storePaths: readonly string[], narHashes: NarHashLookup | undefined, tar: IdentityTarOptions, compression: Compression): string {
-  return layerIdentityFromSegments(storePaths.map((p) => segmentIdentity(p, narHashes, tar, compression)));
-}
 
 /** A store layer's identity from its store paths' segment identities (layer order). */
 export function layerIdentityFromSegments(segmentIdentities: readonly string[]): string {
@@ -49,12 +42,18 @@ export function layerIdentityFromSegments(segmentIdentities: readonly string[]):
   return `sha256:${h.digest('hex')}`;
 }
 
+/** What the scan of a layer saw of one store path: its run of entries, and the layer's file stamps. */
+export interface ScannedRun {
+  entries: readonly TarEntry[];
+  stamps: ReadonlyMap<string, string>;
+}
+
 /**
  * Identity of one store path's run in a layer tar (src/tar/segments.ts): the path, its content
- * (narHash, or else an lstat signature of its files), and everything else that shapes the run's
- * bytes and its gzip members.
+ * (narHash, or else the scanned entries and file stamps), and everything else that shapes the
+ * run's bytes and its gzip members.
  */
-export function segmentIdentity(storePath: string, narHashes: NarHashLookup | undefined, tar: IdentityTarOptions, compression: Compression): string {
+export function segmentIdentity(storePath: string, narHashes: NarHashLookup | undefined, scanned: ScannedRun, tar: IdentityTarOptions, compression: Compression): string {
   const h = createHash('sha256');
   field(h, 'store-segment');
   field(h, TAR_FORMAT_TAG);
@@ -66,10 +65,22 @@ export function segmentIdentity(storePath: string, narHashes: NarHashLookup | un
   const narHash = typeof info === 'string' ? info : info?.narHash;
   if (narHash) {
     field(h, `nar:${narHash}`);
-  } else {
-    field(h, 'lstat');
-    lstatSignature(h, join(tar.storeRoot || '/', storePath), '');
+    return `sha256:${h.digest('hex')}`;
   }
+  // One string, hashed once: a run may hold thousands of entries.
+  let listing = '';
+  for (const e of scanned.entries) {
+    listing += `${e.type} ${e.mode.toString(8)} ${e.size} ${JSON.stringify(e.name)}`;
+    if (e.linkTarget !== undefined) listing += ` -> ${JSON.stringify(e.linkTarget)}`;
+    if (e.source !== undefined) {
+      const stamp = scanned.stamps.get(e.source);
+      if (stamp === undefined) throw new Error(`internal: no stamp for ${e.source}; scan the layer with stamps`);
+      listing += ` @ ${stamp}`;
+    }
+    listing += '\n';
+  }
+  field(h, 'scanned');
+  field(h, listing);
   return `sha256:${h.digest('hex')}`;
 }
 
@@ -114,23 +125,5 @@ function lstatOrThrow(path: string): BigIntStats {
     return lstatSync(path, { bigint: true });
   } catch (e) {
     throw new StrataError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
-}
-
-/** Walks a tree (names sorted, so readdir order cannot matter) and hashes each entry's stat. */
-function lstatSignature(h: Hash, physical: string, rel: string): void {
-  const st = lstatOrThrow(physical);
-  field(h, `${rel} ${statSignature(st)}`);
-  if (st.isSymbolicLink()) {
-    field(h, readlinkSync(physical, { encoding: 'buffer' }).toString('latin1'));
-  } else if (st.isDirectory()) {
-    let names: string[];
-    try {
-      names = readdirSync(physical);
-    } catch (e) {
-      throw new StrataError(`cannot read directory ${physical}: ${(e as Error).message}`, { cause: e });
-    }
-    names.sort();
-    for (const n of names) lstatSignature(h, join(physical, n), `${rel}/${n}`);
   }
 }

@@ -43,7 +43,7 @@ function validateName(name: string): void {
  * the round trip through the thread pool that an async call takes. (Layer bytes are read and
  * written on tar worker threads, so the walk holds up nothing else.)
  */
-export async function scanTree(physicalPath: string, imagePath: string, policy: ModePolicy): Promise<TarEntry[]> {
+export async function scanTree(physicalPath: string, imagePath: string, policy: ModePolicy, stamps?: FileStamps): Promise<TarEntry[]> {
   const out: TarEntry[] = [];
   const rootName = normalizeName(imagePath);
   let st: Stats;
@@ -55,9 +55,9 @@ export async function scanTree(physicalPath: string, imagePath: string, policy: 
   const rootType = typeOf(st, physicalPath);
   if (rootType === 'directory') {
     out.push({ name: rootName, type: 'directory', mode: policyMode(policy, 'directory', st.mode), size: 0 });
-    walkDir(physicalPath === '/' ? '' : resolve(physicalPath), rootName, policy, out);
+    walkDir(physicalPath === '/' ? '' : resolve(physicalPath), rootName, policy, out, stamps);
   } else {
-    addLeaf(physicalPath, rootName, rootType, st, policy, out);
+    addLeaf(physicalPath, rootName, rootType, st, policy, out, stamps);
   }
   return out;
 }
@@ -71,7 +71,14 @@ function typeOf(st: Stats | Dirent, physicalPath: string): TarEntry['type'] {
   throw new StrataError(`${physicalPath} is ${kind}; only regular files, directories and symlinks can go into a layer`);
 }
 
-function addLeaf(physicalPath: string, name: string, type: TarEntry['type'], st: Stats | undefined, policy: ModePolicy, out: TarEntry[]): void {
+/**
+ * Source file → a stamp of its content as lstat sees it (mtime, ctime, inode), recorded by a scan
+ * that is given a map: what the layer cache keys unchanged files by when the closure has no NAR
+ * hash. The same lstat that sizes the entry makes the stamp, so the store is walked once.
+ */
+export type FileStamps = Map<string, string>;
+
+function addLeaf(physicalPath: string, name: string, type: TarEntry['type'], st: Stats | undefined, policy: ModePolicy, out: TarEntry[], stamps: FileStamps | undefined): void {
   if (type === 'symlink') {
     let target: string;
     try {
@@ -83,6 +90,7 @@ function addLeaf(physicalPath: string, name: string, type: TarEntry['type'], st:
     out.push({ name, type: 'symlink', mode: 0o777, size: 0, linkTarget: target });
   } else if (type === 'file') {
     const s = st ?? lstatOrThrow(physicalPath);
+    stamps?.set(physicalPath, `${s.mtimeMs} ${s.ctimeMs} ${s.ino}`);
     // A hard-linked file is simply another regular file: its bytes never depend on link counts.
     out.push({ name, type: 'file', mode: policyMode(policy, 'file', s.mode), size: s.size, source: physicalPath });
   } else {
@@ -105,7 +113,7 @@ function lstatOrThrow(p: string): Stats {
   }
 }
 
-function walkDir(dir: string, dirName: string, policy: ModePolicy, out: TarEntry[]): void {
+function walkDir(dir: string, dirName: string, policy: ModePolicy, out: TarEntry[], stamps: FileStamps | undefined): void {
   let dirents: Dirent[];
   try {
     dirents = readdirSync(dir, { withFileTypes: true });
@@ -121,9 +129,9 @@ function walkDir(dir: string, dirName: string, policy: ModePolicy, out: TarEntry
     const type = typeOf(d, physical);
     if (type === 'directory') {
       out.push({ name, type: 'directory', mode: policyMode(policy, 'directory', 0), size: 0 });
-      walkDir(physical, name, policy, out);
+      walkDir(physical, name, policy, out, stamps);
     } else {
-      addLeaf(physical, name, type, undefined, policy, out);
+      addLeaf(physical, name, type, undefined, policy, out, stamps);
     }
   }
 }
@@ -182,9 +190,10 @@ function describe(e: TarEntry): string {
 
 /**
  * Entries of a layer holding `storePaths`: the store directory and its parents (0755), then
- * every store path read from `storeRoot + path` with the canonical NAR modes. Finalized.
+ * every store path read from `storeRoot + path` with the canonical NAR modes. Finalized. With
+ * `stamps`, every file's stamp is recorded there too (see FileStamps).
  */
-export async function storeLayerEntries(storeDir: string, storeRoot: string, storePaths: readonly string[]): Promise<TarEntry[]> {
+export async function storeLayerEntries(storeDir: string, storeRoot: string, storePaths: readonly string[], stamps?: FileStamps): Promise<TarEntry[]> {
   const dir = storeDir.replace(/\/+$/, '');
   const entries: TarEntry[] = [];
   for (let d = dir; d !== '/' && d !== '' && d !== '.'; d = posix.dirname(d)) entries.push(directoryEntry(d, 0o755));
@@ -193,7 +202,7 @@ export async function storeLayerEntries(storeDir: string, storeRoot: string, sto
       throw new StrataError(`store path ${p} does not lie directly inside the store directory ${dir}`);
     }
     // A loop, not push(...spread): a large store path would overflow the argument limit.
-    for (const e of await scanTree(join(storeRoot || '/', p), p, 'store')) entries.push(e);
+    for (const e of await scanTree(join(storeRoot || '/', p), p, 'store', stamps)) entries.push(e);
   }
   return finalizeEntries(entries);
 }

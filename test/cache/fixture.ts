@@ -5,12 +5,12 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { layerIdentityFromSegments, segmentIdentity, type LayerCache, type NarHashLookup } from '../../src/cache/layer-cache.js';
+import type { LayerCache, NarHashLookup } from '../../src/cache/layer-cache.js';
+import { storeLayerJob } from '../../src/build/store-layer-job.js';
 import { produceLayers, type ProduceStats } from '../../src/build/produce-layers.js';
 import { assembleImage } from '../../src/image/assemble.js';
 import type { Layer } from '../../src/image/layer.js';
 import type { Compression } from '../../src/image/media-types.js';
-import { storeLayerEntries } from '../../src/tar/scan.js';
 import { openDockerArchiveDestination } from '../../src/transports/docker-archive/write.js';
 import { openOciDirectoryDestination } from '../../src/transports/oci-layout/write.js';
 
@@ -80,17 +80,8 @@ export interface BuildOutcome {
  */
 export async function buildFixture(store: FakeStore, out: string, opts: { compression: Compression; cache?: LayerCache; stats?: ProduceStats; narHashes?: NarHashLookup; concurrency?: number; layout?: number[][] }): Promise<BuildOutcome> {
   const jobs = [];
-  const tar = { mtime: MTIME, storeDir: STORE_DIR, storeRoot: store.root };
-  for (const group of opts.layout ?? store.paths.map((_, i) => [i])) {
-    const paths = group.map((i) => store.paths[i]!);
-    const ids = new Map(paths.map((p) => [p, segmentIdentity(p, opts.narHashes, tar, opts.compression)]));
-    jobs.push({
-      entries: await storeLayerEntries(STORE_DIR, store.root, paths),
-      storePaths: paths,
-      identity: layerIdentityFromSegments(paths.map((p) => ids.get(p)!)),
-      segmentIdentities: ids,
-    });
-  }
+  const jobOpts = { storeDir: STORE_DIR, storeRoot: store.root, mtime: MTIME, compression: opts.compression, identities: true, ...(opts.narHashes ? { narHashes: opts.narHashes } : {}) };
+  for (const group of opts.layout ?? store.paths.map((_, i) => [i])) jobs.push(await storeLayerJob(group.map((i) => store.paths[i]!), jobOpts));
   const dest = opts.compression === 'none'
     ? await openDockerArchiveDestination(out, { mtime: MTIME, compression: 'none' })
     : await openOciDirectoryDestination(out, { compression: opts.compression });

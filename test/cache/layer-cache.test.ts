@@ -7,10 +7,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { defaultCacheDir, layerIdentity, openLayerCache } from '../../src/cache/layer-cache.js';
+import { defaultCacheDir, openLayerCache, type NarHashLookup } from '../../src/cache/layer-cache.js';
+import { storeLayerJob } from '../../src/build/store-layer-job.js';
 import { newProduceStats, produceLayers } from '../../src/build/produce-layers.js';
 import type { Compression } from '../../src/image/media-types.js';
 import { storeLayerEntries } from '../../src/tar/scan.js';
@@ -206,28 +207,36 @@ test('zstd is refused before the destination is touched', async (t) => {
   void dir;
 });
 
-test('layer identity: NAR hash when known, else an lstat signature; tar options and compression count', (t) => {
+test('layer identity: NAR hash when known, else the scan\'s entries and file stamps; tar options and compression count', async (t) => {
   const dir = tempDir(t);
   const store = makeStore(dir);
   const p = store.leaf;
-  const tar = { mtime: 1, storeDir: STORE_DIR, storeRoot: store.root };
-  const lstatId = layerIdentity([p], undefined, tar, 'gzip');
-  assert.match(lstatId, /^sha256:[0-9a-f]{64}$/);
-  assert.equal(layerIdentity([p], undefined, tar, 'gzip'), lstatId, 'stable while nothing changes');
-  assert.notEqual(layerIdentity([p], undefined, tar, 'none'), lstatId);
-  assert.notEqual(layerIdentity([p], undefined, { ...tar, mtime: 2 }, 'gzip'), lstatId);
+  const base = { storeDir: STORE_DIR, storeRoot: store.root, mtime: 1, compression: 'gzip' as Compression, identities: true };
+  const id = async (o: Partial<typeof base> & { narHashes?: NarHashLookup } = {}): Promise<string> => (await storeLayerJob([p], { ...base, ...o })).identity!;
+  const scanId = await id();
+  assert.match(scanId, /^sha256:[0-9a-f]{64}$/);
+  assert.equal(await id(), scanId, 'stable while nothing changes');
+  assert.notEqual(await id({ compression: 'none' }), scanId);
+  assert.notEqual(await id({ mtime: 2 }), scanId);
   // Same size, same content, only the mtime moved: still a miss (the file may have changed).
   const f = join(store.root, p, 'bin', 'app');
   utimesSync(f, new Date(1000), new Date(2000));
-  assert.notEqual(layerIdentity([p], undefined, tar, 'gzip'), lstatId);
+  const touched = await id();
+  assert.notEqual(touched, scanId);
+  // A new (empty, so unstamped by size) file counts, and so does a chmod.
+  writeFileSync(join(store.root, p, 'empty'), '');
+  const withEmpty = await id();
+  assert.notEqual(withEmpty, touched);
+  chmodSync(f, 0o755);
+  assert.notEqual(await id(), withEmpty);
+  assert.equal(await id(), await id(), 'a second scan of an unchanged tree hits');
 
   const nar = new Map([[p, { path: p, references: [], narSize: 1, narHash: 'sha256-AAAA' }]]);
-  const narId = layerIdentity([p], nar, tar, 'gzip');
+  const narId = await id({ narHashes: nar });
   writeFileSync(f, 'different');
   // Nix's contract: a store path with a given NAR hash has that content; the disk is not consulted.
-  assert.equal(layerIdentity([p], nar, tar, 'gzip'), narId);
-  assert.equal(layerIdentity([p], nar, { ...tar, storeRoot: '/elsewhere' }, 'gzip'), narId);
-  assert.notEqual(layerIdentity([p], new Map([[p, 'sha256-BBBB']]), tar, 'gzip'), narId);
+  assert.equal(await id({ narHashes: nar }), narId);
+  assert.notEqual(await id({ narHashes: new Map([[p, 'sha256-BBBB']]) }), narId);
 });
 
 test('defaultCacheDir follows XDG_CACHE_HOME (absolute only), else ~/.cache/strata', () => {
