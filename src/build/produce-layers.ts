@@ -9,7 +9,7 @@
  * at most 2×workers+1 deflate blocks; no layer is ever held whole.
  */
 import { availableParallelism } from 'node:os';
-import { entriesIdentity, type CachedLayer, type CacheBlobWriter, type LayerCache, type VerifiedBlob } from '../cache/layer-cache.js';
+import { entriesIdentity, type CachedBlob, type CachedLayer, type CacheBlobWriter, type LayerCache } from '../cache/layer-cache.js';
 import { checkProducibleCompression } from '../compress/compression.js';
 import { DeflatePool } from '../compress/deflate-pool.js';
 import { GzipCompressor, type ByteSink } from '../compress/gzip-writer.js';
@@ -19,7 +19,7 @@ import { ociLayerMediaType, type Compression } from '../image/media-types.js';
 import type { TarEntry } from '../tar/entry.js';
 import { posix } from 'node:path';
 import { storePathSegments, type TarSegment } from '../tar/segments.js';
-import { tarSize, writeLayerTar, type TarItem } from '../tar/writer.js';
+import { copyFileOnWorker, tarSize, writeLayerTar, type TarItem } from '../tar/writer.js';
 import { planRuns, recordRunsInBlob, RunRouter, tarItems, type PlannedRun } from './segmented-layer.js';
 import type { BlobWriter, ImageDestination } from '../transports/types.js';
 
@@ -155,27 +155,61 @@ async function produceOne(
   const job = await source;
   const cache = opts.cache;
   const identity = cache ? job.identity ?? entriesIdentity(job.entries, opts.mtime, compression) : undefined;
-  let cached: { entry: CachedLayer; blob: VerifiedBlob } | undefined;
-  if (cache && identity !== undefined) {
-    const entry = await cache.lookup(identity);
-    const blob = entry && entry.compression === compression ? await cache.openVerified(entry) : undefined;
-    if (entry && blob) cached = { entry, blob };
-    else cache.stats.misses++;
+  // Every layer made rather than copied was a miss, whatever the reason.
+  const make = (into = begin): Promise<Layer> => {
+    if (cache) cache.stats.misses++;
+    return build(index, job, identity, opts, compression, getPool, into);
+  };
+  const entry = cache && identity !== undefined ? await cache.lookup(identity) : undefined;
+  // An uncompressed layer's size is known from its entries: an entry that disagrees is not it.
+  const usable = entry !== undefined && entry.compression === compression && (compression !== 'none' || entry.size === tarSize(job.entries));
+  const blob = usable ? await cache!.openBlob(entry) : undefined;
+  if (!blob) return make();
+  try {
+    return compression === 'none' ? await copyUncompressed(index, job, entry!, blob, begin, make, opts.stats) : await copyVerified(index, job, entry!, blob, begin, make, opts.stats);
+  } finally {
+    await blob.close();
   }
-  if (cached) {
-    try {
-      return await copyFromCache(index, job, cached.entry, cached.blob, begin, opts.stats);
-    } finally {
-      await cached.blob.close();
-    }
-  }
-  return build(index, job, identity, opts, compression, getPool, begin);
 }
 
-async function copyFromCache(index: number, job: LayerJob, entry: CachedLayer, blob: VerifiedBlob, begin: (size?: number) => Promise<BlobWriter>, stats?: ProduceStats): Promise<Layer> {
+/**
+ * A cached uncompressed layer, copied in one pass: a tar worker reads the blob once, writing it
+ * into the destination's file and hashing it as it goes. The layer's size is its entries' size,
+ * so the destination's place is the same whatever happens; if the hash does not match, the entry
+ * is dropped and the layer made afresh into that same place. Destinations that cannot take bytes
+ * back (a registry upload) get the blob verified first.
+ */
+async function copyUncompressed(index: number, job: LayerJob, entry: CachedLayer, blob: CachedBlob, begin: (size?: number) => Promise<BlobWriter>, make: (into: () => Promise<BlobWriter>) => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
   const writer = await begin(entry.size);
+  const again = async (): Promise<BlobWriter> => writer;
+  if (writer.region && writer.restart) {
+    const copied = await copyFileOnWorker(blob, [writer.region]).catch(() => undefined);
+    if (copied?.size === entry.size && (await blob.checked(copied.digest))) return finish(index, job, entry, writer, stats);
+    if (copied?.size !== entry.size) await blob.checked(undefined);
+    await writer.restart();
+    return make(again);
+  }
+  if (!(await blob.verify())) return make(again);
+  await blob.copyTo(writer);
+  return finish(index, job, entry, writer, stats);
+}
+
+/**
+ * A cached compressed layer: verified first (on a tar worker), then copied. Its destination is
+ * begun only once the blob is known good, since an archive reserves exactly the cached size.
+ */
+async function copyVerified(index: number, job: LayerJob, entry: CachedLayer, blob: CachedBlob, begin: (size?: number) => Promise<BlobWriter>, make: () => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
+  if (!(await blob.verify())) return make();
+  const writer = await begin(entry.size);
+  await blob.copyTo(writer).catch(async (e: unknown) => {
+    await writer.abort();
+    throw e;
+  });
+  return finish(index, job, entry, writer, stats);
+}
+
+async function finish(index: number, job: LayerJob, entry: CachedLayer, writer: BlobWriter, stats?: ProduceStats): Promise<Layer> {
   try {
-    await blob.copyTo(writer);
     const open = await writer.close(entry.digest, entry.size);
     stats?.fromCache.push(index);
     return layerOf(entry.diffId, entry.digest, entry.size, entry.compression, job, open);

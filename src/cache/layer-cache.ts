@@ -62,10 +62,20 @@ export interface CacheStats {
   errors: number;
 }
 
-/** A cached blob whose bytes were just hashed and match; read from the same open file. */
-export interface VerifiedBlob {
+/**
+ * A cached blob, open and of the right size but not yet trusted: the caller either has it hashed
+ * (verify) and then copies it, or hashes it while copying (copyFileOnWorker) and reports what it
+ * found (checked). Either way a blob that does not match is dropped, and the layer rebuilt.
+ */
+export interface CachedBlob {
+  readonly fd: number;
+  readonly path: string;
   readonly size: number;
-  /** Streams the blob into `out` (from the very inode that was verified). */
+  /** Hashes the blob (on a tar worker): true when it matches; false once a bad entry is dropped. */
+  verify(): Promise<boolean>;
+  /** The digest the caller's own pass computed (undefined: it could not read it): true when it matches. */
+  checked(digest: Digest | undefined): Promise<boolean>;
+  /** Streams the blob into `out`, from the very inode that was verified. */
   copyTo(out: ByteSink & { releasesChunks?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
@@ -185,30 +195,53 @@ export class LayerCache {
   }
 
   /**
-   * Opens the blob of `entry` and hashes it. Returns it open, ready to copy, when size and sha256
-   * match; otherwise drops the entry (blob and index) and returns undefined, so the caller rebuilds.
+   * Opens the blob of `entry`, checking its size, for the caller to verify (see CachedBlob).
+   * A missing or wrongly sized blob drops the entry and returns undefined, so the caller rebuilds.
    */
-  async openVerified(entry: { identity?: string; digest: Digest; size: number }): Promise<VerifiedBlob | undefined> {
-    const fh = await this.openMatching(entry.digest, entry.size);
-    if (fh === 'missing' || fh === 'mismatch') return this.dropCorrupt(entry);
-    if (fh === 'unreadable') {
+  async openBlob(entry: { identity?: string; digest: Digest; size: number }): Promise<CachedBlob | undefined> {
+    const path = this.blobPath(entry.digest);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch {
+      return this.dropCorrupt(entry);
+    }
+    try {
+      if ((await fh.stat()).size !== entry.size) {
+        await fh.close();
+        return this.dropCorrupt(entry);
+      }
+    } catch {
+      await fh.close().catch(() => undefined);
       this.stats.errors++;
       return undefined;
     }
-    this.stats.hits++;
-    const path = this.blobPath(entry.digest);
+    const checked = async (digest: Digest | undefined): Promise<boolean> => {
+      if (digest === entry.digest) {
+        this.stats.hits++;
+        return true;
+      }
+      // Unreadable is not proof of corruption (EIO, a permission change): a miss, the entry kept.
+      if (digest === undefined) this.stats.errors++;
+      else await this.dropCorrupt(entry);
+      return false;
+    };
     return {
+      fd: fh.fd,
+      path,
       size: entry.size,
+      verify: async () => checked(await hashFileOnWorker({ fd: fh.fd, path, size: entry.size }).catch(() => undefined)),
+      checked,
       copyTo: (out) => copyFile(fh, entry.size, out, path),
       close: () => fh.close(),
     };
   }
 
   /**
-   * Opens a blob and hashes it: the open handle when size and sha256 match, else what went wrong
-   * (the handle already closed). Unreadable is not proof of corruption (EIO, a permission change).
+   * Hashes a blob: 'ok' when size and sha256 match, else what went wrong. Unreadable is not
+   * proof of corruption (EIO, a permission change).
    */
-  private async openMatching(digest: Digest, size: number): Promise<FileHandle | 'missing' | 'mismatch' | 'unreadable'> {
+  private async checkBlob(digest: Digest, size: number): Promise<BlobState> {
     let fh: FileHandle;
     try {
       fh = await open(this.blobPath(digest), 'r');
@@ -217,12 +250,12 @@ export class LayerCache {
     }
     try {
       // Hashed on a tar worker: blobs verify in parallel, off the thread that scans the store.
-      if ((await fh.stat()).size === size && (await hashFileOnWorker({ fd: fh.fd, path: this.blobPath(digest), size })) === digest) return fh;
-      await fh.close();
-      return 'mismatch';
+      if ((await fh.stat()).size !== size) return 'mismatch';
+      return (await hashFileOnWorker({ fd: fh.fd, path: this.blobPath(digest), size })) === digest ? 'ok' : 'mismatch';
     } catch {
-      await fh.close().catch(() => undefined);
       return 'unreadable';
+    } finally {
+      await fh.close().catch(() => undefined);
     }
   }
 
@@ -338,17 +371,13 @@ export class LayerCache {
     let state = checked.get(key);
     if (state === undefined) {
       state = (async () => {
-        const fh = await this.openMatching(digest, size);
-        if (typeof fh !== 'string') {
-          await fh.close().catch(() => undefined);
-          return 'ok';
-        }
-        if (fh === 'unreadable') this.stats.errors++;
-        if (fh === 'mismatch') {
+        const found = await this.checkBlob(digest, size);
+        if (found === 'unreadable') this.stats.errors++;
+        if (found === 'mismatch') {
           this.stats.corrupt++;
           await rm(this.blobPath(digest), { force: true });
         }
-        return fh;
+        return found;
       })();
       checked.set(key, state);
     }

@@ -29,6 +29,12 @@ export interface BlobWriter {
    * producer writes every byte there, in place of write(), then calls `region.wrote(size)`.
    */
   readonly region?: FileRegion;
+  /**
+   * Optional, with `region`: forgets every byte written so far, so the blob can be written again
+   * from its first byte (a cached layer copied in while being hashed, whose hash then did not
+   * match, is made afresh into the same place).
+   */
+  restart?(): Promise<void>;
   /** Ends the blob. Returns how to read it back (for a second output, a cache, or a test). */
   close(digest: Digest, size: number): Promise<() => Promise<Readable>>;
   abort(): Promise<void>;

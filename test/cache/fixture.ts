@@ -13,6 +13,7 @@ import type { Layer } from '../../src/image/layer.js';
 import type { Compression } from '../../src/image/media-types.js';
 import { openDockerArchiveDestination } from '../../src/transports/docker-archive/write.js';
 import { openOciDirectoryDestination } from '../../src/transports/oci-layout/write.js';
+import type { ImageDestination } from '../../src/transports/types.js';
 
 export const STORE_DIR = '/nix/store';
 export const MTIME = 1;
@@ -75,16 +76,24 @@ export interface BuildOutcome {
 }
 
 /**
- * Built into `out` (docker-archive for 'none', OCI directory for gzip): one layer per store path,
- * or the store path indexes of `layout`, a layer per group.
+ * Where buildFixture writes: docker-archive (the default for 'none'), an OCI directory (the
+ * default for gzip), or an OCI directory whose blob writers offer no file region (as a registry
+ * upload's do not), so bytes cannot be written in place or taken back.
  */
-export async function buildFixture(store: FakeStore, out: string, opts: { compression: Compression; cache?: LayerCache; stats?: ProduceStats; narHashes?: NarHashLookup; concurrency?: number; layout?: number[][] }): Promise<BuildOutcome> {
+export type FixtureOutput = 'docker-archive' | 'oci' | 'oci-no-region';
+
+/**
+ * Built into `out`: one layer per store path, or the store path indexes of `layout`, a layer per
+ * group.
+ */
+export async function buildFixture(store: FakeStore, out: string, opts: { compression: Compression; cache?: LayerCache; stats?: ProduceStats; narHashes?: NarHashLookup; concurrency?: number; layout?: number[][]; output?: FixtureOutput }): Promise<BuildOutcome> {
   const jobs = [];
   const jobOpts = { storeDir: STORE_DIR, storeRoot: store.root, mtime: MTIME, compression: opts.compression, identities: true, ...(opts.narHashes ? { narHashes: opts.narHashes } : {}) };
   for (const group of opts.layout ?? store.paths.map((_, i) => [i])) jobs.push(await storeLayerJob(group.map((i) => store.paths[i]!), jobOpts));
-  const dest = opts.compression === 'none'
-    ? await openDockerArchiveDestination(out, { mtime: MTIME, compression: 'none' })
-    : await openOciDirectoryDestination(out, { compression: opts.compression });
+  const output = opts.output ?? (opts.compression === 'none' ? 'docker-archive' : 'oci');
+  const dest = output === 'docker-archive'
+    ? await openDockerArchiveDestination(out, { mtime: MTIME, compression: opts.compression })
+    : withoutRegions(await openOciDirectoryDestination(out, { compression: opts.compression }), output === 'oci-no-region');
   try {
     const layers = await produceLayers(jobs, dest, {
       mtime: MTIME,
@@ -101,6 +110,17 @@ export async function buildFixture(store: FakeStore, out: string, opts: { compre
     await dest.abort();
     throw e;
   }
+}
+
+function withoutRegions(dest: ImageDestination, hide: boolean): ImageDestination {
+  if (!hide) return dest;
+  return {
+    ...dest,
+    beginBlob: async (size) => {
+      const { region: _region, restart: _restart, ...writer } = await dest.beginBlob(size);
+      return writer;
+    },
+  };
 }
 
 export function treeDigest(path: string): string {

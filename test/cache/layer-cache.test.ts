@@ -151,6 +151,32 @@ for (const compression of ['none', 'gzip'] as const satisfies readonly Compressi
   });
 }
 
+for (const output of ['oci', 'oci-no-region'] as const) {
+  test(`none into ${output}: a cached layer is copied in one checked pass, or verified first; an altered one is rebuilt in its place`, async (t) => {
+    const dir = tempDir(t);
+    const store = makeStore(dir);
+    const cache = await openLayerCache(join(dir, 'cache'));
+    const opts = { compression: 'none' as Compression, cache, output };
+    const cold = await buildFixture(store, join(dir, 'cold'), opts);
+    const warm = newProduceStats();
+    assert.equal((await buildFixture(store, join(dir, 'warm'), { ...opts, stats: warm })).outputDigest, cold.outputDigest);
+    assert.deepEqual(warm.fromCache.sort(), [0, 1, 2, 3]);
+    // Flip one byte of the biggest layer's cached blob: same size, so only its hash can tell.
+    const big = cold.layers.reduce((a, l, i) => (l.size > cold.layers[a]!.size ? i : a), 0);
+    const path = cache.blobPath(cold.layers[big]!.digest);
+    const b = readFileSync(path);
+    b[b.length - 2048] ^= 0x40;
+    writeFileSync(path, b);
+    const corruptBefore = cache.stats.corrupt;
+    const s = newProduceStats();
+    const again = await buildFixture(store, join(dir, 'again'), { ...opts, stats: s });
+    assert.deepEqual(s.built, [big]);
+    assert.equal(cache.stats.corrupt, corruptBefore + 1);
+    assert.equal(again.outputDigest, cold.outputDigest, 'the altered bytes never reach the output');
+    assert.equal(fileSha(path), cold.layers[big]!.digest, 'cache entry repaired');
+  });
+}
+
 function runBuild(root: string, cacheDir: string, out: string, compression: string): Promise<{ outputDigest: string; stats: { built: number[]; fromCache: number[] } }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [join(distDir, 'test', 'cache', 'build-script.js'), root, cacheDir, out, compression], { stdio: ['ignore', 'pipe', 'pipe'] });

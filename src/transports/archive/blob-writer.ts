@@ -30,6 +30,8 @@ export function reservedBlobWriter(archive: ArchiveFile, placed: PlacedBlob): Bl
       limit: member.size,
       wrote: (size) => void (written += size),
     },
+    // The member keeps its place and size; its bytes are simply written again.
+    restart: async () => void (written = 0),
     async write(chunk: Buffer) {
       if (written + chunk.length > member.size) {
         throw new StrataError(`internal: blob grew past its reserved ${member.size} bytes`);

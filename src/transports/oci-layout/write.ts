@@ -63,6 +63,10 @@ export async function openOciDirectoryDestination(path: string, opts: { compress
         releasesChunks: true,
         acceptsConcurrentWrites: true,
         region: { fd: fh.fd, offset: 0, path: tmp, wrote: (size) => void (written += size) },
+        async restart() {
+          written = 0;
+          await fh.truncate(0);
+        },
         async write(chunk) {
           // The position is claimed before awaiting: producers keep several writes in flight.
           const at = written;
