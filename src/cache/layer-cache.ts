@@ -18,7 +18,7 @@
  * a blob is hashed before use, and a truncated or altered one is deleted and rebuilt.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { digestHex, isDigest, type Digest } from '../image/digest.js';
@@ -140,7 +140,8 @@ const COMPRESSIONS = new Set(['none', 'gzip', 'zstd']);
 
 export class LayerCache {
   readonly stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, published: 0, errors: 0 };
-  private readonly root: string;
+  /** <dir>/v1: the layout described at the top of this file (pruneCache walks it too). */
+  readonly root: string;
 
   private constructor(readonly dir: string) {
     this.root = join(dir, 'v1');
@@ -219,6 +220,7 @@ export class LayerCache {
     const checked = async (digest: Digest | undefined): Promise<boolean> => {
       if (digest === entry.digest) {
         this.stats.hits++;
+        await this.markUsed(entry.digest);
         return true;
       }
       // Unreadable is not proof of corruption (EIO, a permission change): a miss, the entry kept.
@@ -257,6 +259,15 @@ export class LayerCache {
     } finally {
       await fh.close().catch(() => undefined);
     }
+  }
+
+  /**
+   * A blob's mtime is when a build last used it (or wrote it): what `pruneCache` keeps the newest
+   * of. Best effort: a read-only cache is still a cache.
+   */
+  private async markUsed(digest: Digest): Promise<void> {
+    const now = new Date();
+    await utimes(this.blobPath(digest), now, now).catch(() => undefined);
   }
 
   private async dropCorrupt(entry: { identity?: string; digest: Digest }): Promise<undefined> {
@@ -372,6 +383,7 @@ export class LayerCache {
     if (state === undefined) {
       state = (async () => {
         const found = await this.checkBlob(digest, size);
+        if (found === 'ok') await this.markUsed(digest);
         if (found === 'unreadable') this.stats.errors++;
         if (found === 'mismatch') {
           this.stats.corrupt++;

@@ -110,7 +110,24 @@ export async function main(argv: string[]): Promise<number> {
         exitCode = await runPush(args);
       },
     )
-    .demandCommand(1, 'name a command: build, plan, inspect or push')
+    .command('cache', 'manage the layer cache', (y) =>
+      y
+        .command(
+          'prune',
+          'shrink the layer cache to --max-size, dropping the blobs used least recently',
+          (p) =>
+            p
+              .option('max-size', { type: 'string', demandOption: true, describe: 'size to keep at most: bytes, or with K/M/G/T (powers of 1000) or Ki/Mi/Gi/Ti' })
+              .option('cache-dir', { type: 'string', describe: 'layer cache directory (default: $XDG_CACHE_HOME/strata or ~/.cache/strata)' })
+              .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }),
+          async (args) => {
+            const { runCachePrune } = await import('./commands/cache.js');
+            exitCode = await runCachePrune(args);
+          },
+        )
+        .demandCommand(1, 'name a cache command: prune'),
+    )
+    .demandCommand(1, 'name a command: build, plan, inspect, push or cache prune')
     .strict()
     .help()
     .version(false)
