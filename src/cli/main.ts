@@ -12,6 +12,9 @@ import { hideBin } from 'yargs/helpers';
 import { StrataError } from '../util/errors.js';
 import { registryFlags } from './commands/registry-flags.js';
 
+/** --cache-dir, for `build` and `cache prune`. */
+const CACHE_DIR_FLAG = { type: 'string', describe: 'layer cache directory (default: $XDG_CACHE_HOME/strata or ~/.cache/strata)' } as const;
+
 /** Flags shared by `build` and `plan`: what decides the layer assignment. */
 async function closureOptions<T>(y: Argv<T>) {
   const [{ LAYERING_STRATEGIES }, { DEFAULT_MAX_LAYERS }] = await Promise.all([import('../layering/plan.js'), import('../layering/budget.js')]);
@@ -43,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('output', { alias: 'o', type: 'string', describe: 'output file or directory, or - for stdout' })
           .option('compress', { choices: ['none', 'gzip', 'zstd'] as const, describe: 'layer compression (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
           .option('cache', { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache builds every layer afresh)' })
-          .option('cache-dir', { type: 'string', describe: 'layer cache directory (default: $XDG_CACHE_HOME/strata or ~/.cache/strata)' })
+          .option('cache-dir', CACHE_DIR_FLAG)
           .option('push', { type: 'string', describe: 'push to a registry instead of writing a file: [docker://]HOST/REPO:TAG' })
           .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'output format' })
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
@@ -118,7 +121,7 @@ export async function main(argv: string[]): Promise<number> {
           (p) =>
             p
               .option('max-size', { type: 'string', demandOption: true, describe: 'size to keep at most: bytes, or with K/M/G/T (powers of 1000) or Ki/Mi/Gi/Ti' })
-              .option('cache-dir', { type: 'string', describe: 'layer cache directory (default: $XDG_CACHE_HOME/strata or ~/.cache/strata)' })
+              .option('cache-dir', CACHE_DIR_FLAG)
               .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }),
           async (args) => {
             const { runCachePrune } = await import('./commands/cache.js');
