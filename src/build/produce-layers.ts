@@ -161,8 +161,9 @@ async function produceOne(
     return build(index, job, identity, opts, compression, getPool, into);
   };
   const entry = cache && identity !== undefined ? await cache.lookup(identity) : undefined;
-  // An uncompressed layer's size is known from its entries: an entry that disagrees is not it.
-  const usable = entry !== undefined && entry.compression === compression && (compression !== 'none' || entry.size === tarSize(job.entries));
+  // An uncompressed layer's size is known from its entries (the end of its last segment, when
+  // the job was cut into them): an entry that disagrees is not it.
+  const usable = entry !== undefined && entry.compression === compression && (compression !== 'none' || entry.size === (job.segments?.at(-1)?.end ?? tarSize(job.entries)));
   const blob = usable ? await cache!.openBlob(entry) : undefined;
   if (!blob) return make();
   try {
@@ -183,9 +184,9 @@ async function copyUncompressed(index: number, job: LayerJob, entry: CachedLayer
   const writer = await begin(entry.size);
   const again = async (): Promise<BlobWriter> => writer;
   if (writer.region && writer.restart) {
+    // The worker copies exactly entry.size bytes or fails; a failure reads as "could not check".
     const copied = await copyFileOnWorker(blob, [writer.region]).catch(() => undefined);
-    if (copied?.size === entry.size && (await blob.checked(copied.digest))) return finish(index, job, entry, writer, stats);
-    if (copied?.size !== entry.size) await blob.checked(undefined);
+    if (await blob.checked(copied?.digest)) return finish(index, job, entry, writer, stats);
     await writer.restart();
     return make(again);
   }
