@@ -2,7 +2,7 @@
  * A store layer's job for produceLayers: its entries, scanned, and — when a cache will be asked —
  * its cache identities, made from that same scan (one walk of the store serves both).
  */
-import { layerIdentityFromSegments, segmentIdentity, type NarHashLookup } from '../cache/layer-cache.js';
+import { layerIdentityFromSegments, narHashOf, segmentIdentity, type NarHashLookup } from '../cache/layer-cache.js';
 import type { Compression } from '../image/media-types.js';
 import { storeLayerEntries, type FileStamps } from '../tar/scan.js';
 import { storePathSegments } from '../tar/segments.js';
@@ -22,9 +22,11 @@ export interface StoreLayerJobOptions {
 }
 
 export async function storeLayerJob(storePaths: readonly string[], opts: StoreLayerJobOptions): Promise<LayerJob> {
-  const stamps: FileStamps | undefined = opts.identities ? new Map() : undefined;
-  const entries = await storeLayerEntries(opts.storeDir, opts.storeRoot, storePaths, stamps);
-  if (stamps === undefined) return { entries, storePaths };
+  if (!opts.identities) return { entries: await storeLayerEntries(opts.storeDir, opts.storeRoot, storePaths), storePaths };
+  // Stamps identify only paths without a NAR hash; a real Nix closure has one for every path.
+  const stamps: FileStamps = new Map();
+  const stamped = storePaths.some((p) => narHashOf(opts.narHashes, p) === undefined);
+  const entries = await storeLayerEntries(opts.storeDir, opts.storeRoot, storePaths, stamped ? stamps : undefined);
   const segments = storePathSegments(entries, opts.storeDir, storePaths);
   const tar = { mtime: opts.mtime, storeDir: opts.storeDir };
   const ids = new Map<string, string>();

@@ -34,6 +34,12 @@ export interface IdentityTarOptions {
 /** NAR hashes by store path: a closure's `paths` map, or a map to hash strings. */
 export type NarHashLookup = ReadonlyMap<string, StorePathInfo | string | undefined>;
 
+/** The NAR hash the lookup gives for a store path, if any: then nothing on disk identifies it. */
+export function narHashOf(narHashes: NarHashLookup | undefined, storePath: string): string | undefined {
+  const info = narHashes?.get(storePath);
+  return (typeof info === 'string' ? info : info?.narHash) || undefined;
+}
+
 /** A store layer's identity from its store paths' segment identities (layer order). */
 export function layerIdentityFromSegments(segmentIdentities: readonly string[]): string {
   const h = createHash('sha256');
@@ -61,8 +67,7 @@ export function segmentIdentity(storePath: string, narHashes: NarHashLookup | un
   field(h, String(tar.mtime));
   field(h, tar.storeDir);
   field(h, storePath);
-  const info = narHashes?.get(storePath);
-  const narHash = typeof info === 'string' ? info : info?.narHash;
+  const narHash = narHashOf(narHashes, storePath);
   if (narHash) {
     field(h, `nar:${narHash}`);
     return `sha256:${h.digest('hex')}`;

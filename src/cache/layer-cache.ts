@@ -29,7 +29,7 @@ import type { ByteSink } from '../compress/gzip-writer.js';
 import type { FileRegion } from '../transports/types.js';
 import { hashFileOnWorker } from '../tar/writer.js';
 
-export { entriesIdentity, layerIdentityFromSegments, segmentIdentity, TAR_FORMAT_TAG, type IdentityTarOptions, type NarHashLookup, type ScannedRun } from './identity.js';
+export { entriesIdentity, layerIdentityFromSegments, narHashOf, segmentIdentity, TAR_FORMAT_TAG, type IdentityTarOptions, type NarHashLookup, type ScannedRun } from './identity.js';
 
 /** $XDG_CACHE_HOME/strata, or ~/.cache/strata (XDG says to ignore a relative XDG_CACHE_HOME). */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
