@@ -140,17 +140,24 @@ const COMPRESSIONS = new Set(['none', 'gzip', 'zstd']);
 
 export class LayerCache {
   readonly stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, published: 0, errors: 0 };
-  /** <dir>/v1: the layout described at the top of this file (pruneCache walks it too). */
+  /** <dir>/v1: the layout described at the top of this file. */
   readonly root: string;
+  /** Its directories: blobs, the index records that name blobs, and temporary files. */
+  readonly dirs: { blobs: string; records: readonly string[]; tmp: string };
 
   private constructor(readonly dir: string) {
     this.root = join(dir, 'v1');
+    this.dirs = {
+      blobs: join(this.root, 'blobs', 'sha256'),
+      records: ['layers', 'segments', ...[...COMPRESSIONS].map((c) => join('diffids', c))].map((d) => join(this.root, d)),
+      tmp: join(this.root, 'tmp'),
+    };
   }
 
   static async open(dir: string): Promise<LayerCache> {
     const c = new LayerCache(dir);
     try {
-      await Promise.all(['blobs/sha256', 'layers', 'segments', 'diffids/none', 'diffids/gzip', 'diffids/zstd', 'tmp'].map((d) => mkdir(join(c.root, d), { recursive: true })));
+      await Promise.all([c.dirs.blobs, ...c.dirs.records, c.dirs.tmp].map((d) => mkdir(d, { recursive: true })));
     } catch (e) {
       throw new StrataError(`cannot use cache directory ${dir}: ${(e as Error).message}`, { cause: e });
     }
@@ -158,7 +165,7 @@ export class LayerCache {
   }
 
   blobPath(digest: Digest): string {
-    return join(this.root, 'blobs', 'sha256', digestHex(digest));
+    return join(this.dirs.blobs, digestHex(digest));
   }
 
   private layerPath(identity: string): string {
@@ -446,7 +453,7 @@ export class LayerCache {
   }
 
   private tmpPath(kind: string): string {
-    return join(this.root, 'tmp', `${kind}-${process.pid}-${randomBytes(8).toString('hex')}`);
+    return join(this.dirs.tmp, `${kind}-${process.pid}-${randomBytes(8).toString('hex')}`);
   }
 
   private async writeAtomic(path: string, value: unknown): Promise<void> {

@@ -25,7 +25,7 @@ export interface PruneResult {
 const STALE_TMP_MS = 60 * 60 * 1000;
 
 export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date.now()): Promise<PruneResult> {
-  const blobDir = join(cache.root, 'blobs', 'sha256');
+  const blobDir = cache.dirs.blobs;
   const blobs: { name: string; size: number; mtimeMs: number }[] = [];
   for (const name of await readdir(blobDir)) {
     const st = await stat(join(blobDir, name)).catch(() => undefined);
@@ -47,8 +47,7 @@ export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date
     return (await stat(join(blobDir, digest.slice(7))).catch(() => undefined))?.isFile() === true;
   };
   let recordsRemoved = 0;
-  const recordDirs = ['layers', 'segments', ...['none', 'gzip', 'zstd'].map((c) => join('diffids', c))];
-  for (const dir of recordDirs.map((d) => join(cache.root, d))) {
+  for (const dir of cache.dirs.records) {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const path = join(dir, name);
       let keep = false;
@@ -67,7 +66,7 @@ export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date
     }
   }
   let tmpRemoved = 0;
-  const tmpDir = join(cache.root, 'tmp');
+  const tmpDir = cache.dirs.tmp;
   for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
     const st = await stat(join(tmpDir, name)).catch(() => undefined);
     if (st && now - st.mtimeMs > STALE_TMP_MS) {
