@@ -75,8 +75,7 @@ export function segmentIdentity(storePath: string, narHashes: NarHashLookup | un
   // One string, hashed once: a run may hold thousands of entries.
   let listing = '';
   for (const e of scanned.entries) {
-    listing += `${e.type} ${e.mode.toString(8)} ${e.size} ${JSON.stringify(e.name)}`;
-    if (e.linkTarget !== undefined) listing += ` -> ${JSON.stringify(e.linkTarget)}`;
+    listing += headerFields(e);
     if (e.source !== undefined) {
       const stamp = scanned.stamps.get(e.source);
       if (stamp === undefined) throw new Error(`internal: no stamp for ${e.source}; scan the layer with stamps`);
@@ -101,8 +100,7 @@ export function entriesIdentity(entries: readonly TarEntry[], mtime: number, com
   field(h, compressionFormatTag(compression));
   field(h, String(mtime));
   for (const e of entries) {
-    field(h, `${e.type} ${e.mode.toString(8)} ${e.size} ${e.name}`);
-    if (e.linkTarget !== undefined) field(h, `-> ${e.linkTarget}`);
+    field(h, headerFields(e));
     if (e.content !== undefined) field(h, `content ${createHash('sha256').update(e.content).digest('hex')}`);
     else if (e.source !== undefined) {
       field(h, `source ${e.source}`);
@@ -110,6 +108,12 @@ export function entriesIdentity(entries: readonly TarEntry[], mtime: number, com
     }
   }
   return `sha256:${h.digest('hex')}`;
+}
+
+/** What an entry's tar header holds besides the fixed fields (names quoted: they may hold anything). */
+function headerFields(e: TarEntry): string {
+  const link = e.linkTarget !== undefined ? ` -> ${JSON.stringify(e.linkTarget)}` : '';
+  return `${e.type} ${e.mode.toString(8)} ${e.size} ${JSON.stringify(e.name)}${link}`;
 }
 
 /** Length-prefixed, so no two different field lists hash the same. */
