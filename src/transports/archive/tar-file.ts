@@ -1,5 +1,5 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
+import { createReadStream, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -75,13 +75,22 @@ export class ArchiveFile {
     }
     const buf = Buffer.alloc(plan.headerBytes);
     encodeHeader(entry, plan, this.mtime, buf, 0);
-    await this.writeAt(m.headerOffset, buf);
+    this.writeSmall(m.headerOffset, buf);
+  }
+
+  /**
+   * Headers and metadata files are written synchronously: an image has a few hundred of them,
+   * each a block or two, and a write through the thread pool costs two thread wake-ups, more than
+   * the write itself (about 50 ms per 100-layer docker-archive).
+   */
+  private writeSmall(position: number, data: Buffer): void {
+    for (let done = 0; done < data.length;) done += writeSync(this.fh.fd, data, done, data.length - done, position + done);
   }
 
   /** Appends a small regular file. */
   async addFile(name: string, data: Buffer): Promise<void> {
     const m = this.reserve(data.length);
-    await this.writeAt(m.dataOffset, data);
+    this.writeSmall(m.dataOffset, data);
     await this.nameMember(m, name);
   }
 
@@ -101,9 +110,8 @@ export class ArchiveFile {
 
   /** Writes the two zero blocks that end a tar, and the padding that makes the body whole. */
   async commit(): Promise<void> {
-    const trailer = Buffer.alloc(2 * BLOCK);
-    await this.writeAt(this.end, trailer);
-    await this.fh.truncate(this.end + trailer.length);
+    this.writeSmall(this.end, Buffer.alloc(2 * BLOCK));
+    await this.fh.truncate(this.end + 2 * BLOCK);
     // No fsync: the rename makes the output appear whole or not at all, which is the promise a
     // build gives; durability across power loss is the filesystem's (as for tar and docker save).
     await this.fh.close();
