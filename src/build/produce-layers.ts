@@ -72,6 +72,10 @@ export interface ProduceOptions {
   stats?: ProduceStats;
 }
 
+/** Scanned uncompressed layers waiting for a tar worker: at most this many, holding at most this many entries. */
+const MAX_AHEAD_LAYERS = 64;
+const MAX_AHEAD_ENTRIES = 100_000;
+
 export function newProduceStats(): ProduceStats {
   return { built: [], fromCache: [], filesRead: [], bytesTarred: 0 };
 }
@@ -106,9 +110,17 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
     return p;
   };
 
+  // Uncompressed layers have their size, and so their place in the output, as soon as they are
+  // scanned: they are scanned ahead and queue for the tar workers, which take the largest first
+  // (writer.ts), so a big layer late in the plan does not finish alone at the end. The entries
+  // held ahead are bounded, not the number of layers.
+  const ahead = compression === 'none';
+  let heldEntries = 0;
+  const full = (): boolean => running.size >= concurrency && (!ahead || running.size >= MAX_AHEAD_LAYERS || heldEntries >= MAX_AHEAD_ENTRIES);
+
   try {
     while (next < jobs.length) {
-      while (running.size >= concurrency) await Promise.race(running);
+      while (full()) await Promise.race(running);
       if (failed) break;
       const i = next++;
       let signalBegun!: () => void;
@@ -130,8 +142,19 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
         signalBegun();
       });
       results.push(p);
-      const tracked = p.then(() => undefined, () => undefined).finally(() => running.delete(tracked));
+      let held = 0;
+      if (ahead) void prepare(i).then((job) => void (heldEntries += held = job.entries.length), () => {});
+      const tracked = p.then(() => undefined, () => undefined).finally(() => {
+        heldEntries -= held;
+        running.delete(tracked);
+      });
       running.add(tracked);
+      // Ahead, the next layer is scanned only once this one has its place (and so a worker to wait
+      // for), and after a turn of the event loop: workers that finished get their next layer first.
+      if (ahead) {
+        await begun[i];
+        await new Promise(setImmediate);
+      }
     }
     // Every started job settles before we return or throw: no write may outlive this call.
     const settled = await Promise.allSettled(results);

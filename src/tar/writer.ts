@@ -63,9 +63,9 @@ export async function writeLayerTar(entries: readonly TarItem[], opts: LayerTarO
   if (!Number.isInteger(mtime) || mtime < 0 || mtime > MAX_OCTAL_11) {
     throw new StrataError(`mtime ${mtime} is not a whole number of seconds between 0 and ${MAX_OCTAL_11}`);
   }
-  const worker = await acquire();
   let bytes = 0;
   for (const e of entries) bytes += e.size;
+  const worker = await acquire(bytes);
   const onMain = opts.mayHashHere !== false && active === 0 && !mainHashTaken && bytes >= MAIN_HASH_MIN_BYTES;
   if (onMain) mainHashTaken = true;
   active++;
@@ -94,7 +94,7 @@ export async function hashFileOnWorker(file: { fd: number; path: string; size: n
  */
 export async function copyFileOnWorker(file: { fd: number; path: string; size: number }, regions: readonly FileRegion[], offset = 0, length = file.size - offset): Promise<{ digest: Digest; size: number }> {
   const run: TarItem = { type: 'raw', source: file.path, fd: file.fd, offset, size: length, sourceSize: file.size, lastName: '' };
-  const worker = await acquire();
+  const worker = await acquire(length);
   try {
     const { diffId, size } = await worker.run([run], { mtime: 0, tar: false }, NO_OUTPUT, regions, false);
     return { digest: diffId, size };
@@ -232,7 +232,8 @@ class TarWorker {
  * started on first need and kept (unref'd, so they never hold the process open).
  */
 const idle: TarWorker[] = [];
-const waiting: ((w: TarWorker) => void)[] = [];
+/** Jobs waiting for a worker, largest first. */
+const waiting: { bytes: number; resolve: (w: TarWorker) => void }[] = [];
 let started = 0;
 const MAX_WORKERS = Math.max(1, availableParallelism());
 
@@ -248,13 +249,23 @@ export function prestartTarWorkers(count = MAX_WORKERS): void {
   }
 }
 
-async function acquire(): Promise<TarWorker> {
+/**
+ * A free worker for a job of `bytes` bytes. When every worker is busy, the largest waiting job
+ * goes next (equal ones in arrival order): the longest layers start first, so the build does not
+ * end on one worker finishing a big layer while the others sit idle. Only the order in which
+ * layers are made changes, never their bytes or their place in the output.
+ */
+async function acquire(bytes: number): Promise<TarWorker> {
   for (let w = idle.pop(); w !== undefined; w = idle.pop()) if (!w.dead) return w;
   if (started < MAX_WORKERS) {
     started++;
     return new TarWorker();
   }
-  return new Promise((resolve) => waiting.push(resolve));
+  return new Promise((resolve) => {
+    let at = waiting.length;
+    while (at > 0 && waiting[at - 1]!.bytes < bytes) at--;
+    waiting.splice(at, 0, { bytes, resolve });
+  });
 }
 
 function release(w: TarWorker): void {
@@ -263,12 +274,12 @@ function release(w: TarWorker): void {
     const next = waiting.shift();
     if (next) {
       started++;
-      next(new TarWorker());
+      next.resolve(new TarWorker());
     }
     return;
   }
   const next = waiting.shift();
-  if (next) next(w);
+  if (next) next.resolve(w);
   else {
     w.unref();
     idle.push(w);
