@@ -76,6 +76,11 @@ export interface ProduceOptions {
 const MAX_AHEAD_LAYERS = 64;
 const MAX_AHEAD_ENTRIES = 100_000;
 
+/** ProduceOptions, plus what one produceLayers call collects on its way. */
+interface RunOptions extends ProduceOptions {
+  containers: Set<string>;
+}
+
 export function newProduceStats(): ProduceStats {
   return { built: [], fromCache: [], filesRead: [], bytesTarred: 0 };
 }
@@ -114,6 +119,9 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
   // scanned: they are scanned ahead and queue for the tar workers, which take the largest first
   // (writer.ts), so a big layer late in the plan does not finish alone at the end. The entries
   // held ahead are bounded, not the number of layers.
+  // The cache containers this build's layers went into (see containerFor).
+  const containers = new Set<string>();
+  const run: RunOptions = { ...opts, containers };
   const ahead = compression === 'none';
   let heldEntries = 0;
   const full = (): boolean => running.size >= concurrency && (!ahead || running.size >= MAX_AHEAD_LAYERS || heldEntries >= MAX_AHEAD_ENTRIES);
@@ -126,7 +134,7 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
       let signalBegun!: () => void;
       begun[i] = new Promise<void>((r) => (signalBegun = r));
       const after = i === 0 ? Promise.resolve() : begun[i - 1]!;
-      const p = produceOne(i, prepare(i), dest, opts, compression, getPool, async (size) => {
+      const p = produceOne(i, prepare(i), dest, run, compression, getPool, async (size) => {
         await after;
         try {
           return await dest.beginBlob(size);
@@ -160,6 +168,8 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
     const settled = await Promise.allSettled(results);
     const firstError = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (firstError) throw firstError.reason;
+    // Every layer is located in this build's output now: earlier copies of it can go.
+    await opts.cache?.retireReplacedContainers(containers);
     return settled.map((s) => (s as PromiseFulfilledResult<Layer>).value);
   } finally {
     await pool?.close();
@@ -170,7 +180,7 @@ async function produceOne(
   index: number,
   source: Promise<LayerJob>,
   dest: ImageDestination,
-  opts: ProduceOptions,
+  opts: RunOptions,
   compression: 'none' | 'gzip',
   getPool: () => DeflatePool,
   begin: (size?: number) => Promise<BlobWriter>,
@@ -190,7 +200,7 @@ async function produceOne(
   const blob = usable ? await cache!.openBlob(entry) : undefined;
   if (!blob) return make();
   try {
-    return compression === 'none' ? await copyUncompressed(index, job, entry!, blob, begin, make, opts.stats) : await copyVerified(index, job, entry!, blob, begin, make, opts.stats);
+    return compression === 'none' ? await copyUncompressed(index, job, entry!, blob, cache!, opts.containers, begin, make, opts.stats) : await copyVerified(index, job, entry!, blob, begin, make, opts.stats);
   } finally {
     await blob.close();
   }
@@ -203,15 +213,21 @@ async function produceOne(
  * is dropped and the layer made afresh into that same place. Destinations that cannot take bytes
  * back (a registry upload) get the blob verified first.
  */
-async function copyUncompressed(index: number, job: LayerJob, entry: CachedLayer, blob: CachedBlob, begin: (size?: number) => Promise<BlobWriter>, make: (into: () => Promise<BlobWriter>) => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
+async function copyUncompressed(index: number, job: LayerJob, entry: CachedLayer, blob: CachedBlob, cache: LayerCache, containers: Set<string>, begin: (size?: number) => Promise<BlobWriter>, make: (into: () => Promise<BlobWriter>) => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
   const writer = await begin(entry.size);
   const again = async (): Promise<BlobWriter> => writer;
   if (writer.region && writer.restart) {
     // The worker copies exactly entry.size bytes or fails; a failure reads as "could not check".
-    const copied = await copyFileOnWorker(blob, [writer.region]).catch(() => undefined);
-    if (await blob.checked(copied?.digest)) return finish(index, job, entry, writer, stats);
-    await writer.restart();
-    return make(again);
+    const copied = await copyFileOnWorker({ fd: blob.fd, path: blob.path, size: blob.fileSize }, [writer.region], blob.offset, blob.size).catch(() => undefined);
+    if (!(await blob.checked(copied?.digest))) {
+      await writer.restart();
+      return make(again);
+    }
+    const layer = await finish(index, job, entry, writer, stats);
+    // Found in this output from now on, so the output it came from can be retired.
+    const container = await containerFor(cache, writer, 'none', containers);
+    if (container) await cache.placeInContainer(entry.digest, entry.size, container.name, container.offset);
+    return layer;
   }
   if (!(await blob.verify())) return make(again);
   await blob.copyTo(writer);
@@ -247,7 +263,7 @@ async function build(
   index: number,
   job: LayerJob,
   identity: string | undefined,
-  opts: ProduceOptions,
+  opts: RunOptions,
   compression: 'none' | 'gzip',
   getPool: () => DeflatePool,
   begin: (size?: number) => Promise<BlobWriter>,
@@ -275,7 +291,10 @@ async function build(
   let gzip: GzipCompressor | undefined;
   let router: RunRouter | undefined;
   try {
-    if (opts.cache && identity !== undefined) cacheWriter = await opts.cache.beginBlob();
+    // An uncompressed layer written into the output is cached as a place in it (a container),
+    // not as a second copy; other layers, or an output the cache cannot link, get a copy.
+    const container = identity !== undefined ? await containerFor(opts.cache, writer, compression, opts.containers) : undefined;
+    if (opts.cache && identity !== undefined && !container) cacheWriter = await opts.cache.beginBlob();
     const out = tee(writer, cacheWriter);
     if (compression === 'gzip') gzip = new GzipCompressor(out, getPool());
     // The router is for gzip runs; uncompressed runs need no cutting (they are ranges of the blob).
@@ -299,9 +318,10 @@ async function build(
     if (gzip) ({ digest, size } = await gzip.finish());
     const open = await writer.close(digest, size);
     await router?.publish();
-    if (cacheWriter && identity !== undefined) {
-      const published = await cacheWriter.publish({ identity, diffId, digest, size, compression, uncompressedSize: tarred });
-      if (published && runs && !gzip && ids) await recordRunsInBlob(runs, ids, opts.cache!, digest, size);
+    if (opts.cache && identity !== undefined && (cacheWriter || container)) {
+      const entry = { identity, diffId, digest, size, compression, uncompressedSize: tarred };
+      const published = container ? await opts.cache.publishInContainer(entry, container.name, container.offset) : await cacheWriter!.publish(entry);
+      if (published && runs && !gzip && ids) await recordRunsInBlob(runs, ids, opts.cache, digest, size);
     }
     if (opts.stats) {
       opts.stats.built.push(index);
@@ -316,6 +336,20 @@ async function build(
     await cacheWriter?.discard();
     throw e;
   }
+}
+
+/**
+ * The cache container an uncompressed layer's destination file can be (see
+ * LayerCache.adoptContainer): the file and the layer's place in it, when the file is the build's
+ * output and the cache could link it.
+ */
+async function containerFor(cache: LayerCache | undefined, writer: BlobWriter, compression: Compression, used: Set<string>): Promise<{ name: string; offset: number } | undefined> {
+  const region = writer.region;
+  if (cache === undefined || compression !== 'none' || region?.durable === undefined) return undefined;
+  const name = await cache.adoptContainer(region.path, region.durable.output);
+  if (name === undefined) return undefined;
+  used.add(name);
+  return { name, offset: region.offset };
 }
 
 /**

@@ -10,7 +10,20 @@
  *   segments/<sha256(identity)>.json { identity, tar, gzip? }: where one store path's run of a layer
  *                                   tar (src/tar/segments.ts) and its gzip members are: a byte range
  *                                   of an uncompressed layer blob, or blobs of their own
+ *   containers/<out>-<rand>         hard links to build outputs (a docker-archive, a layout's blob
+ *                                   file) that hold uncompressed layer blobs: the cache reads them
+ *                                   back from there instead of keeping copies of its own
+ *   locations/<hex>.json             { digest, size, container, offset }: blob <hex> is a byte range
+ *                                   of a container (consulted when blobs/ has no file for it)
  *   tmp/                            files being written; renamed into place when complete
+ *
+ * Containers: an uncompressed layer written into an output file is not written a second time
+ * for the cache (on this class of machine that second write costs as much as the whole build).
+ * The output is hard-linked instead, and its layers located in it. The next build of the same
+ * output locates every layer it has in its own new output, and retires the old link, so the
+ * cache holds one copy of each output, not one per build. A container is never written to; a
+ * user who changes the output in place changes the cache's bytes too, which verification finds.
+ * Where the output cannot be linked (another filesystem), the layer is copied into blobs/.
  *
  * Safe with several builds on one cache: everything is written to a unique temporary file and
  * renamed into place, and two builds publishing the same entry publish the same bytes (outputs are
@@ -18,9 +31,10 @@
  * a blob is hashed before use, and a truncated or altered one is deleted and rebuilt.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { link, mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { digestHex, isDigest, type Digest } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
 import { StrataError } from '../util/errors.js';
@@ -69,7 +83,11 @@ export interface CacheStats {
  */
 export interface CachedBlob {
   readonly fd: number;
+  /** The file holding the blob: its own, or a container it is a range of. */
   readonly path: string;
+  /** Where the blob starts in that file, and the file's whole size. */
+  readonly offset: number;
+  readonly fileSize: number;
   readonly size: number;
   /** Hashes the blob (on a tar worker): true when it matches; false once a bad entry is dropped. */
   verify(): Promise<boolean>;
@@ -114,8 +132,43 @@ export interface PieceFile {
 export const pieceLength = (p: Piece): number => p.length ?? p.size;
 
 type BlobState = 'ok' | 'missing' | 'mismatch' | 'unreadable';
+interface CheckedBlob { state: BlobState; loc: BlobLocation | undefined; fileSize: number }
 /** Blobs already hashed while planning one layer, and what was found (see verifyPiece). */
-export type BlobChecks = Map<string, Promise<BlobState>>;
+export type BlobChecks = Map<string, Promise<CheckedBlob>>;
+
+/** Where a blob's bytes are: from `offset` of the file at `path` (see locateBlob). */
+export interface BlobLocation {
+  path: string;
+  offset: number;
+  /** The location record that put it in a container, and the size it gives; undefined for a blob file of its own. */
+  record?: string;
+  size?: number;
+}
+
+/** A blob file of its own is exactly the blob; a container holds it somewhere inside. */
+function fits(loc: BlobLocation, fileSize: number, size: number): boolean {
+  return loc.record === undefined ? fileSize === size : loc.size === size && loc.offset + size <= fileSize;
+}
+
+/** Container names start with this digest of the output they hold: what retirement matches. */
+function outputKey(output: string): string {
+  return createHash('sha256').update(resolve(output)).digest('hex').slice(0, 16);
+}
+
+const CONTAINER_NAME = /^[0-9a-f]{16}-[0-9a-f]{16}$/;
+
+function parseLocation(raw: string, digest: Digest): { container: string; offset: number; size: number } | undefined {
+  try {
+    const v = JSON.parse(raw) as { digest?: unknown; size?: unknown; container?: unknown; offset?: unknown };
+    const count = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+    if (v.digest === digest && count(v.size) && count(v.offset) && typeof v.container === 'string' && CONTAINER_NAME.test(v.container)) {
+      return { container: v.container, offset: v.offset, size: v.size };
+    }
+  } catch {
+    // fall through: corrupt
+  }
+  return undefined;
+}
 
 /**
  * One store path's run of a layer tar, cached so that a layer whose other paths changed can be
@@ -143,12 +196,16 @@ export class LayerCache {
   /** <dir>/v1: the layout described at the top of this file. */
   readonly root: string;
   /** Its directories: blobs, the index records that name blobs, and temporary files. */
-  readonly dirs: { blobs: string; records: readonly string[]; tmp: string };
+  readonly dirs: { blobs: string; containers: string; locations: string; records: readonly string[]; tmp: string };
+  /** Files this instance linked as containers, and the names it gave them (see adoptContainer). */
+  private readonly adopted = new Map<string, Promise<string | undefined>>();
 
   private constructor(readonly dir: string) {
     this.root = join(dir, 'v1');
     this.dirs = {
       blobs: join(this.root, 'blobs', 'sha256'),
+      containers: join(this.root, 'containers'),
+      locations: join(this.root, 'locations'),
       records: ['layers', 'segments', ...[...COMPRESSIONS].map((c) => join('diffids', c))].map((d) => join(this.root, d)),
       tmp: join(this.root, 'tmp'),
     };
@@ -157,7 +214,7 @@ export class LayerCache {
   static async open(dir: string): Promise<LayerCache> {
     const c = new LayerCache(dir);
     try {
-      await Promise.all([c.dirs.blobs, ...c.dirs.records, c.dirs.tmp].map((d) => mkdir(d, { recursive: true })));
+      await Promise.all([c.dirs.blobs, c.dirs.containers, c.dirs.locations, ...c.dirs.records, c.dirs.tmp].map((d) => mkdir(d, { recursive: true })));
     } catch (e) {
       throw new StrataError(`cannot use cache directory ${dir}: ${(e as Error).message}`, { cause: e });
     }
@@ -178,7 +235,7 @@ export class LayerCache {
 
   /** The index entry for `identity`, if there is a well-formed one (its blob is not checked yet). */
   async lookup(identity: string): Promise<CachedLayer | undefined> {
-    const raw = await readFile(this.layerPath(identity), 'utf8').catch(() => undefined);
+    const raw = readRecord(this.layerPath(identity));
     if (raw === undefined) return undefined;
     const entry = parseEntry(raw);
     if (entry === undefined || entry.identity !== identity) {
@@ -191,7 +248,7 @@ export class LayerCache {
 
   /** The compressed blob recorded for a DiffID, if any (verify it with openVerified before use). */
   async lookupDiffId(diffId: Digest, compression: Compression): Promise<{ digest: Digest; size: number } | undefined> {
-    const raw = await readFile(this.diffIdPath(diffId, compression), 'utf8').catch(() => undefined);
+    const raw = readRecord(this.diffIdPath(diffId, compression));
     if (raw === undefined) return undefined;
     try {
       const v = JSON.parse(raw) as { diffId?: unknown; digest?: unknown; size?: unknown };
@@ -203,21 +260,48 @@ export class LayerCache {
   }
 
   /**
+   * Where blob `digest` is: its own file in blobs/, else the range a location record gives in a
+   * container. Only found, not checked: callers check the size of what they open, and hash it.
+   */
+  async locateBlob(digest: Digest): Promise<BlobLocation | undefined> {
+    const own = this.blobPath(digest);
+    if (await stat(own).then((st) => st.isFile(), () => false)) return { path: own, offset: 0 };
+    const record = this.locationPath(digest);
+    const raw = readRecord(record);
+    if (raw === undefined) return undefined;
+    const loc = parseLocation(raw, digest);
+    if (loc === undefined) {
+      this.stats.corrupt++;
+      await rm(record, { force: true });
+      return undefined;
+    }
+    return { path: join(this.dirs.containers, loc.container), offset: loc.offset, record, size: loc.size };
+  }
+
+  private locationPath(digest: Digest): string {
+    return join(this.dirs.locations, `${digestHex(digest)}.json`);
+  }
+
+  /**
    * Opens the blob of `entry`, checking its size, for the caller to verify (see CachedBlob).
    * A missing or wrongly sized blob drops the entry and returns undefined, so the caller rebuilds.
    */
   async openBlob(entry: { identity?: string; digest: Digest; size: number }): Promise<CachedBlob | undefined> {
-    const path = this.blobPath(entry.digest);
+    const loc = await this.locateBlob(entry.digest);
+    if (loc === undefined) return this.dropCorrupt(entry);
+    const { path, offset } = loc;
     let fh: FileHandle;
     try {
       fh = await open(path, 'r');
     } catch {
-      return this.dropCorrupt(entry);
+      return this.dropCorrupt(entry, loc);
     }
+    let fileSize: number;
     try {
-      if ((await fh.stat()).size !== entry.size) {
+      fileSize = (await fh.stat()).size;
+      if (!fits(loc, fileSize, entry.size)) {
         await fh.close();
-        return this.dropCorrupt(entry);
+        return this.dropCorrupt(entry, loc);
       }
     } catch {
       await fh.close().catch(() => undefined);
@@ -227,21 +311,23 @@ export class LayerCache {
     const checked = async (digest: Digest | undefined): Promise<boolean> => {
       if (digest === entry.digest) {
         this.stats.hits++;
-        await this.markUsed(entry.digest);
+        await this.markUsed(path);
         return true;
       }
       // Unreadable is not proof of corruption (EIO, a permission change): a miss, the entry kept.
       if (digest === undefined) this.stats.errors++;
-      else await this.dropCorrupt(entry);
+      else await this.dropCorrupt(entry, loc);
       return false;
     };
     return {
       fd: fh.fd,
       path,
+      offset,
+      fileSize,
       size: entry.size,
-      verify: async () => checked(await hashFileOnWorker({ fd: fh.fd, path, size: entry.size }).catch(() => undefined)),
+      verify: async () => checked(await hashFileOnWorker({ fd: fh.fd, path, size: fileSize }, offset, entry.size).catch(() => undefined)),
       checked,
-      copyTo: (out) => copyFile(fh, entry.size, out, path),
+      copyTo: (out) => copyFile(fh, entry.size, out, path, offset),
       close: () => fh.close(),
     };
   }
@@ -250,17 +336,19 @@ export class LayerCache {
    * Hashes a blob: 'ok' when size and sha256 match, else what went wrong. Unreadable is not
    * proof of corruption (EIO, a permission change).
    */
-  private async checkBlob(digest: Digest, size: number): Promise<BlobState> {
+  private async checkBlob(digest: Digest, size: number, loc: BlobLocation | undefined): Promise<BlobState> {
+    if (loc === undefined) return 'missing';
     let fh: FileHandle;
     try {
-      fh = await open(this.blobPath(digest), 'r');
+      fh = await open(loc.path, 'r');
     } catch {
       return 'missing';
     }
     try {
       // Hashed on a tar worker: blobs verify in parallel, off the thread that scans the store.
-      if ((await fh.stat()).size !== size) return 'mismatch';
-      return (await hashFileOnWorker({ fd: fh.fd, path: this.blobPath(digest), size })) === digest ? 'ok' : 'mismatch';
+      const fileSize = (await fh.stat()).size;
+      if (!fits(loc, fileSize, size)) return 'mismatch';
+      return (await hashFileOnWorker({ fd: fh.fd, path: loc.path, size: fileSize }, loc.offset, size)) === digest ? 'ok' : 'mismatch';
     } catch {
       return 'unreadable';
     } finally {
@@ -269,22 +357,77 @@ export class LayerCache {
   }
 
   /**
-   * A blob's mtime is when a build last used it (or wrote it): what `pruneCache` keeps the newest
-   * of. Best effort: a read-only cache is still a cache.
+   * A blob's (or container's) mtime is when a build last used it (or wrote it): what
+   * `pruneCache` keeps the newest of. Best effort: a read-only cache is still a cache.
    */
-  private async markUsed(digest: Digest): Promise<void> {
+  private async markUsed(path: string): Promise<void> {
     const now = new Date();
-    await utimes(this.blobPath(digest), now, now).catch(() => undefined);
+    await utimes(path, now, now).catch(() => undefined);
   }
 
-  private async dropCorrupt(entry: { identity?: string; digest: Digest }): Promise<undefined> {
+  /**
+   * Forgets a bad blob: its own file, or its location record (a container holds other blobs,
+   * and is somebody's output: it is never changed).
+   */
+  private async forgetBlob(digest: Digest, loc: BlobLocation | undefined): Promise<void> {
+    await rm(loc?.record ?? this.blobPath(digest), { force: true });
+  }
+
+  private async dropCorrupt(entry: { identity?: string; digest: Digest }, loc?: BlobLocation): Promise<undefined> {
     this.stats.corrupt++;
     // The blob may be shared by several identities; removing it makes them all miss and rebuild,
     // which republishes good bytes. A concurrent build that already verified its open copy is
     // unaffected (it holds the old inode).
-    await rm(this.blobPath(entry.digest), { force: true });
+    await this.forgetBlob(entry.digest, loc);
     if (entry.identity !== undefined) await rm(this.layerPath(entry.identity), { force: true });
     return undefined;
+  }
+
+  /**
+   * Hard-links `file`, which becomes the output `output` (FileRegion.durable), into containers/,
+   * once per file. Undefined when it cannot be linked (another filesystem, no permission): the
+   * caller then writes the blob into the cache as a copy (beginBlob).
+   */
+  adoptContainer(file: string, output: string): Promise<string | undefined> {
+    let adopted = this.adopted.get(file);
+    if (adopted === undefined) {
+      const name = `${outputKey(output)}-${randomBytes(8).toString('hex')}`;
+      adopted = link(file, join(this.dirs.containers, name)).then(() => name, () => undefined);
+      this.adopted.set(file, adopted);
+    }
+    return adopted;
+  }
+
+  /** Records that blob `digest` is `size` bytes at `offset` of container `name`. */
+  async placeInContainer(digest: Digest, size: number, name: string, offset: number): Promise<boolean> {
+    try {
+      await this.writeAtomic(this.locationPath(digest), { digest, size, container: name, offset });
+      return true;
+    } catch {
+      this.stats.errors++;
+      return false;
+    }
+  }
+
+  /** Publishes a layer whose blob lies in container `name` at `offset` (see adoptContainer). */
+  async publishInContainer(entry: CachedLayer, name: string, offset: number): Promise<boolean> {
+    if (!(await this.placeInContainer(entry.digest, entry.size, name, offset))) return false;
+    return this.indexLayer(entry).then(() => true, () => (this.stats.errors++, false));
+  }
+
+  /**
+   * Removes the containers of earlier builds of the outputs that the containers `current` (one
+   * build's) hold: every layer that build made or copied is located in its own output now. Blobs
+   * only an old output had are lost with it, as they are from the output itself. Called once the
+   * build's layers are all done.
+   */
+  async retireReplacedContainers(current: ReadonlySet<string>): Promise<void> {
+    if (current.size === 0) return;
+    const keys = new Set([...current].map((n) => n.slice(0, n.indexOf('-') + 1)));
+    const names = await readdir(this.dirs.containers).catch(() => [] as string[]);
+    for (const n of names) {
+      if (!current.has(n) && keys.has(n.slice(0, n.indexOf('-') + 1))) await rm(join(this.dirs.containers, n), { force: true }).catch(() => undefined);
+    }
   }
 
   /**
@@ -328,10 +471,7 @@ export class LayerCache {
         try {
           // Rename over an existing blob of this digest: it is either identical or corrupt.
           await rename(tmp, this.blobPath(entry.digest));
-          await this.writeAtomic(this.diffIdPath(entry.diffId, entry.compression), { diffId: entry.diffId, digest: entry.digest, size: entry.size });
-          // The index entry last: it is what lookups find, and its blob is in place by now.
-          await this.writeAtomic(this.layerPath(entry.identity), entry);
-          this.stats.published++;
+          await this.indexLayer(entry);
           return true;
         } catch {
           breakOff();
@@ -346,13 +486,21 @@ export class LayerCache {
     };
   }
 
+  /** The DiffID map and the layer's index entry, once its blob is in place. */
+  private async indexLayer(entry: CachedLayer): Promise<void> {
+    await this.writeAtomic(this.diffIdPath(entry.diffId, entry.compression), { diffId: entry.diffId, digest: entry.digest, size: entry.size });
+    // The index entry last: it is what lookups find, and its blob is in place by now.
+    await this.writeAtomic(this.layerPath(entry.identity), entry);
+    this.stats.published++;
+  }
+
   private segmentPath(identity: string): string {
     return join(this.root, 'segments', `${createHash('sha256').update(identity).digest('hex')}.json`);
   }
 
   /** The segment record of `identity`, if a well-formed one exists (pieces not checked yet). */
   async lookupSegment(identity: string): Promise<SegmentRecord | undefined> {
-    const raw = await readFile(this.segmentPath(identity), 'utf8').catch(() => undefined);
+    const raw = readRecord(this.segmentPath(identity));
     if (raw === undefined) return undefined;
     let rec: SegmentRecord | undefined;
     try {
@@ -378,25 +526,29 @@ export class LayerCache {
     const offset = piece.offset ?? 0;
     const length = pieceLength(piece);
     const inRange = offset + length <= piece.size;
-    const state = inRange ? await this.verifyBlobOnce(piece.digest, piece.size, checked) : 'missing';
-    if (state === 'ok') return { path: this.blobPath(piece.digest), offset, length, fileSize: piece.size };
+    const found = inRange ? await this.verifyBlobOnce(piece.digest, piece.size, checked) : undefined;
+    const state = found?.state ?? 'missing';
+    if (state === 'ok') return { path: found!.loc!.path, offset: found!.loc!.offset + offset, length, fileSize: found!.fileSize };
     if (state !== 'unreadable' && segmentIdentity !== undefined) await rm(this.segmentPath(segmentIdentity), { force: true });
     return undefined;
   }
 
-  private verifyBlobOnce(digest: Digest, size: number, checked: BlobChecks): Promise<BlobState> {
+  private verifyBlobOnce(digest: Digest, size: number, checked: BlobChecks): Promise<CheckedBlob> {
     const key = `${digest} ${size}`;
     let state = checked.get(key);
     if (state === undefined) {
       state = (async () => {
-        const found = await this.checkBlob(digest, size);
-        if (found === 'ok') await this.markUsed(digest);
+        const loc = await this.locateBlob(digest);
+        const found = await this.checkBlob(digest, size, loc);
+        if (found === 'ok') await this.markUsed(loc!.path);
         if (found === 'unreadable') this.stats.errors++;
         if (found === 'mismatch') {
           this.stats.corrupt++;
-          await rm(this.blobPath(digest), { force: true });
+          await this.forgetBlob(digest, loc);
         }
-        return found;
+        // A piece's reader checks the file's size again: its whole size, as it was when hashed.
+        const fileSize = loc && found === 'ok' ? (await stat(loc.path).catch(() => undefined))?.size ?? -1 : -1;
+        return { state: found, loc, fileSize };
       })();
       checked.set(key, state);
     }
@@ -452,19 +604,36 @@ export class LayerCache {
     return fh && { tmp, fh };
   }
 
+  /** Unique among processes (pid), instances (a random tag) and calls (a counter). */
   private tmpPath(kind: string): string {
-    return join(this.dirs.tmp, `${kind}-${process.pid}-${randomBytes(8).toString('hex')}`);
+    return join(this.dirs.tmp, `${kind}-${process.pid}-${this.tmpTag}-${this.tmpCount++}`);
   }
 
+  private readonly tmpTag = randomBytes(6).toString('hex');
+  private tmpCount = 0;
+
+  /**
+   * Records are a few hundred bytes, and a build writes several per layer: synchronously, as a
+   * write through the thread pool costs two thread wake-ups per call, more than the write itself.
+   */
   private async writeAtomic(path: string, value: unknown): Promise<void> {
     const tmp = this.tmpPath('json');
-    await writeFile(tmp, canonicalJsonBytes(value), { flag: 'wx', mode: 0o644 });
-    await rename(tmp, path);
+    writeFileSync(tmp, canonicalJsonBytes(value), { flag: 'wx', mode: 0o644 });
+    renameSync(tmp, path);
   }
 }
 
 export function openLayerCache(dir: string): Promise<LayerCache> {
   return LayerCache.open(dir);
+}
+
+/** A record's text, or undefined when there is none (or it cannot be read: a miss). Read synchronously, as written (writeAtomic). */
+function readRecord(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 function isPiece(v: unknown): v is Piece {

@@ -1,7 +1,8 @@
 /**
- * Keeps a layer cache under a size budget, as a CI runner's disk needs: the blobs used least
- * recently go first (a blob's mtime is its last use, see LayerCache.markUsed), then every index
- * record that names a blob no longer there, then temporary files a killed build left behind.
+ * Keeps a layer cache under a size budget, as a CI runner's disk needs: the blobs and containers
+ * (linked outputs holding blobs) used least recently go first (their mtime is their last use, see
+ * LayerCache.markUsed), then every record that names a blob no longer there (a location whose
+ * container is gone, an index record whose blob is), then temporary files a killed build left.
  *
  * Safe beside running builds: a build that finds a blob gone treats it as a miss and makes the
  * layer again; one already copying from it holds the open file; records are only ever written
@@ -14,9 +15,10 @@ import type { LayerCache } from './layer-cache.js';
 export interface PruneResult {
   bytesBefore: number;
   bytesAfter: number;
+  /** Blob files and containers removed and kept. */
   blobsRemoved: number;
   blobsKept: number;
-  /** Index records (layers, diffids, segments) dropped because a blob they name is gone or they were unreadable. */
+  /** Records (locations, layers, diffids, segments) dropped because what they name is gone or they were unreadable. */
   recordsRemoved: number;
   tmpRemoved: number;
 }
@@ -25,44 +27,56 @@ export interface PruneResult {
 const STALE_TMP_MS = 60 * 60 * 1000;
 
 export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date.now()): Promise<PruneResult> {
-  const blobDir = cache.dirs.blobs;
-  const blobs: { name: string; size: number; mtimeMs: number }[] = [];
-  for (const name of await readdir(blobDir)) {
-    const st = await stat(join(blobDir, name)).catch(() => undefined);
-    if (st?.isFile()) blobs.push({ name, size: st.size, mtimeMs: st.mtimeMs });
+  // Blob files and containers (linked outputs holding blobs) are what take the space.
+  const files: { dir: string; name: string; size: number; mtimeMs: number }[] = [];
+  for (const dir of [cache.dirs.blobs, cache.dirs.containers]) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const st = await stat(join(dir, name)).catch(() => undefined);
+      if (st?.isFile()) files.push({ dir, name, size: st.size, mtimeMs: st.mtimeMs });
+    }
   }
-  const bytesBefore = blobs.reduce((n, b) => n + b.size, 0);
+  const bytesBefore = files.reduce((n, b) => n + b.size, 0);
   // Oldest use first; names break ties so the choice never depends on readdir order.
-  blobs.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.name < b.name ? -1 : 1));
+  files.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.name < b.name ? -1 : 1));
   let total = bytesBefore;
   let removed = 0;
-  for (const b of blobs) {
+  const kept = new Set(files.map((f) => join(f.dir, f.name)));
+  for (const f of files) {
     if (total <= maxBytes) break;
-    await rm(join(blobDir, b.name), { force: true });
-    total -= b.size;
+    await rm(join(f.dir, f.name), { force: true });
+    kept.delete(join(f.dir, f.name));
+    total -= f.size;
     removed++;
   }
-  const present = async (digest: unknown): Promise<boolean> => {
-    if (typeof digest !== 'string' || !digest.startsWith('sha256:')) return false;
-    return (await stat(join(blobDir, digest.slice(7))).catch(() => undefined))?.isFile() === true;
-  };
+
   let recordsRemoved = 0;
+  const drop = async (path: string): Promise<void> => {
+    await rm(path, { force: true });
+    recordsRemoved++;
+  };
+  // A blob is there if its file is, or a location record puts it in a container that is.
+  const present = new Set<string>();
+  for (const f of files) if (f.dir === cache.dirs.blobs && kept.has(join(f.dir, f.name))) present.add(`sha256:${f.name}`);
+  // Asked of the disk, not of the listing: a running build may have linked a container since.
+  const containers = new Map<string, Promise<boolean>>();
+  const containerThere = (name: string): Promise<boolean> => {
+    let there = containers.get(name);
+    if (there === undefined) containers.set(name, (there = stat(join(cache.dirs.containers, name)).then((st) => st.isFile(), () => false)));
+    return there;
+  };
+  for (const name of await readdir(cache.dirs.locations).catch(() => [] as string[])) {
+    const path = join(cache.dirs.locations, name);
+    const rec = await readJson(path) as { digest?: unknown; container?: unknown } | undefined;
+    if (rec && typeof rec.digest === 'string' && typeof rec.container === 'string' && !rec.container.includes('/') && await containerThere(rec.container)) present.add(rec.digest);
+    else await drop(path);
+  }
   for (const dir of cache.dirs.records) {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const path = join(dir, name);
-      let keep = false;
-      try {
-        // Layer and diffid records name `digest`; segment records name their pieces' digests.
-        const rec = JSON.parse(await readFile(path, 'utf8')) as { digest?: unknown; tar?: { digest?: unknown }; gzip?: { digest?: unknown } };
-        const named = rec.tar !== undefined ? [rec.tar.digest, ...(rec.gzip ? [rec.gzip.digest] : [])] : [rec.digest];
-        keep = (await Promise.all(named.map(present))).every(Boolean);
-      } catch {
-        keep = false;
-      }
-      if (!keep) {
-        await rm(path, { force: true });
-        recordsRemoved++;
-      }
+      // Layer and diffid records name `digest`; segment records name their pieces' digests.
+      const rec = await readJson(path) as { digest?: unknown; tar?: { digest?: unknown }; gzip?: { digest?: unknown } } | undefined;
+      const named = rec === undefined ? [] : rec.tar !== undefined ? [rec.tar.digest, ...(rec.gzip ? [rec.gzip.digest] : [])] : [rec.digest];
+      if (named.length === 0 || !named.every((d) => typeof d === 'string' && present.has(d))) await drop(path);
     }
   }
   let tmpRemoved = 0;
@@ -74,7 +88,15 @@ export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date
       tmpRemoved++;
     }
   }
-  return { bytesBefore, bytesAfter: total, blobsRemoved: removed, blobsKept: blobs.length - removed, recordsRemoved, tmpRemoved };
+  return { bytesBefore, bytesAfter: total, blobsRemoved: removed, blobsKept: files.length - removed, recordsRemoved, tmpRemoved };
+}
+
+async function readJson(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

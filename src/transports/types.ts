@@ -50,6 +50,13 @@ export interface FileRegion {
   limit?: number;
   /** A failed write drops this region instead of failing the build (the cache). */
   bestEffort?: boolean;
+  /**
+   * Set when the file becomes the build's output (an archive, a layout's blob) and so outlives
+   * the build: a layer cache may hard-link the file and read the blob back from it later instead
+   * of writing a copy of its own. `output` names the output (a path), so that the next build of
+   * the same output replaces the link.
+   */
+  durable?: { output: string };
   /** Called once the producer wrote `size` bytes into the region. */
   wrote(size: number): void;
   /** Called instead of `wrote` when a best-effort region's write failed. */

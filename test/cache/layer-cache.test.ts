@@ -7,10 +7,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { chmodSync, readdirSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { defaultCacheDir, openLayerCache, type NarHashLookup } from '../../src/cache/layer-cache.js';
+import { defaultCacheDir, openLayerCache, type LayerCache, type NarHashLookup } from '../../src/cache/layer-cache.js';
+import type { Digest } from '../../src/image/digest.js';
 import { storeLayerJob } from '../../src/build/store-layer-job.js';
 import { newProduceStats, produceLayers } from '../../src/build/produce-layers.js';
 import type { Compression } from '../../src/image/media-types.js';
@@ -22,7 +23,18 @@ import { StrataError } from '../../src/util/errors.js';
 import { distDir, tempDir } from '../support/paths.js';
 import { buildFixture, filesBelow, makeStore, MTIME, STORE_DIR } from './fixture.js';
 
-const fileSha = (p: string): string => `sha256:${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+/** Where the cache holds blob `digest`: its own file, or a range of a container (a linked output). */
+async function located(cache: LayerCache, digest: string): Promise<{ path: string; offset: number }> {
+  const loc = await cache.locateBlob(digest as Digest);
+  assert.ok(loc, `the cache has ${digest}`);
+  return loc;
+}
+
+/** sha256 of the `size` bytes the cache holds for `digest` (fewer if the file was cut short). */
+async function cachedSha(cache: LayerCache, digest: string, size: number): Promise<string> {
+  const { path, offset } = await located(cache, digest);
+  return `sha256:${createHash('sha256').update(readFileSync(path).subarray(offset, offset + size)).digest('hex')}`;
+}
 
 for (const compression of ['none', 'gzip'] as const satisfies readonly Compression[]) {
   test(`${compression}: a rebuild after a leaf changes reads only that path's files and equals a cold build`, async (t) => {
@@ -87,13 +99,15 @@ for (const compression of ['none', 'gzip'] as const satisfies readonly Compressi
     const segDir = join(cache.dir, 'v1', 'segments');
     const damagedBlobs = new Set<string>();
     for (const f of readdirSync(segDir)) {
-      const rec = JSON.parse(readFileSync(join(segDir, f), 'utf8')) as { identity: string; tar: { digest: string; offset?: number; length?: number } };
-      const blob = cache.blobPath(rec.tar.digest as `sha256:${string}`);
-      const b = readFileSync(blob);
-      const run = b.subarray(rec.tar.offset ?? 0, (rec.tar.offset ?? 0) + (rec.tar.length ?? b.length));
+      const rec = JSON.parse(readFileSync(join(segDir, f), 'utf8')) as { identity: string; tar: { digest: string; size: number; offset?: number; length?: number } };
+      const loc = await located(cache, rec.tar.digest);
+      const b = readFileSync(loc.path);
+      const start = loc.offset + (rec.tar.offset ?? 0);
+      const run = b.subarray(start, start + (rec.tar.length ?? rec.tar.size));
+      const blob = `${loc.path}@${loc.offset}`;
       if (run.includes('data.bin') && !damagedBlobs.has(blob)) {
-        b[(rec.tar.offset ?? 0) + run.length - 2000] ^= 0x01; // inside data.bin's bytes, not a header
-        writeFileSync(blob, b);
+        b[start + run.length - 2000] ^= 0x01; // inside data.bin's bytes, not a header
+        writeFileSync(loc.path, b);
         damagedBlobs.add(blob);
       }
     }
@@ -107,32 +121,41 @@ for (const compression of ['none', 'gzip'] as const satisfies readonly Compressi
     assert.equal(again.outputDigest, (await buildFixture(store, join(dir, 'cold-again'), { compression, layout })).outputDigest);
   });
 
+  // Each layer's blob in a file of its own (an OCI layout's blob, linked, for 'none'; a cache
+  // copy for gzip), so that cutting one short harms no other; for damage to a docker-archive
+  // container see the container test below.
   test(`${compression}: truncated, altered or missing cache blobs and broken index entries are rebuilt, never used`, async (t) => {
     const dir = tempDir(t);
     const store = makeStore(dir);
     const cache = await openLayerCache(join(dir, 'cache'));
-    const cold = await buildFixture(store, join(dir, 'cold'), { compression, cache });
-    const blob = (i: number): string => cache.blobPath(cold.layers[i]!.digest);
+    const output = 'oci';
+    const cold = await buildFixture(store, join(dir, 'cold'), { compression, cache, output });
+    const blob = async (i: number): Promise<string> => {
+      const loc = await located(cache, cold.layers[i]!.digest);
+      assert.equal(loc.offset, 0, 'a blob file of its own');
+      return loc.path;
+    };
+    const sha = (i: number): Promise<string> => cachedSha(cache, cold.layers[i]!.digest, cold.layers[i]!.size);
 
-    const damage: [string, number, () => void][] = [
-      ['truncated', 1, () => truncateSync(blob(1), Math.floor(cold.layers[1]!.size / 2))],
-      ['altered (same size)', 0, () => {
-        const b = readFileSync(blob(0));
+    const damage: [string, number, () => Promise<void>][] = [
+      ['truncated', 1, async () => truncateSync(await blob(1), Math.floor(cold.layers[1]!.size / 2))],
+      ['altered (same size)', 0, async () => {
+        const b = readFileSync(await blob(0));
         b[b.length >> 1] ^= 0x01;
-        writeFileSync(blob(0), b);
+        writeFileSync(await blob(0), b);
       }],
-      ['emptied', 2, () => truncateSync(blob(2), 0)],
+      ['emptied', 2, async () => truncateSync(await blob(2), 0)],
     ];
     for (const [what, i, harm] of damage) {
-      harm();
-      assert.notEqual(fileSha(blob(i)), cold.layers[i]!.digest, `${what}: the damage is real`);
+      await harm();
+      assert.notEqual(await sha(i), cold.layers[i]!.digest, `${what}: the damage is real`);
       const corruptBefore = cache.stats.corrupt;
       const stats = newProduceStats();
-      const again = await buildFixture(store, join(dir, `after-${i}`), { compression, cache, stats });
+      const again = await buildFixture(store, join(dir, `after-${i}`), { compression, cache, stats, output });
       assert.deepEqual(stats.built, [i], what);
       assert.equal(cache.stats.corrupt, corruptBefore + 1, what);
       assert.equal(again.outputDigest, cold.outputDigest, `${what}: output as from a cold build`);
-      assert.equal(fileSha(blob(i)), cold.layers[i]!.digest, `${what}: cache entry repaired`);
+      assert.equal(await sha(i), cold.layers[i]!.digest, `${what}: cache entry repaired`);
     }
 
     // Index entries that are not valid JSON or name no blob: every layer is rebuilt.
@@ -142,14 +165,78 @@ for (const compression of ['none', 'gzip'] as const satisfies readonly Compressi
     writeFileSync(join(indexDir, indexFiles[0]!), '{"identity": tru');
     for (const f of indexFiles.slice(1)) writeFileSync(join(indexDir, f), JSON.stringify({ ...JSON.parse(readFileSync(join(indexDir, f), 'utf8')), digest: 'nonsense' }));
     const stats = newProduceStats();
-    const again = await buildFixture(store, join(dir, 'after-index'), { compression, cache, stats });
+    const again = await buildFixture(store, join(dir, 'after-index'), { compression, cache, stats, output });
     assert.deepEqual(stats.built.sort(), [0, 1, 2, 3]);
     assert.equal(again.outputDigest, cold.outputDigest);
     const warm = newProduceStats();
-    await buildFixture(store, join(dir, 'after-index-warm'), { compression, cache, stats: warm });
+    await buildFixture(store, join(dir, 'after-index-warm'), { compression, cache, stats: warm, output });
     assert.deepEqual(warm.fromCache.sort(), [0, 1, 2, 3], 'index repaired');
   });
 }
+
+test('none into a docker-archive: the cache links the output instead of writing a copy; a rebuild of that output replaces the link; damage to it is found', async (t) => {
+  const dir = tempDir(t);
+  const store = makeStore(dir);
+  const cache = await openLayerCache(join(dir, 'cache'));
+  const containers = (): string[] => readdirSync(cache.dirs.containers);
+  const out = join(dir, 'image.tar');
+  const cold = await buildFixture(store, out, { compression: 'none', cache });
+  assert.deepEqual(readdirSync(cache.dirs.blobs), [], 'no layer was copied into the cache');
+  assert.equal(containers().length, 1);
+  const linked = join(cache.dirs.containers, containers()[0]!);
+  assert.equal(statSync(linked).ino, statSync(out).ino, 'the container is the output itself');
+  assert.equal(readdirSync(cache.dirs.locations).length, 4);
+  for (const l of cold.layers) assert.equal(await cachedSha(cache, l.digest, l.size), l.digest);
+
+  // The same output built again: every layer copied from the old output into the new one, which
+  // the cache now holds instead (the old file is gone with its link).
+  const warm = newProduceStats();
+  const again = await buildFixture(store, out, { compression: 'none', cache, stats: warm });
+  assert.deepEqual(warm.fromCache.sort(), [0, 1, 2, 3]);
+  assert.equal(again.outputDigest, cold.outputDigest);
+  assert.equal(containers().length, 1, 'the old link is retired');
+  assert.equal(statSync(join(cache.dirs.containers, containers()[0]!)).ino, statSync(out).ino);
+  for (const l of cold.layers) assert.equal((await located(cache, l.digest)).path, join(cache.dirs.containers, containers()[0]!));
+
+  // The user alters the output in place: the cache's bytes are the output's, so the layer is rebuilt.
+  const big = cold.layers.reduce((a, l, i) => (l.size > cold.layers[a]!.size ? i : a), 0);
+  const { digest, size } = cold.layers[big]!;
+  const { offset } = await located(cache, digest);
+  const b = readFileSync(out);
+  b[offset + size - 4096] ^= 0x10;
+  writeFileSync(out, b);
+  const s = newProduceStats();
+  const other = join(dir, 'other.tar');
+  const repaired = await buildFixture(store, other, { compression: 'none', cache, stats: s });
+  assert.deepEqual(s.built, [big]);
+  assert.equal(repaired.outputDigest, cold.outputDigest, 'the altered bytes never reach the output');
+  assert.equal(await cachedSha(cache, digest, size), digest, 'found again, in the new output');
+  assert.equal(containers().length, 2, 'another output is another container');
+
+  // Cut short: every layer beyond the cut is missing, found so, and made again.
+  truncateSync(other, 1024);
+  const s2 = newProduceStats();
+  assert.equal((await buildFixture(store, join(dir, 'third.tar'), { compression: 'none', cache, stats: s2 })).outputDigest, cold.outputDigest);
+  assert.deepEqual(s2.built.sort(), [0, 1, 2, 3]);
+});
+
+test('none into a docker-archive on another filesystem than the cache: the layers are copied into the cache', async (t) => {
+  const dir = tempDir(t);
+  if (statSync('/dev/shm', { throwIfNoEntry: false })?.dev === undefined || statSync('/dev/shm').dev === statSync(dir).dev) {
+    t.skip('no second filesystem (/dev/shm) here');
+    return;
+  }
+  const cacheDir = mkdtempSync('/dev/shm/strata-cache-');
+  t.after(() => rmSync(cacheDir, { recursive: true, force: true }));
+  const store = makeStore(dir);
+  const cache = await openLayerCache(cacheDir);
+  const cold = await buildFixture(store, join(dir, 'image.tar'), { compression: 'none', cache });
+  assert.deepEqual(readdirSync(cache.dirs.containers), [], 'nothing could be linked');
+  assert.equal(readdirSync(cache.dirs.blobs).length, 4);
+  const warm = newProduceStats();
+  assert.equal((await buildFixture(store, join(dir, 'again.tar'), { compression: 'none', cache, stats: warm })).outputDigest, cold.outputDigest);
+  assert.deepEqual(warm.fromCache.sort(), [0, 1, 2, 3]);
+});
 
 for (const output of ['oci', 'oci-no-region'] as const) {
   test(`none into ${output}: a cached layer is copied in one checked pass, or verified first; an altered one is rebuilt in its place`, async (t) => {
@@ -163,9 +250,10 @@ for (const output of ['oci', 'oci-no-region'] as const) {
     assert.deepEqual(warm.fromCache.sort(), [0, 1, 2, 3]);
     // Flip one byte of the biggest layer's cached blob: same size, so only its hash can tell.
     const big = cold.layers.reduce((a, l, i) => (l.size > cold.layers[a]!.size ? i : a), 0);
-    const path = cache.blobPath(cold.layers[big]!.digest);
+    const { digest, size } = cold.layers[big]!;
+    const { path, offset } = await located(cache, digest);
     const b = readFileSync(path);
-    b[b.length - 2048] ^= 0x40;
+    b[offset + size - 2048] ^= 0x40;
     writeFileSync(path, b);
     const corruptBefore = cache.stats.corrupt;
     const s = newProduceStats();
@@ -173,7 +261,7 @@ for (const output of ['oci', 'oci-no-region'] as const) {
     assert.deepEqual(s.built, [big]);
     assert.equal(cache.stats.corrupt, corruptBefore + 1);
     assert.equal(again.outputDigest, cold.outputDigest, 'the altered bytes never reach the output');
-    assert.equal(fileSha(path), cold.layers[big]!.digest, 'cache entry repaired');
+    assert.equal(await cachedSha(cache, digest, size), digest, 'cache entry repaired');
   });
 }
 

@@ -7,7 +7,7 @@ import { openLayerCache } from '../../src/cache/layer-cache.js';
 import { parseSize, pruneCache } from '../../src/cache/prune.js';
 import { newProduceStats } from '../../src/build/produce-layers.js';
 import { cliPath, tempDir } from '../support/paths.js';
-import { buildFixture, makeStore } from './fixture.js';
+import { buildFixture, makeStore, treeDigest } from './fixture.js';
 
 const sizeOf = (dir: string): number => readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 
@@ -56,6 +56,31 @@ test('prune keeps the blobs used most recently under the budget, drops records o
   // A budget the cache already meets removes nothing.
   const r2 = await pruneCache(cache, 10 ** 12);
   assert.equal(r2.blobsRemoved + r2.recordsRemoved, 0);
+});
+
+test('prune counts containers (linked outputs) like blobs: removing one drops its locations and the records that need them, never touching the output', async (t) => {
+  const dir = tempDir(t);
+  const store = makeStore(dir);
+  const cache = await openLayerCache(join(dir, 'cache'));
+  const out = join(dir, 'image.tar');
+  const cold = await buildFixture(store, out, { compression: 'none', cache });
+  const [container] = readdirSync(cache.dirs.containers);
+  assert.ok(container !== undefined);
+  const size = statSync(out).size;
+  const kept = await pruneCache(cache, size);
+  assert.equal(kept.bytesBefore, size, 'the container is what the cache holds');
+  assert.equal(kept.blobsRemoved + kept.recordsRemoved, 0, 'within budget: nothing goes');
+
+  const r = await pruneCache(cache, 0);
+  assert.equal(r.blobsRemoved, 1);
+  assert.equal(r.bytesAfter, 0);
+  assert.deepEqual(readdirSync(cache.dirs.containers), []);
+  assert.deepEqual(readdirSync(cache.dirs.locations), []);
+  assert.deepEqual(readdirSync(join(cache.root, 'layers')), []);
+  assert.equal(treeDigest(out), cold.outputDigest, 'the output itself is untouched');
+  const stats = newProduceStats();
+  assert.equal((await buildFixture(store, join(dir, 'again.tar'), { compression: 'none', cache, stats })).outputDigest, cold.outputDigest);
+  assert.deepEqual(stats.built.sort(), [0, 1, 2, 3]);
 });
 
 test('sizes: bytes, SI and binary suffixes; anything else is refused by the CLI, naming the value', () => {

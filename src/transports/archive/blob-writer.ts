@@ -28,6 +28,7 @@ export function reservedBlobWriter(archive: ArchiveFile, placed: PlacedBlob): Bl
       offset: member.dataOffset,
       path: archive.tempPath,
       limit: member.size,
+      durable: { output: archive.finalPath },
       wrote: (size) => void (written += size),
     },
     // The member keeps its place and size; its bytes are simply written again.

@@ -62,7 +62,7 @@ export async function openOciDirectoryDestination(path: string, opts: { compress
         // Each write has reached the file when it resolves, so the producer may reuse the buffer.
         releasesChunks: true,
         acceptsConcurrentWrites: true,
-        region: { fd: fh.fd, offset: 0, path: tmp, wrote: (size) => void (written += size) },
+        region: { fd: fh.fd, offset: 0, path: tmp, durable: { output: path }, wrote: (size) => void (written += size) },
         async restart() {
           written = 0;
           await fh.truncate(0);
