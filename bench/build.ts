@@ -139,8 +139,8 @@ async function main(): Promise<void> {
   ];
   if (existsSync(cliPath)) {
     const build = [cliPath, 'build', store.closurePath, '--store-root', store.root, '-o', out];
-    // Both: the default build also writes every new layer into the (fresh, empty) layer cache, a
-    // second copy of each layer; --no-cache shows the cost of the build alone.
+    // Both: the default build also keys every layer and records it in the (fresh, empty) layer
+    // cache, which links the output rather than copying it; --no-cache shows the build alone.
     cases.push({ label: 'strata build -> docker-archive (CLI)', cmd: process.execPath, args: build });
     cases.push({ label: 'strata build --no-cache -> docker-archive (CLI)', cmd: process.execPath, args: [...build, '--no-cache'] });
   } else {

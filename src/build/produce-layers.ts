@@ -115,13 +115,13 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
     return p;
   };
 
+  // The cache containers this build's layers went into (see containerFor).
+  const containers = new Set<string>();
+  const run: RunOptions = { ...opts, containers };
   // Uncompressed layers have their size, and so their place in the output, as soon as they are
   // scanned: they are scanned ahead and queue for the tar workers, which take the largest first
   // (writer.ts), so a big layer late in the plan does not finish alone at the end. The entries
   // held ahead are bounded, not the number of layers.
-  // The cache containers this build's layers went into (see containerFor).
-  const containers = new Set<string>();
-  const run: RunOptions = { ...opts, containers };
   const ahead = compression === 'none';
   let heldEntries = 0;
   const full = (): boolean => running.size >= concurrency && (!ahead || running.size >= MAX_AHEAD_LAYERS || heldEntries >= MAX_AHEAD_ENTRIES);
@@ -223,11 +223,11 @@ async function copyUncompressed(index: number, job: LayerJob, entry: CachedLayer
       await writer.restart();
       return make(again);
     }
-    const layer = await finish(index, job, entry, writer, stats);
-    // Found in this output from now on, so the output it came from can be retired.
+    // Found in this output from now on, so the output it came from can be retired. Linked before
+    // the writer closes: an OCI layout renames its blob file then.
     const container = await containerFor(cache, writer, 'none', containers);
     if (container) await cache.placeInContainer(entry.digest, entry.size, container.name, container.offset);
-    return layer;
+    return finish(index, job, entry, writer, stats);
   }
   if (!(await blob.verify())) return make(again);
   await blob.copyTo(writer);

@@ -311,7 +311,7 @@ export class LayerCache {
     const checked = async (digest: Digest | undefined): Promise<boolean> => {
       if (digest === entry.digest) {
         this.stats.hits++;
-        await this.markUsed(path);
+        await this.markUsed(loc);
         return true;
       }
       // Unreadable is not proof of corruption (EIO, a permission change): a miss, the entry kept.
@@ -357,12 +357,14 @@ export class LayerCache {
   }
 
   /**
-   * A blob's (or container's) mtime is when a build last used it (or wrote it): what
-   * `pruneCache` keeps the newest of. Best effort: a read-only cache is still a cache.
+   * A blob file's mtime is when a build last used it (or wrote it): what `pruneCache` keeps the
+   * newest of. A blob in a container marks its location record instead: the container is the
+   * user's output file, whose times are not ours to change. Best effort: a read-only cache is
+   * still a cache.
    */
-  private async markUsed(path: string): Promise<void> {
+  private async markUsed(loc: BlobLocation): Promise<void> {
     const now = new Date();
-    await utimes(path, now, now).catch(() => undefined);
+    await utimes(loc.record ?? loc.path, now, now).catch(() => undefined);
   }
 
   /**
@@ -540,7 +542,7 @@ export class LayerCache {
       state = (async () => {
         const loc = await this.locateBlob(digest);
         const found = await this.checkBlob(digest, size, loc);
-        if (found === 'ok') await this.markUsed(loc!.path);
+        if (found === 'ok') await this.markUsed(loc!);
         if (found === 'unreadable') this.stats.errors++;
         if (found === 'mismatch') {
           this.stats.corrupt++;

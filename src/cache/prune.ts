@@ -27,12 +27,20 @@ export interface PruneResult {
 const STALE_TMP_MS = 60 * 60 * 1000;
 
 export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date.now()): Promise<PruneResult> {
+  // A container's last use is that of its newest location record (a hit marks the record, not
+  // the output file), or when it was written.
+  const containerUse = new Map<string, number>();
+  for (const name of await readdir(cache.dirs.locations).catch(() => [] as string[])) {
+    const path = join(cache.dirs.locations, name);
+    const [rec, st] = await Promise.all([readJson(path) as Promise<{ container?: unknown } | undefined>, stat(path).catch(() => undefined)]);
+    if (typeof rec?.container === 'string' && st) containerUse.set(rec.container, Math.max(containerUse.get(rec.container) ?? 0, st.mtimeMs));
+  }
   // Blob files and containers (linked outputs holding blobs) are what take the space.
   const files: { dir: string; name: string; size: number; mtimeMs: number }[] = [];
   for (const dir of [cache.dirs.blobs, cache.dirs.containers]) {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const st = await stat(join(dir, name)).catch(() => undefined);
-      if (st?.isFile()) files.push({ dir, name, size: st.size, mtimeMs: st.mtimeMs });
+      if (st?.isFile()) files.push({ dir, name, size: st.size, mtimeMs: Math.max(st.mtimeMs, dir === cache.dirs.containers ? containerUse.get(name) ?? 0 : 0) });
     }
   }
   const bytesBefore = files.reduce((n, b) => n + b.size, 0);

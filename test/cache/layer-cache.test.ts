@@ -205,10 +205,12 @@ test('none into a docker-archive: the cache links the output instead of writing 
   const b = readFileSync(out);
   b[offset + size - 4096] ^= 0x10;
   writeFileSync(out, b);
+  utimesSync(out, new Date(1_000_000), new Date(1_000_000));
   const s = newProduceStats();
   const other = join(dir, 'other.tar');
   const repaired = await buildFixture(store, other, { compression: 'none', cache, stats: s });
   assert.deepEqual(s.built, [big]);
+  assert.equal(statSync(out).mtimeMs, 1_000_000, 'hits from an output leave its times alone');
   assert.equal(repaired.outputDigest, cold.outputDigest, 'the altered bytes never reach the output');
   assert.equal(await cachedSha(cache, digest, size), digest, 'found again, in the new output');
   assert.equal(containers().length, 2, 'another output is another container');
@@ -262,6 +264,24 @@ for (const output of ['oci', 'oci-no-region'] as const) {
     assert.equal(cache.stats.corrupt, corruptBefore + 1);
     assert.equal(again.outputDigest, cold.outputDigest, 'the altered bytes never reach the output');
     assert.equal(await cachedSha(cache, digest, size), digest, 'cache entry repaired');
+
+    // One output built over and over, with a cache of its own: every build copies every layer
+    // from the output before, which it replaces (in the cache too).
+    const fresh = { ...opts, cache: await openLayerCache(join(dir, 'cache-2')) };
+    const same = join(dir, 'same');
+    await buildFixture(store, same, fresh);
+    for (const round of [1, 2]) {
+      const st = newProduceStats();
+      assert.equal((await buildFixture(store, same, { ...fresh, stats: st })).outputDigest, cold.outputDigest);
+      assert.deepEqual(st.fromCache.sort(), [0, 1, 2, 3], `round ${round}`);
+      // A layout whose writers offer no file region cannot be linked: the cache keeps copies.
+      if (output === 'oci-no-region') continue;
+      for (const l of cold.layers) {
+        const at = (await located(fresh.cache, l.digest)).path;
+        assert.equal(statSync(at).ino, statSync(join(same, 'blobs', 'sha256', l.digest.slice(7))).ino, `round ${round}: found in the layout built last`);
+      }
+      assert.equal(readdirSync(fresh.cache.dirs.containers).length, 4, `round ${round}: the layout before is no longer held`);
+    }
   });
 }
 
