@@ -10,9 +10,9 @@
  * in order and frees each slot once it is done with it. A job that needs neither never waits.
  */
 import { createHash } from 'node:crypto';
-import { writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { StrataError } from '../util/errors.js';
+import { writeAtSync } from '../util/write-at.js';
 import { ChunkFiller, type TarItem } from './chunk-filler.js';
 import { ABORT, SLOT_STATE, type DirectTarget, type TarWorkerReply, type TarWorkerRequest } from './tar-worker-protocol.js';
 
@@ -45,7 +45,7 @@ function run(id: number, items: readonly TarItem[], mtime: number, tar: boolean,
           if (dropped.some((d) => d.target === i)) continue;
           try {
             if (t.limit !== undefined && size + len > t.limit) throw new Error(`internal: blob grew past its reserved ${t.limit} bytes`);
-            writeAll(t.fd, bytes, t.offset + size);
+            writeAtSync(t.fd, bytes, t.offset + size);
           } catch (e) {
             const message = `cannot write ${t.path}: ${(e as Error).message}`;
             if (!t.bestEffort) throw new StrataError(message);
@@ -72,10 +72,6 @@ function run(id: number, items: readonly TarItem[], mtime: number, tar: boolean,
     // a close error changes nothing about the bytes already read
   }
   parentPort!.postMessage(reply satisfies TarWorkerReply);
-}
-
-function writeAll(fd: number, bytes: Buffer, position: number): void {
-  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
 }
 
 parentPort?.on('message', (m: TarWorkerRequest) => {

@@ -1,10 +1,11 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { createReadStream, writeSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { TarEntry } from '../../tar/entry.js';
 import { BLOCK, encodeHeader, planHeader, roundUpBlock } from '../../tar/header.js';
+import { writeAtSync } from '../../util/write-at.js';
 
 /** A member whose body has a reserved place in the archive; its header is written once named. */
 export interface ReservedMember {
@@ -84,7 +85,7 @@ export class ArchiveFile {
    * the write itself (about 50 ms per 100-layer docker-archive).
    */
   private writeSmall(position: number, data: Buffer): void {
-    for (let done = 0; done < data.length;) done += writeSync(this.fh.fd, data, done, data.length - done, position + done);
+    writeAtSync(this.fh.fd, data, position);
   }
 
   /** Appends a small regular file. */
