@@ -27,12 +27,14 @@ export interface PruneResult {
 const STALE_TMP_MS = 60 * 60 * 1000;
 
 export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date.now()): Promise<PruneResult> {
-  // A container's last use is that of its newest location record (a hit marks the record, not
-  // the output file), or when it was written.
+  // Location records, read once: which container holds which blob, and a container's last use,
+  // that of its newest record (a hit marks the record, not the output file) or its own mtime.
+  const locations: { path: string; digest?: unknown; container?: unknown }[] = [];
   const containerUse = new Map<string, number>();
   for (const name of await readdir(cache.dirs.locations).catch(() => [] as string[])) {
     const path = join(cache.dirs.locations, name);
-    const [rec, st] = await Promise.all([readJson(path) as Promise<{ container?: unknown } | undefined>, stat(path).catch(() => undefined)]);
+    const [rec, st] = await Promise.all([readJson(path) as Promise<{ digest?: unknown; container?: unknown } | undefined>, stat(path).catch(() => undefined)]);
+    locations.push({ path, ...rec });
     if (typeof rec?.container === 'string' && st) containerUse.set(rec.container, Math.max(containerUse.get(rec.container) ?? 0, st.mtimeMs));
   }
   // Blob files and containers (linked outputs holding blobs) are what take the space.
@@ -72,10 +74,8 @@ export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date
     if (there === undefined) containers.set(name, (there = stat(join(cache.dirs.containers, name)).then((st) => st.isFile(), () => false)));
     return there;
   };
-  for (const name of await readdir(cache.dirs.locations).catch(() => [] as string[])) {
-    const path = join(cache.dirs.locations, name);
-    const rec = await readJson(path) as { digest?: unknown; container?: unknown } | undefined;
-    if (rec && typeof rec.digest === 'string' && typeof rec.container === 'string' && !rec.container.includes('/') && await containerThere(rec.container)) present.add(rec.digest);
+  for (const { path, digest, container } of locations) {
+    if (typeof digest === 'string' && typeof container === 'string' && !container.includes('/') && await containerThere(container)) present.add(digest);
     else await drop(path);
   }
   for (const dir of cache.dirs.records) {
