@@ -155,6 +155,12 @@ function outputKey(output: string): string {
   return createHash('sha256').update(resolve(output)).digest('hex').slice(0, 16);
 }
 
+/** A container's name is `<outputKey>-<random>`; this is the output part. */
+function containerOutputKey(name: string): string {
+  const dash = name.indexOf('-');
+  return dash < 0 ? name : name.slice(0, dash);
+}
+
 const CONTAINER_NAME = /^[0-9a-f]{16}-[0-9a-f]{16}$/;
 
 function parseLocation(raw: string, digest: Digest): { container: string; offset: number; size: number } | undefined {
@@ -336,21 +342,24 @@ export class LayerCache {
    * Hashes a blob: 'ok' when size and sha256 match, else what went wrong. Unreadable is not
    * proof of corruption (EIO, a permission change).
    */
-  private async checkBlob(digest: Digest, size: number, loc: BlobLocation | undefined): Promise<BlobState> {
-    if (loc === undefined) return 'missing';
+  private async checkBlob(digest: Digest, size: number, loc: BlobLocation | undefined): Promise<CheckedBlob> {
+    const result = (state: BlobState, fileSize = -1): CheckedBlob => ({ state, loc, fileSize });
+    if (loc === undefined) return result('missing');
     let fh: FileHandle;
     try {
       fh = await open(loc.path, 'r');
     } catch {
-      return 'missing';
+      return result('missing');
     }
     try {
       // Hashed on a tar worker: blobs verify in parallel, off the thread that scans the store.
       const fileSize = (await fh.stat()).size;
-      if (!fits(loc, fileSize, size)) return 'mismatch';
-      return (await hashFileOnWorker({ fd: fh.fd, path: loc.path, size: fileSize }, loc.offset, size)) === digest ? 'ok' : 'mismatch';
+      if (!fits(loc, fileSize, size)) return result('mismatch');
+      const ok = (await hashFileOnWorker({ fd: fh.fd, path: loc.path, size: fileSize }, loc.offset, size)) === digest;
+      // A piece's reader checks the file's size again: its whole size, as it was when hashed.
+      return ok ? result('ok', fileSize) : result('mismatch');
     } catch {
-      return 'unreadable';
+      return result('unreadable');
     } finally {
       await fh.close().catch(() => undefined);
     }
@@ -425,10 +434,10 @@ export class LayerCache {
    */
   async retireReplacedContainers(current: ReadonlySet<string>): Promise<void> {
     if (current.size === 0) return;
-    const keys = new Set([...current].map((n) => n.slice(0, n.indexOf('-') + 1)));
+    const keys = new Set([...current].map(containerOutputKey));
     const names = await readdir(this.dirs.containers).catch(() => [] as string[]);
     for (const n of names) {
-      if (!current.has(n) && keys.has(n.slice(0, n.indexOf('-') + 1))) await rm(join(this.dirs.containers, n), { force: true }).catch(() => undefined);
+      if (!current.has(n) && keys.has(containerOutputKey(n))) await rm(join(this.dirs.containers, n), { force: true }).catch(() => undefined);
     }
   }
 
@@ -542,15 +551,13 @@ export class LayerCache {
       state = (async () => {
         const loc = await this.locateBlob(digest);
         const found = await this.checkBlob(digest, size, loc);
-        if (found === 'ok') await this.markUsed(loc!);
-        if (found === 'unreadable') this.stats.errors++;
-        if (found === 'mismatch') {
+        if (found.state === 'ok') await this.markUsed(loc!);
+        if (found.state === 'unreadable') this.stats.errors++;
+        if (found.state === 'mismatch') {
           this.stats.corrupt++;
           await this.forgetBlob(digest, loc);
         }
-        // A piece's reader checks the file's size again: its whole size, as it was when hashed.
-        const fileSize = loc && found === 'ok' ? (await stat(loc.path).catch(() => undefined))?.size ?? -1 : -1;
-        return { state: found, loc, fileSize };
+        return found;
       })();
       checked.set(key, state);
     }
