@@ -163,7 +163,8 @@ function containerOutputKey(name: string): string {
 
 const CONTAINER_NAME = /^[0-9a-f]{16}-[0-9a-f]{16}$/;
 
-function parseLocation(raw: string, digest: Digest): { container: string; offset: number; size: number } | undefined {
+/** A location record's fields, when it is well-formed and about `digest` (what lookups and prune accept). */
+export function parseLocation(raw: string, digest: Digest): { container: string; offset: number; size: number } | undefined {
   try {
     const v = JSON.parse(raw) as { digest?: unknown; size?: unknown; container?: unknown; offset?: unknown };
     const count = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;

@@ -10,7 +10,8 @@
  */
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LayerCache } from './layer-cache.js';
+import { parseLocation, type LayerCache } from './layer-cache.js';
+import type { Digest } from '../image/digest.js';
 
 export interface PruneResult {
   bytesBefore: number;
@@ -29,13 +30,16 @@ const STALE_TMP_MS = 60 * 60 * 1000;
 export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date.now()): Promise<PruneResult> {
   // Location records, read once: which container holds which blob, and a container's last use,
   // that of its newest record (a hit marks the record, not the output file) or its own mtime.
-  const locations: { path: string; digest?: unknown; container?: unknown }[] = [];
+  // A record is read as lookups read it (parseLocation): one that they would drop is dropped here.
+  const locations: { path: string; digest: Digest; container?: string }[] = [];
   const containerUse = new Map<string, number>();
   for (const name of await readdir(cache.dirs.locations).catch(() => [] as string[])) {
     const path = join(cache.dirs.locations, name);
-    const [rec, st] = await Promise.all([readJson(path) as Promise<{ digest?: unknown; container?: unknown } | undefined>, stat(path).catch(() => undefined)]);
-    locations.push({ path, ...rec });
-    if (typeof rec?.container === 'string' && st) containerUse.set(rec.container, Math.max(containerUse.get(rec.container) ?? 0, st.mtimeMs));
+    const digest: Digest = `sha256:${name.replace(/\.json$/, '')}`;
+    const [raw, st] = await Promise.all([readFile(path, 'utf8').catch(() => undefined), stat(path).catch(() => undefined)]);
+    const container = raw === undefined ? undefined : parseLocation(raw, digest)?.container;
+    locations.push({ path, digest, ...(container !== undefined ? { container } : {}) });
+    if (container !== undefined && st) containerUse.set(container, Math.max(containerUse.get(container) ?? 0, st.mtimeMs));
   }
   // Blob files and containers (linked outputs holding blobs) are what take the space.
   const files: { dir: string; name: string; size: number; mtimeMs: number }[] = [];
@@ -75,7 +79,7 @@ export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date
     return there;
   };
   for (const { path, digest, container } of locations) {
-    if (typeof digest === 'string' && typeof container === 'string' && !container.includes('/') && await containerThere(container)) present.add(digest);
+    if (container !== undefined && await containerThere(container)) present.add(digest);
     else await drop(path);
   }
   for (const dir of cache.dirs.records) {
