@@ -20,8 +20,8 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openLayerCache } from '../src/cache/layer-cache.js';
-import { storeLayerJob } from '../src/build/store-layer-job.js';
-import { newProduceStats, produceLayers, type LayerJob } from '../src/build/produce-layers.js';
+import { storeLayerJob } from '../src/builder/store-layer-job.js';
+import { newProduceStats, produceLayers, type LayerJob } from '../src/builder/produce-layers.js';
 import { readClosureFile } from '../src/closure/read.js';
 import type { Compression } from '../src/image/media-types.js';
 import { planLayers } from '../src/layering/plan.js';
@@ -39,7 +39,7 @@ async function child(root: string, closurePath: string, compression: Compression
   const closure = await readClosureFile(closurePath);
   const plan = planLayers(closure, 'popularity', 99);
   const jobs: LayerJob[] = [];
-  // As src/build/build.ts does it (there lazily, here all first so scanning is timed apart).
+  // As src/builder/build.ts does it (there lazily, here all first so scanning is timed apart).
   const jobOpts = { storeDir: closure.storeDir, storeRoot: root, mtime: MTIME, compression, identities: cacheDir !== '-', narHashes: closure.paths };
   for (const l of plan.layers) jobs.push(await storeLayerJob(l.paths, jobOpts));
   const tScan = process.hrtime.bigint();

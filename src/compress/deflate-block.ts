@@ -34,7 +34,7 @@ export const GZIP_LEVEL = 6;
 export const LIBDEFLATE_PACKAGE_VERSION = '0.1.0';
 /**
  * Identifies the exact byte format; part of every gzip layer's cache identity. `store-path-runs`:
- * in store layers a member also starts at each store path's run (src/build/segmented-layer.ts).
+ * in store layers a member also starts at each store path's run (src/builder/segmented-layer.ts).
  */
 export const GZIP_FORMAT_TAG = `gzip/libdeflate-wasm-${LIBDEFLATE_PACKAGE_VERSION}/level${GZIP_LEVEL}/members${BLOCK_SIZE}/store-path-runs`;
 

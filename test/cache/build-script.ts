@@ -4,7 +4,7 @@
  * The store must have been made by makeStore; prints { outputDigest, stats } as JSON.
  */
 import { openLayerCache } from '../../src/cache/layer-cache.js';
-import { newProduceStats } from '../../src/build/produce-layers.js';
+import { newProduceStats } from '../../src/builder/produce-layers.js';
 import type { Compression } from '../../src/image/media-types.js';
 import { buildFixture, STORE_DIR } from './fixture.js';
 import { readdirSync } from 'node:fs';

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from '
 import { join } from 'node:path';
 import { openLayerCache } from '../../src/cache/layer-cache.js';
 import { parseSize, pruneCache } from '../../src/cache/prune.js';
-import { newProduceStats } from '../../src/build/produce-layers.js';
+import { newProduceStats } from '../../src/builder/produce-layers.js';
 import { cliPath, tempDir } from '../support/paths.js';
 import { buildFixture, makeStore, treeDigest } from './fixture.js';
 

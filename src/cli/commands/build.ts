@@ -1,5 +1,5 @@
-import { buildImage } from '../../build/build.js';
-import { emptyCustomisation, parseAdd, parseSymlink, type CustomisationSpec } from '../../build/customisation.js';
+import { buildImage } from '../../builder/build.js';
+import { emptyCustomisation, parseAdd, parseSymlink, type CustomisationSpec } from '../../builder/customisation.js';
 import { ociManifest } from '../../image/manifest.js';
 import { openOutputDestination, type OutputFormat } from '../../transports/open-destination.js';
 import type { Compression } from '../../image/media-types.js';
