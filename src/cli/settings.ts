@@ -72,13 +72,6 @@ export function envList(values: readonly string[] | undefined): string[] | undef
   return [...values];
 }
 
-/** `os/arch[/variant]`. */
-export function parsePlatform(s: string): { os: string; architecture: string; variant?: string } {
-  const parts = s.split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) throw new StrataError(`--platform ${JSON.stringify(s)}: expected OS/ARCH[/VARIANT]`);
-  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
-}
-
 export interface ImageFlags {
   entrypoint?: string[];
   cmd?: string[];

@@ -43,3 +43,16 @@ export function compressionOfMediaType(mediaType: string): Compression | undefin
       return undefined;
   }
 }
+
+const INDEX_TYPES = new Set<string>([MediaTypes.ociIndex, MediaTypes.dockerManifestList]);
+const MANIFEST_TYPES = new Set<string>([MediaTypes.ociManifest, MediaTypes.dockerManifest]);
+
+/** An OCI index or a Docker manifest list. */
+export function isIndexMediaType(mediaType: string): boolean {
+  return INDEX_TYPES.has(mediaType);
+}
+
+/** An OCI image manifest or a Docker schema 2 manifest. */
+export function isManifestMediaType(mediaType: string): boolean {
+  return MANIFEST_TYPES.has(mediaType);
+}

@@ -1,47 +1,60 @@
 import { stat } from 'node:fs/promises';
-import type { Platform } from '../image/config.js';
+import type { Platform } from '../image/platform.js';
 import { StrataError } from '../util/errors.js';
 import { openDockerArchive } from './docker-archive/read.js';
-import { openOciArchive, openOciLayout } from './oci-layout/read.js';
+import { openOciArchiveRoot, openOciLayoutRoot } from './oci-layout/read.js';
 import { indexTarFile } from './tar-index.js';
-import type { ImageSource } from './types.js';
-import { openRegistrySource } from './registry/source.js';
+import { imageOf, type ImageSource, type RootSource } from './types.js';
 import type { RegistryOptions } from './registry/client.js';
 
 export interface OpenSourceOptions {
-  platform?: { os: string; architecture: string; variant?: string };
+  /** Which image of a multi-platform source (default linux/amd64; containers/image's rules). */
+  platform?: Platform;
   /** Credentials, insecure hosts and retries for `docker://` sources. */
   registry?: RegistryOptions;
 }
 
-
 /**
- * Opens a base image by reference:
+ * Opens an image by reference:
  * `docker-archive:FILE[:NAME:TAG]`, `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker://…`,
- * or a bare path whose format is detected from its contents.
+ * or a bare path whose format is detected from its contents. A multi-platform root resolves to
+ * the image for `opts.platform`.
  */
 export async function openImageSource(ref: string, opts: OpenSourceOptions = {}): Promise<ImageSource> {
-  const platform: Platform | undefined = opts.platform;
-  if (ref.startsWith('docker://')) return openRegistry(ref, opts);
+  return imageOf(await openImageRoot(ref, opts), opts.platform);
+}
+
+/** Opens what a reference names as it is: an image, or an index (whose children open lazily). */
+export async function openImageRoot(ref: string, opts: OpenSourceOptions = {}): Promise<RootSource> {
+  if (ref.startsWith('docker://')) {
+    const { openRegistryRoot } = await import('./registry/source.js');
+    return openRegistryRoot(ref, opts.registry ?? {});
+  }
   for (const transport of ['docker-archive', 'oci-archive', 'oci'] as const) {
     const prefix = `${transport}:`;
     if (!ref.startsWith(prefix)) continue;
     const { path, name } = await splitPathAndName(ref.slice(prefix.length));
     if (path === '') throw new StrataError(`${ref}: no path given`);
+    const named = name !== undefined ? { ref: name } : {};
     switch (transport) {
-      case 'docker-archive': return openDockerArchive(path, name !== undefined ? { ref: name } : {});
-      case 'oci-archive': return openOciArchive(path, { ...(name !== undefined ? { ref: name } : {}), ...(platform ? { platform } : {}) });
-      case 'oci': return openOciLayout(path, { ...(name !== undefined ? { ref: name } : {}), ...(platform ? { platform } : {}) });
+      case 'docker-archive': return rootOf(await openDockerArchive(path, named));
+      case 'oci-archive': return openOciArchiveRoot(path, named);
+      case 'oci': return openOciLayoutRoot(path, named);
     }
   }
-  return openDetected(ref, platform);
+  return openDetected(ref);
+}
+
+/** A docker-archive holds single images: its root is the image. */
+function rootOf(source: ImageSource): RootSource {
+  return { name: source.name, root: source.image, close: () => source.close() };
 }
 
 /**
  * `PATH:NAME` splits at the first colon, as containers/image does — unless a longer prefix
  * names an existing file or directory, so paths that contain a colon still work.
  */
-async function splitPathAndName(rest: string): Promise<{ path: string; name?: string }> {
+export async function splitPathAndName(rest: string): Promise<{ path: string; name?: string }> {
   if (await exists(rest)) return { path: rest };
   const colons = [...rest.matchAll(/:/g)].map((m) => m.index!);
   const longestExisting = await (async () => {
@@ -63,7 +76,7 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-async function openDetected(path: string, platform: Platform | undefined): Promise<ImageSource> {
+async function openDetected(path: string): Promise<RootSource> {
   let st;
   try {
     st = await stat(path);
@@ -72,17 +85,13 @@ async function openDetected(path: string, platform: Platform | undefined): Promi
   }
   if (st.isDirectory()) {
     if (!(await exists(`${path}/oci-layout`))) throw new StrataError(`base image ${path}: directory has no oci-layout file (not an OCI image layout)`);
-    return openOciLayout(path, platform ? { platform } : {});
+    return openOciLayoutRoot(path);
   }
   // Scan the archive once and hand the index to whichever reader the contents call for.
   const index = await indexTarFile(path);
   const has = (n: string): boolean => index.members.has(n);
   // Docker >= 25 archives carry both; manifest.json is what docker-archive readers use.
-  if (has('manifest.json') || has('repositories')) return openDockerArchive(path, { index });
-  if (has('oci-layout')) return openOciArchive(path, { index, ...(platform ? { platform } : {}) });
+  if (has('manifest.json') || has('repositories')) return rootOf(await openDockerArchive(path, { index }));
+  if (has('oci-layout')) return openOciArchiveRoot(path, { index });
   throw new StrataError(`base image ${path}: tar archive has neither manifest.json, repositories nor oci-layout — not a docker-archive or oci-archive`);
-}
-
-async function openRegistry(ref: string, opts: OpenSourceOptions): Promise<ImageSource> {
-  return openRegistrySource(ref, { ...(opts.registry ?? {}), ...(opts.platform ? { platform: opts.platform } : {}) });
 }

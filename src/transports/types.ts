@@ -1,6 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../image/digest.js';
-import type { Image } from '../image/image.js';
+import type { Image, ImageIndex } from '../image/image.js';
+import type { Platform } from '../image/platform.js';
+import { resolveImage } from '../image/select.js';
 import type { Layer } from '../image/layer.js';
 import type { Compression } from '../image/media-types.js';
 
@@ -64,10 +66,16 @@ export interface FileRegion {
 }
 
 /**
- * One output of a build: docker-archive, OCI layout (dir or tar), or a registry.
+ * One output: docker-archive, OCI layout (dir or tar), or a registry.
  * A destination is written in three steps — blobs (new layers streamed in, existing layers
- * copied or mounted), then `commit` with the finished Image, which makes it visible
- * atomically (rename, or manifest PUT last). `abort` removes every trace of a failed build.
+ * copied or mounted), then `commit` with the finished root, which makes it visible atomically
+ * (rename, or manifest PUT last). `abort` removes every trace of a failed build.
+ *
+ * The root is an Image or an ImageIndex. For an image, commit writes its config and manifest;
+ * its layers are the ones given through beginBlob/addLayer. For an index, commit writes the whole
+ * tree under it, every child's blobs and manifests before the index, so a destination can take
+ * images read from anywhere (blobs are copied, mounted or skipped where already present). A
+ * destination that cannot hold an index (docker-archive) refuses it with a StrataError.
  */
 export interface ImageDestination {
   /** Human-readable name for messages, e.g. `docker-archive:out.tar`. */
@@ -78,7 +86,8 @@ export interface ImageDestination {
   beginBlob(expectedSize?: number): Promise<BlobWriter>;
   /** Adds an existing layer (from a base image) without changing its bytes. */
   addLayer(layer: Layer): Promise<void>;
-  commit(image: Image, refs: readonly string[]): Promise<void>;
+  /** `refs`: names for the root (`--tag`); a destination reference's own name adds to them. */
+  commit(root: Image | ImageIndex, refs: readonly string[]): Promise<void>;
   abort(): Promise<void>;
 }
 
@@ -88,4 +97,21 @@ export interface ImageSource {
   readonly image: Image;
   /** Releases file handles or connections. */
   close(): Promise<void>;
+}
+
+/** What a reference names, as it is: an image, or an index whose children open lazily. */
+export interface RootSource {
+  readonly name: string;
+  readonly root: Image | ImageIndex;
+  close(): Promise<void>;
+}
+
+/** The image a root source stands for on `platform` (the one platform matcher decides). */
+export async function imageOf(source: RootSource, platform: Platform | undefined): Promise<ImageSource> {
+  try {
+    return { name: source.name, image: await resolveImage(source.root, platform, source.name), close: () => source.close() };
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
 }

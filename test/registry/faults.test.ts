@@ -176,7 +176,7 @@ test('malformed manifests, wrong config bytes and corrupt layer blobs from a ser
   try {
     await assert.rejects(openRegistrySource(`${host}/bad/json:1`), new RegExp(`docker://${host}/bad/json:1: the registry returned a malformed manifest \\(not JSON`));
     await assert.rejects(openRegistrySource(`${host}/bad/array:1`), /malformed manifest \(not a JSON object\)/);
-    await assert.rejects(openRegistrySource(`${host}/bad/layers:1`), /manifest "config": digest "sha256:00" is not a sha256 digest \(malformed manifest\)/);
+    await assert.rejects(openRegistrySource(`${host}/bad/layers:1`), /manifest "config": digest: "sha256:00" is not a sha256 digest/);
     await assert.rejects(openRegistrySource(`${host}/bad/schema1:1`), /schema 1 manifests are not supported/);
     await assert.rejects(openRegistrySource(`${host}/bad/header:1`), /manifest bytes hash to sha256:[0-9a-f]{64} but the registry says Docker-Content-Digest: sha256:1111/);
     await assert.rejects(openRegistrySource(`${host}/bad/config:1`), new RegExp(`config of docker://${host}/bad/config:1: blob ${config.configDigest} is ${config.configBytes.length + 1} bytes, the manifest says ${config.configBytes.length}`));

@@ -7,7 +7,7 @@ import { parsePlanFile } from '../../layering/plan-file.js';
 import type { PreviousAssignment } from '../../layering/stable.js';
 import type { ImageSource } from '../../transports/types.js';
 import { StrataError } from '../../util/errors.js';
-import { parsePlatform } from '../settings.js';
+import { parsePlatform } from '../../image/platform.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
 
 export interface ClosureArgs extends RegistryArgs {
@@ -32,7 +32,7 @@ export async function loadClosure(args: ClosureArgs): Promise<Closure> {
 
 /** Options for opening an image named on the command line: platform choice and registry access. */
 export function sourceOptions(args: RegistryArgs & { platform?: string }) {
-  return { ...(args.platform ? { platform: parsePlatform(args.platform) } : {}), registry: registryOptions(args) };
+  return { ...(args.platform ? { platform: parsePlatform(args.platform, '--platform') } : {}), registry: registryOptions(args) };
 }
 
 /** Opens `--from` and lists the store paths its layers already carry. */

@@ -2,14 +2,16 @@ import { createReadStream } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Platform } from '../../image/config.js';
-import { digestHex, parseDigest, type Digest } from '../../image/digest.js';
-import type { Image } from '../../image/image.js';
+import { parseAnnotations, parseDescriptor, type Descriptor } from '../../image/descriptor.js';
+import { digestHex, type Digest } from '../../image/digest.js';
+import type { Image, ImageIndex } from '../../image/image.js';
 import type { Layer } from '../../image/layer.js';
-import { compressionOfMediaType, MediaTypes, ociLayerMediaType, type Compression } from '../../image/media-types.js';
+import { serializeIndex, type SerializedManifest } from '../../image/manifest.js';
+import { compressionOfMediaType, isIndexMediaType, isManifestMediaType, MediaTypes, ociLayerMediaType, type Compression } from '../../image/media-types.js';
+import type { Platform } from '../../image/platform.js';
 import { StrataError } from '../../util/errors.js';
 import { indexTarFile, openMember, readMember, readMemberHead, resolveMember, type TarIndex } from '../tar-index.js';
-import type { ImageSource } from '../types.js';
+import { imageOf, type ImageSource, type RootSource } from '../types.js';
 import { parseImageConfig, sniffCompression, verifyBytes, verifyingLayerStream, zstdUnsupported } from '../verify.js';
 
 /**
@@ -19,7 +21,6 @@ import { parseImageConfig, sniffCompression, verifyBytes, verifyingLayerStream, 
  */
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
-const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
 
 export interface OciReadOptions {
   /** Matches `org.opencontainers.image.ref.name` exactly. */
@@ -106,31 +107,6 @@ function archiveStore(index: TarIndex): LayoutStore {
   };
 }
 
-interface Descriptor {
-  mediaType?: string;
-  digest: Digest;
-  size: number;
-  annotations?: Record<string, string>;
-  platform?: Platform;
-}
-
-function parseDescriptor(v: unknown, what: string): Descriptor {
-  if (v === null || typeof v !== 'object') throw new StrataError(`${what}: not a descriptor object`);
-  const o = v as Record<string, unknown>;
-  const digest = parseDigest(o['digest'], `${what}: digest`);
-  if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0) {
-    throw new StrataError(`${what}: bad size ${JSON.stringify(o['size'])}`);
-  }
-  const d: Descriptor = { digest, size: o['size'] };
-  if (typeof o['mediaType'] === 'string') d.mediaType = o['mediaType'];
-  if (o['annotations'] !== null && typeof o['annotations'] === 'object') d.annotations = o['annotations'] as Record<string, string>;
-  const p = o['platform'] as Record<string, unknown> | undefined;
-  if (p !== null && typeof p === 'object' && typeof p['os'] === 'string' && typeof p['architecture'] === 'string') {
-    d.platform = { os: p['os'], architecture: p['architecture'], ...(typeof p['variant'] === 'string' ? { variant: p['variant'] } : {}) };
-  }
-  return d;
-}
-
 function parseJsonObject(bytes: Buffer, what: string): Record<string, unknown> {
   let v: unknown;
   try {
@@ -141,24 +117,6 @@ function parseJsonObject(bytes: Buffer, what: string): Record<string, unknown> {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new StrataError(`${what} is not a JSON object`);
   return v as Record<string, unknown>;
 }
-
-function formatPlatform(p: Platform | undefined): string {
-  return p === undefined ? 'unknown platform' : `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
-}
-
-/** Variant defaults as containerd normalises them, so `arm64` matches `arm64/v8`. */
-function defaultVariant(arch: string): string | undefined {
-  return arch === 'arm64' ? 'v8' : arch === 'arm' ? 'v7' : undefined;
-}
-
-function platformMatches(have: Platform, want: Platform): boolean {
-  if (have.os !== want.os || have.architecture !== want.architecture) return false;
-  if (want.variant === undefined) return true;
-  return (have.variant ?? defaultVariant(have.architecture)) === want.variant;
-}
-
-const INDEX_TYPES = new Set<string>([MediaTypes.ociIndex, MediaTypes.dockerManifestList]);
-const MANIFEST_TYPES = new Set<string>([MediaTypes.ociManifest, MediaTypes.dockerManifest]);
 
 class LayoutReader {
   constructor(private readonly store: LayoutStore) {}
@@ -172,7 +130,11 @@ class LayoutReader {
     return bytes;
   }
 
-  async read(opts: OciReadOptions): Promise<Image> {
+  /**
+   * The layout's root as it is: the entry `opts.ref` names (or the only entry), an image or an
+   * index. Several entries under one name (one per platform) are read as an index over them.
+   */
+  async root(opts: OciReadOptions): Promise<Image | ImageIndex> {
     const s = this.store;
     const layoutFile = await s.readFile('oci-layout');
     if (layoutFile === undefined) throw new StrataError(`${s.name}: no oci-layout file (not an OCI image layout)`);
@@ -196,89 +158,61 @@ class LayoutReader {
       }
       chosen = top;
     }
-    const want = opts.platform ?? DEFAULT_PLATFORM;
-    // One image manifest chosen by name is used as it is; an index (or several entries sharing a
-    // name) is resolved by platform.
-    let manifest: Descriptor;
-    if (chosen.length === 1 && (await this.kind(chosen[0]!)) === 'manifest') {
-      manifest = chosen[0]!;
-    } else {
-      manifest = await this.pickPlatform(chosen, want, 0);
-    }
-    return this.readImage(manifest);
+    if (chosen.length === 1) return this.node(chosen[0]!, 0);
+    const synthetic = serializeIndex(chosen);
+    return this.indexOf(synthetic, chosen, 0);
   }
 
   private descriptors(obj: Record<string, unknown>, what: string): Descriptor[] {
     const list = obj['manifests'];
     if (!Array.isArray(list)) throw new StrataError(`${this.store.name}: ${what} has no "manifests" array`);
-    return list.map((v, i) => parseDescriptor(v, `${this.store.name}: ${what} manifests[${i}]`));
+    return list.map((v, i) => parseDescriptor(v, `${this.store.name}: ${what} manifests[${i}]`, { mediaTypeOptional: true }));
   }
 
-  /** Whether a descriptor leads to an index or an image manifest (reads it when mediaType is absent). */
-  private async kind(d: Descriptor): Promise<'index' | 'manifest'> {
-    if (d.mediaType !== undefined && INDEX_TYPES.has(d.mediaType)) return 'index';
-    if (d.mediaType !== undefined && MANIFEST_TYPES.has(d.mediaType)) return 'manifest';
-    const obj = parseJsonObject(await this.blob(d, 'manifest'), `${this.store.name}: blob ${d.digest}`);
-    if (typeof obj['mediaType'] === 'string' && INDEX_TYPES.has(obj['mediaType'])) return 'index';
-    if (Array.isArray(obj['manifests'])) return 'index';
-    if (obj['config'] !== undefined && Array.isArray(obj['layers'])) return 'manifest';
-    throw new StrataError(`${this.store.name}: blob ${d.digest} (media type ${d.mediaType ?? 'unset'}) is neither an image manifest nor an index`);
-  }
-
-  /** Flattens indexes (nested ones too) to image manifests and picks the one for `want`. */
-  private async pickPlatform(entries: readonly Descriptor[], want: Platform, depth: number): Promise<Descriptor> {
-    const seen: string[] = [];
-    const found = await this.collect(entries, want, depth, seen);
-    if (found === undefined) {
-      throw new StrataError(`${this.store.name}: no image for platform ${formatPlatform(want)} — available: ${seen.length ? seen.join(', ') : '(none)'}`);
-    }
-    return found;
-  }
-
-  private async collect(entries: readonly Descriptor[], want: Platform, depth: number, seen: string[]): Promise<Descriptor | undefined> {
+  /** Opens what a descriptor points at: an image, or an index whose children open the same way. */
+  private async node(d: Descriptor, depth: number): Promise<Image | ImageIndex> {
     if (depth > 8) throw new StrataError(`${this.store.name}: image indexes nest more than 8 levels deep`);
-    for (const d of entries) {
-      if ((await this.kind(d)) === 'index') {
-        if (d.platform !== undefined && !platformMatches(d.platform, want)) {
-          seen.push(formatPlatform(d.platform));
-          continue;
-        }
-        const sub = parseJsonObject(await this.blob(d, 'index'), `${this.store.name}: index ${d.digest}`);
-        const hit = await this.collect(this.descriptors(sub, `index ${d.digest}`), want, depth + 1, seen);
-        if (hit !== undefined) return hit;
-        continue;
-      }
-      // Descriptors without a platform (skopeo writes none) are judged by their config.
-      const p = d.platform ?? (await this.configPlatform(d));
-      seen.push(formatPlatform(p));
-      if (p !== undefined && platformMatches(p, want)) return d;
+    const bytes = await this.blob(d, isIndexMediaType(d.mediaType) ? 'index' : 'manifest');
+    const obj = parseJsonObject(bytes, `${this.store.name}: blob ${d.digest}`);
+    const declared = typeof obj['mediaType'] === 'string' ? obj['mediaType'] : d.mediaType;
+    const isIdx = isIndexMediaType(declared) || (declared === '' && Array.isArray(obj['manifests']));
+    if (isIdx) {
+      const what = `index ${d.digest}`;
+      const m: SerializedManifest = { mediaType: declared || MediaTypes.ociIndex, bytes, digest: d.digest };
+      return this.indexOf(m, this.descriptors(obj, what), depth, parseAnnotations(obj['annotations'], `${this.store.name}: ${what} annotations`));
     }
-    return undefined;
+    if (isManifestMediaType(declared) || (declared === '' && obj['config'] !== undefined && Array.isArray(obj['layers']))) {
+      return this.readImage(d, obj, { mediaType: declared || MediaTypes.ociManifest, bytes, digest: d.digest });
+    }
+    throw new StrataError(`${this.store.name}: blob ${d.digest} (media type ${declared || 'unset'}) is neither an image manifest nor an index`);
   }
 
-  private async configPlatform(d: Descriptor): Promise<Platform | undefined> {
-    const m = parseJsonObject(await this.blob(d, 'manifest'), `${this.store.name}: manifest ${d.digest}`);
-    const cd = parseDescriptor(m['config'], `${this.store.name}: manifest ${d.digest} config`);
-    const c = parseJsonObject(await this.blob(cd, 'config'), `${this.store.name}: config ${cd.digest}`);
-    if (typeof c['os'] !== 'string' || typeof c['architecture'] !== 'string') return undefined;
-    return { os: c['os'], architecture: c['architecture'], ...(typeof c['variant'] === 'string' ? { variant: c['variant'] } : {}) };
+  private indexOf(manifest: SerializedManifest, children: Descriptor[], depth: number, annotations?: Record<string, string>): ImageIndex {
+    return {
+      manifest,
+      children,
+      ...(annotations ? { annotations } : {}),
+      child: (c) => {
+        if (!children.includes(c)) throw new StrataError(`internal: ${c.digest} is not a child of index ${manifest.digest}`);
+        return this.node(c, depth + 1);
+      },
+    };
   }
 
-  private async readImage(md: Descriptor): Promise<Image> {
+  private async readImage(md: Descriptor, m: Record<string, unknown>, manifest: SerializedManifest): Promise<Image> {
     const s = this.store;
     const where = `${s.name} manifest ${md.digest}`;
-    const m = parseJsonObject(await this.blob(md, 'manifest'), where);
     if (m['schemaVersion'] !== 2) throw new StrataError(`${where}: schemaVersion ${JSON.stringify(m['schemaVersion'])} is not supported (need 2)`);
     if (!Array.isArray(m['layers'])) throw new StrataError(`${where}: no "layers" array`);
-    const configDesc = parseDescriptor(m['config'], `${where}: config`);
+    const configDesc = parseDescriptor(m['config'], `${where}: config`, { mediaTypeOptional: true });
     const configBytes = await this.blob(configDesc, 'config');
-    const layerDescs = m['layers'].map((v, i) => parseDescriptor(v, `${where}: layers[${i}]`));
+    const layerDescs = m['layers'].map((v, i) => parseDescriptor(v, `${where}: layers[${i}]`, { mediaTypeOptional: true }));
     const config = parseImageConfig(configBytes, `${where} (config ${configDesc.digest})`, layerDescs.length);
 
     const layers: Layer[] = [];
     for (const [i, d] of layerDescs.entries()) {
       const what = `layer ${i} (${d.digest}) of ${s.name}`;
-      const mediaType = d.mediaType ?? '';
+      const mediaType = d.mediaType;
       const compression = compressionOfMediaType(mediaType);
       if (compression === undefined) throw new StrataError(`${what}: unsupported layer media type ${JSON.stringify(mediaType)}`);
       if (compression === 'zstd') throw zstdUnsupported(what);
@@ -293,8 +227,8 @@ class LayoutReader {
       const ociType = mediaType.startsWith('application/vnd.oci.') ? mediaType : ociLayerMediaType(compression);
       layers.push(new LayoutLayer(s, config.rootfs.diff_ids[i]!, d.digest, d.size, ociType, compression, what));
     }
-    const annotations = m['annotations'] !== null && typeof m['annotations'] === 'object' ? (m['annotations'] as Record<string, string>) : undefined;
-    return { config, configBytes, configDigest: configDesc.digest, layers, ...(annotations ? { annotations } : {}) };
+    const annotations = parseAnnotations(m['annotations'], `${where}: annotations`);
+    return { config, configBytes, configDigest: configDesc.digest, layers, manifest, ...(annotations ? { annotations } : {}) };
   }
 }
 
@@ -316,13 +250,22 @@ class LayoutLayer implements Layer {
   }
 }
 
+/** The layout's root (image or index) as it is, without choosing a platform. */
+export async function openOciLayoutRoot(dir: string, opts: OciReadOptions = {}): Promise<RootSource> {
+  const root = await new LayoutReader(dirStore(dir)).root(opts);
+  return { name: `oci:${dir}${opts.ref !== undefined ? `:${opts.ref}` : ''}`, root, close: async () => undefined };
+}
+
+export async function openOciArchiveRoot(file: string, opts: OciReadOptions & { index?: TarIndex } = {}): Promise<RootSource> {
+  const index = opts.index ?? (await indexTarFile(file));
+  const root = await new LayoutReader(archiveStore(index)).root(opts);
+  return { name: `oci-archive:${file}${opts.ref !== undefined ? `:${opts.ref}` : ''}`, root, close: async () => undefined };
+}
+
 export async function openOciLayout(dir: string, opts: OciReadOptions = {}): Promise<ImageSource> {
-  const image = await new LayoutReader(dirStore(dir)).read(opts);
-  return { name: `oci:${dir}${opts.ref !== undefined ? `:${opts.ref}` : ''}`, image, close: async () => undefined };
+  return imageOf(await openOciLayoutRoot(dir, opts), opts.platform);
 }
 
 export async function openOciArchive(file: string, opts: OciReadOptions & { index?: TarIndex } = {}): Promise<ImageSource> {
-  const index = opts.index ?? (await indexTarFile(file));
-  const image = await new LayoutReader(archiveStore(index)).read(opts);
-  return { name: `oci-archive:${file}${opts.ref !== undefined ? `:${opts.ref}` : ''}`, image, close: async () => undefined };
+  return imageOf(await openOciArchiveRoot(file, opts), opts.platform);
 }

@@ -1,11 +1,14 @@
 import type { Readable } from 'node:stream';
 import { StrataError } from '../../util/errors.js';
-import type { ImageConfig, Platform } from '../../image/config.js';
+import type { ImageConfig } from '../../image/config.js';
+import { parseAnnotations, parseDescriptor } from '../../image/descriptor.js';
 import { isDigest, parseDigest, sha256Digest, type Digest } from '../../image/digest.js';
-import type { Image } from '../../image/image.js';
+import type { Image, ImageIndex } from '../../image/image.js';
 import type { Layer } from '../../image/layer.js';
-import { compressionOfMediaType, MediaTypes, ociLayerMediaType, type Compression } from '../../image/media-types.js';
-import type { ImageSource } from '../types.js';
+import { compressionOfMediaType, isIndexMediaType, isManifestMediaType, ociLayerMediaType, type Compression } from '../../image/media-types.js';
+import { formatPlatform, type Platform } from '../../image/platform.js';
+import { resolveImage } from '../../image/select.js';
+import type { ImageSource, RootSource } from '../types.js';
 import { RegistryClient, type FetchedManifest, type RegistryOptions } from './client.js';
 import { formatReference, manifestReference, parseRegistryReference, type RegistryReference } from './reference.js';
 
@@ -43,8 +46,6 @@ export class RegistrySource implements ImageSource {
     readonly name: string,
     readonly image: Image,
     readonly reference: RegistryReference,
-    /** Digest of the image manifest that was read (for an index: of the chosen platform's manifest). */
-    readonly manifestDigest: Digest,
     readonly client: RegistryClient,
   ) {}
 
@@ -53,27 +54,65 @@ export class RegistrySource implements ImageSource {
   }
 }
 
-const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
+/** What a registry reference names, as it is: an image or an index whose children are fetched on demand. */
+export class RegistryRoot implements RootSource {
+  constructor(
+    readonly name: string,
+    readonly root: Image | ImageIndex,
+    readonly reference: RegistryReference,
+    readonly client: RegistryClient,
+  ) {}
 
-/** Reads an image from a registry: manifest (through an index if needed) and config now, layers lazily. */
-export async function openRegistrySource(ref: string, opts: RegistryOptions = {}): Promise<RegistrySource> {
+  async close(): Promise<void> {}
+}
+
+const MAX_DEPTH = 8;
+
+/** Reads the root a reference names: its manifest or index now (digest checked), children lazily. */
+export async function openRegistryRoot(ref: string, opts: RegistryOptions = {}): Promise<RegistryRoot> {
   const r = parseRegistryReference(ref);
   const name = `docker://${formatReference(r)}`;
   const client = new RegistryClient(r.apiHost, r.registry, r.repository, opts);
-  let m = await client.getManifest(r.repository, manifestReference(r), name);
-  if (m.mediaType === MediaTypes.ociIndex || m.mediaType === MediaTypes.dockerManifestList || Array.isArray(m.json.manifests)) {
-    const platform = opts.platform ?? DEFAULT_PLATFORM;
-    const chosen = choosePlatform(m, platform, name);
-    m = await client.getManifest(r.repository, chosen, `${name} (${formatPlatform(platform)})`);
+  const m = await client.getManifest(r.repository, manifestReference(r), name);
+  return new RegistryRoot(name, await nodeOf(client, r, m, name, 0), r, client);
+}
+
+/** Reads an image from a registry: manifest (through an index if needed) and config now, layers lazily. */
+export async function openRegistrySource(ref: string, opts: RegistryOptions & { platform?: Platform } = {}): Promise<RegistrySource> {
+  const root = await openRegistryRoot(ref, opts);
+  const image = await resolveImage(root.root, opts.platform, root.name);
+  return new RegistrySource(root.name, image, root.reference, root.client);
+}
+
+async function nodeOf(client: RegistryClient, r: RegistryReference, m: FetchedManifest, name: string, depth: number): Promise<Image | ImageIndex> {
+  if (isIndexMediaType(m.mediaType) || Array.isArray(m.json.manifests)) {
+    if (depth >= MAX_DEPTH) throw new StrataError(`${name}: image indexes nest more than ${MAX_DEPTH} levels deep`);
+    const list = m.json.manifests;
+    if (!Array.isArray(list)) throw new StrataError(`${name}: the registry returned a malformed index ("manifests" is not an array)`);
+    const children = list.map((d, i) => parseDescriptor(d, `${name}: index manifests[${i}]`));
+    const annotations = parseAnnotations(m.json.annotations, `${name}: index annotations`);
+    return {
+      manifest: { mediaType: m.mediaType, bytes: m.bytes, digest: m.digest },
+      children,
+      ...(annotations ? { annotations } : {}),
+      async child(d) {
+        if (!children.includes(d)) throw new StrataError(`internal: ${d.digest} is not a child of ${name}`);
+        const what = `${name}@${d.digest}${d.platform ? ` (${formatPlatform(d.platform)})` : ''}`;
+        return nodeOf(client, r, await client.getManifest(r.repository, d.digest, what), what, depth + 1);
+      },
+    };
   }
-  if (m.mediaType !== MediaTypes.ociManifest && m.mediaType !== MediaTypes.dockerManifest) {
+  return imageOf(client, r, m, name);
+}
+
+async function imageOf(client: RegistryClient, r: RegistryReference, m: FetchedManifest, name: string): Promise<Image> {
+  if (!isManifestMediaType(m.mediaType)) {
     throw new StrataError(`${name}: unsupported manifest media type ${JSON.stringify(m.mediaType)} (expected an OCI or Docker schema 2 image manifest)`);
   }
-
-  const config = descriptorOf(m.json.config, `${name}: manifest "config"`);
+  const config = parseDescriptor(m.json.config, `${name}: manifest "config"`);
   const layers = m.json.layers;
   if (!Array.isArray(layers)) throw new StrataError(`${name}: the registry returned a malformed manifest ("layers" is not an array)`);
-  const layerDescs = layers.map((l, i) => descriptorOf(l, `${name}: manifest layers[${i}]`));
+  const layerDescs = layers.map((l, i) => parseDescriptor(l, `${name}: manifest layers[${i}]`));
 
   // Configs are small (kilobytes): read whole, checked against the manifest's digest.
   const configStream = await client.getBlob(r.repository, config.digest, config.size, `config of ${name}`);
@@ -101,43 +140,15 @@ export async function openRegistrySource(ref: string, opts: RegistryOptions = {}
     return new RegistryLayer(client, origin, d.digest, parseDigest(diffIds[i], `${name}: config rootfs.diff_ids[${i}]`), d.size, compression, what);
   });
 
-  const annotations = m.json.annotations && typeof m.json.annotations === 'object' ? (m.json.annotations as Record<string, string>) : undefined;
+  const annotations = parseAnnotations(m.json.annotations, `${name}: manifest annotations`);
   const image: Image = {
     config: imageConfig,
     configBytes,
     configDigest: config.digest,
     layers: imageLayers,
+    manifest: { mediaType: m.mediaType, bytes: m.bytes, digest: m.digest },
     ...(annotations ? { annotations } : {}),
   };
-  return new RegistrySource(name, image, r, m.digest, client);
+  return image;
 }
 
-function descriptorOf(v: unknown, what: string): { mediaType: string; digest: Digest; size: number } {
-  if (v === null || typeof v !== 'object') throw new StrataError(`${what} is missing or not an object (malformed manifest)`);
-  const d = v as Record<string, unknown>;
-  if (!isDigest(d.digest)) throw new StrataError(`${what}: digest ${JSON.stringify(d.digest)} is not a sha256 digest (malformed manifest)`);
-  if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) throw new StrataError(`${what}: size ${JSON.stringify(d.size)} is not a byte count (malformed manifest)`);
-  if (typeof d.mediaType !== 'string') throw new StrataError(`${what}: mediaType is missing (malformed manifest)`);
-  return { mediaType: d.mediaType, digest: d.digest, size: d.size };
-}
-
-function formatPlatform(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
-}
-
-/** The manifest digest an index lists for `platform` (variant compared only when asked for). */
-function choosePlatform(index: FetchedManifest, platform: Platform, name: string): Digest {
-  const list = index.json.manifests;
-  if (!Array.isArray(list)) throw new StrataError(`${name}: the registry returned a malformed index ("manifests" is not an array)`);
-  const offered: string[] = [];
-  for (const [i, e] of list.entries()) {
-    const entry = e as { digest?: unknown; platform?: Partial<Platform> };
-    const p = entry.platform;
-    if (!p) continue;
-    offered.push(formatPlatform({ os: p.os ?? '?', architecture: p.architecture ?? '?', ...(p.variant ? { variant: p.variant } : {}) }));
-    if (p.os === platform.os && p.architecture === platform.architecture && (platform.variant === undefined || p.variant === platform.variant)) {
-      return parseDigest(entry.digest, `${name}: index manifests[${i}].digest`);
-    }
-  }
-  throw new StrataError(`${name}: no image for platform ${formatPlatform(platform)} in its index (it has: ${offered.join(', ') || 'none'})`);
-}
