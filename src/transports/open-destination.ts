@@ -6,7 +6,9 @@ import { pipeline } from 'node:stream/promises';
 import type { Compression } from '../image/media-types.js';
 import { StrataError } from '../util/errors.js';
 import { openDockerArchiveDestination } from './docker-archive/write.js';
-import { openOciArchiveDestination, openOciDirectoryDestination } from './oci-layout/write.js';
+import { openOciArchiveDestination, openOciDirectoryDestination, openOciLayoutAppendDestination } from './oci-layout/write.js';
+import { splitPathAndName } from './open-source.js';
+import type { RegistryOptions } from './registry/client.js';
 import type { ImageDestination } from './types.js';
 
 export const OUTPUT_FORMATS = ['docker-archive', 'oci', 'oci-archive'] as const;
@@ -19,6 +21,53 @@ export interface OutputSpec {
   /** mtime of archive members. */
   mtime: number;
   compression?: Compression;
+}
+
+export interface DestinationOptions {
+  /** Format of a plain path (no transport prefix); default docker-archive. */
+  format?: OutputFormat;
+  /** mtime of archive members. */
+  mtime: number;
+  compression?: Compression;
+  /** Access, spooling and mount sources for `docker://` destinations. */
+  registry?: RegistryOptions;
+}
+
+/**
+ * Opens a destination by reference, the same references `openImageSource` reads:
+ * `oci:DIR[:REF]` (adds to the layout at DIR, made when missing), `oci-archive:FILE[:REF]`,
+ * `docker-archive:FILE[:NAME:TAG]`, `docker://HOST/REPO[:TAG]`, or a plain path (or `-`)
+ * written in `opts.format`. A REF (or NAME:TAG) names the root in the output, beside any `--tag`.
+ */
+export async function openImageDestination(ref: string, opts: DestinationOptions): Promise<ImageDestination> {
+  const compression = opts.compression ? { compression: opts.compression } : {};
+  if (ref.startsWith('docker://')) {
+    const { openRegistryDestination } = await import('./registry/destination.js');
+    return openRegistryDestination(ref, { ...(opts.registry ?? {}), ...compression });
+  }
+  for (const transport of ['docker-archive', 'oci-archive', 'oci'] as const) {
+    const prefix = `${transport}:`;
+    if (!ref.startsWith(prefix)) continue;
+    const { path, name } = await splitPathAndName(ref.slice(prefix.length));
+    if (path === '') throw new StrataError(`${ref}: no path given`);
+    const where = resolve(path);
+    switch (transport) {
+      case 'docker-archive': return openDockerArchiveDestination(where, { mtime: opts.mtime, ...compression, ...(name !== undefined ? { tag: name } : {}) });
+      case 'oci-archive': return openOciArchiveDestination(where, { mtime: opts.mtime, ...compression, ...(name !== undefined ? { refName: name } : {}) });
+      case 'oci': return openOciLayoutAppendDestination(where, { ...compression, ...(name !== undefined ? { refName: name } : {}) });
+    }
+  }
+  return openOutputDestination({ format: opts.format ?? 'docker-archive', output: ref, mtime: opts.mtime, ...compression });
+}
+
+/**
+ * The layer compression a destination gets unless asked: gzip where registries and OCI tools
+ * expect it; a docker-archive stays uncompressed, which is what `docker save` writes.
+ */
+export function defaultCompression(ref: string, format: OutputFormat = 'docker-archive'): Compression {
+  if (ref.startsWith('docker-archive:')) return 'none';
+  if (ref.startsWith('docker://') || ref.startsWith('oci:') || ref.startsWith('oci-archive:')) return 'gzip';
+  return format === 'docker-archive' ? 'none' : 'gzip';
 }
 
 /** Opens the local destination an output spec names. */

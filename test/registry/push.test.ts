@@ -1,3 +1,4 @@
+import { childOf, makeIndex } from '../../src/image/make-index.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -110,10 +111,12 @@ test('an index is pushed with the index media type and the source picks the aske
   const amd = makeImage([busybox, hello1]);
   const arm = makeImage([hello2], { architecture: 'arm64', variant: 'v8' });
   const dest = await openRegistryDestination(`${reg.host}/multi/app:1`, {});
-  const digest = await dest.commitIndex({ manifests: [
-    { image: amd, platform: { os: 'linux', architecture: 'amd64' } },
-    { image: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-  ] }, []);
+  const index = makeIndex([
+    childOf(amd, { platform: { os: 'linux', architecture: 'amd64' } }),
+    childOf(arm, { platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }),
+  ]);
+  await dest.commit(index, []);
+  const digest = index.manifest.digest;
   const raw = await rawManifest(`${reg.host}/multi/app:1`);
   assert.equal(hashOf(raw), digest);
   assert.equal((JSON.parse(raw.toString()) as { mediaType: string }).mediaType, 'application/vnd.oci.image.index.v1+json');

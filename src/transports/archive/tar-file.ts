@@ -1,3 +1,4 @@
+import { requireParent } from '../../util/output-path.js';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -39,6 +40,7 @@ export class ArchiveFile {
   ) {}
 
   static async create(finalPath: string, mtime: number): Promise<ArchiveFile> {
+    await requireParent(finalPath);
     const tempPath = join(dirname(finalPath), `.${basename(finalPath)}.strata-${randomBytes(6).toString('hex')}.tmp`);
     const fh = await open(tempPath, 'wx', 0o644);
     return new ArchiveFile(fh, tempPath, finalPath, mtime);

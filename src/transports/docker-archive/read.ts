@@ -6,6 +6,7 @@ import type { Layer } from '../../image/layer.js';
 import { ociLayerMediaType, type Compression } from '../../image/media-types.js';
 import { StrataError } from '../../util/errors.js';
 import { canonicalJsonBytes } from '../../util/json.js';
+import { normalizeImageRef } from '../../image/tag.js';
 import { indexTarFile, openMember, readMember, readMemberHead, resolveMember, type TarIndex, type TarMember } from '../tar-index.js';
 import type { ImageSource } from '../types.js';
 import { hashBlob, parseImageConfig, sniffCompression, verifyBytes, verifyingLayerStream, zstdUnsupported } from '../verify.js';
@@ -23,29 +24,6 @@ interface ManifestEntry {
   Config: string;
   RepoTags?: string[] | null;
   Layers: string[];
-}
-
-/** Normalises an image reference the way docker does, so `foo:1` matches `docker.io/library/foo:1`. */
-export function normalizeImageRef(ref: string): string {
-  let name = ref;
-  let suffix = '';
-  const at = name.indexOf('@');
-  if (at !== -1) {
-    suffix = name.slice(at);
-    name = name.slice(0, at);
-  }
-  const slash = name.lastIndexOf('/');
-  const colon = name.lastIndexOf(':');
-  if (colon > slash) {
-    suffix = name.slice(colon) + suffix;
-    name = name.slice(0, colon);
-  } else if (suffix === '') {
-    suffix = ':latest';
-  }
-  const first = name.split('/')[0]!;
-  const hasDomain = name.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
-  if (!hasDomain) name = name.includes('/') ? `docker.io/${name}` : `docker.io/library/${name}`;
-  return `${name}${suffix}`;
 }
 
 /** A base layer stored as a member of the archive. */

@@ -1,6 +1,6 @@
 import { canonicalJson, canonicalJsonBytes } from '../../util/json.js';
 import { chainIds, digestHex, sha256Digest, type Digest } from '../../image/digest.js';
-import type { Image } from '../../image/image.js';
+import { isIndex, type Image, type ImageIndex } from '../../image/image.js';
 import { parseTag } from '../../image/tag.js';
 import { StrataError } from '../../util/errors.js';
 import type { ImageDestination } from '../types.js';
@@ -13,17 +13,20 @@ import { ArchiveBlobs, type ArchiveDestinationOptions } from '../archive/archive
  * directories plus `repositories` for old Docker. Both describe the same layers; the v1 ids
  * chain from the bottom layer up, so an image built on a base continues the base's chain.
  */
-export async function openDockerArchiveDestination(path: string, opts: ArchiveDestinationOptions): Promise<ImageDestination> {
+export async function openDockerArchiveDestination(path: string, opts: ArchiveDestinationOptions & { tag?: string }): Promise<ImageDestination> {
   const blobs = new ArchiveBlobs(await ArchiveFile.create(path, opts.mtime));
   return {
     name: `docker-archive:${path}`,
     compression: opts.compression ?? 'none',
     beginBlob: (expectedSize) => blobs.beginBlob(expectedSize),
     addLayer: (layer) => blobs.addLayer(layer),
-    async commit(image: Image, refs: readonly string[]): Promise<void> {
+    async commit(root: Image | ImageIndex, refs: readonly string[]): Promise<void> {
+      if (isIndex(root)) throw new StrataError(`docker-archive:${path}: a docker-archive holds single images, not an index; write the index to oci:DIR, oci-archive:FILE or docker://REF`);
+      const image = root;
       const { byDigest, duplicates } = await blobs.placeAll();
       for (const d of duplicates) await blobs.archive.nameMember(d.member, `${digestHex(d.digest)}.tar`);
-      await writeDockerArchiveMetadata(blobs.archive, image, refs, byDigest);
+      // `docker-archive:FILE:NAME:TAG` names the image as skopeo does, before any --tag.
+      await writeDockerArchiveMetadata(blobs.archive, image, opts.tag !== undefined ? [opts.tag, ...refs.filter((r) => r !== opts.tag)] : refs, byDigest);
       await blobs.archive.commit();
     },
     abort: () => blobs.abort(),

@@ -1,101 +1,203 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { canonicalJsonBytes } from '../../util/json.js';
-import { digestHex } from '../../image/digest.js';
-import type { Image } from '../../image/image.js';
+import { parseDescriptor, type Descriptor } from '../../image/descriptor.js';
+import { digestHex, type Digest } from '../../image/digest.js';
+import { isIndex, type Image, type ImageIndex } from '../../image/image.js';
 import type { Layer } from '../../image/layer.js';
-import { manifestDescriptor, ociManifest, type Descriptor } from '../../image/manifest.js';
+import { manifestDescriptor, serializeIndex, type SerializedManifest } from '../../image/manifest.js';
 import { MediaTypes } from '../../image/media-types.js';
 import { parseTag } from '../../image/tag.js';
+import { nodeManifest, visitBottomUp } from '../../image/walk.js';
 import { StrataError } from '../../util/errors.js';
+import { requireParent } from '../../util/output-path.js';
 import type { BlobWriter, ImageDestination } from '../types.js';
 import { ArchiveFile, writeFully } from '../archive/tar-file.js';
 import { ArchiveBlobs, type ArchiveDestinationOptions } from '../archive/archive-blobs.js';
+import { withLock } from './lock.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CONTAINERD_NAME = 'io.containerd.image.name';
 
-/** The small documents of an OCI layout for one image: everything but the layer blobs. */
-export function layoutDocuments(image: Image, refs: readonly string[]) {
-  const manifest = ociManifest(image);
-  const tags = refs.map(parseTag);
-  // One index entry per tag, as skopeo and Docker write them: `ref.name` holds the tag (what
-  // `oci:DIR:TAG` matches), containerd's annotation the full name (what `docker load` names it).
-  const manifests: Descriptor[] = tags.length === 0
-    ? [manifestDescriptor(manifest)]
-    : tags.map((t) => manifestDescriptor(manifest, { [REF_NAME]: t.tag, [CONTAINERD_NAME]: t.full }));
-  const index = { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests };
-  return {
-    ociLayout: canonicalJsonBytes({ imageLayoutVersion: MediaTypes.ociLayout }),
-    index: canonicalJsonBytes(index),
-    manifest,
-  };
+export interface LayoutDestinationOptions {
+  compression?: ArchiveDestinationOptions['compression'];
+  /** `oci:DIR:REF`: the entry's `org.opencontainers.image.ref.name`. */
+  refName?: string;
 }
 
 /**
- * An OCI image layout directory. It is assembled in a temporary directory beside the target and
- * renamed into place on commit, so a failed build leaves nothing; an existing layout at the
- * target is replaced (an existing non-layout directory is refused, never clobbered).
+ * The index.json entries naming a committed root. With a REF from the destination reference
+ * (`oci:DIR:REF`) there is one entry under that name; otherwise one entry per tag, as skopeo and
+ * Docker write them: `ref.name` holds the tag (what `oci:DIR:TAG` matches). containerd's
+ * annotation holds the fully qualified name (`docker.io/library/app:1`), the only form
+ * `docker load` of a containerd image store accepts as the image's name.
  */
-export async function openOciDirectoryDestination(path: string, opts: { compression?: ArchiveDestinationOptions['compression'] } = {}): Promise<ImageDestination> {
+export function layoutEntries(root: SerializedManifest, refs: readonly string[], refName?: string): Descriptor[] {
+  const tags = refs.map(parseTag);
+  if (refName !== undefined) {
+    const containerd: Record<string, string> = tags[0] ? { [CONTAINERD_NAME]: tags[0].qualified } : {};
+    return [manifestDescriptor(root, { annotations: { [REF_NAME]: refName, ...containerd } })];
+  }
+  if (tags.length === 0) return [manifestDescriptor(root)];
+  return tags.map((t) => manifestDescriptor(root, { annotations: { [REF_NAME]: t.tag, [CONTAINERD_NAME]: t.qualified } }));
+}
+
+const OCI_LAYOUT_FILE = canonicalJsonBytes({ imageLayoutVersion: MediaTypes.ociLayout });
+
+/** Where a layout's blobs go: a directory (fresh or existing) or an archive. */
+interface LayoutBlobs {
+  addLayer(layer: Layer): Promise<void>;
+  putBlob(digest: Digest, bytes: Buffer): Promise<void>;
+}
+
+/**
+ * Puts a root and everything under it into a layout's blobs, bottom up: each image's layers (only
+ * when `withLayers`: a freshly built image's layers are already there) and config, each manifest
+ * and each index, every digest once.
+ */
+async function putTree(blobs: LayoutBlobs, root: Image | ImageIndex, withLayers: boolean): Promise<SerializedManifest> {
+  const layers = new Set<Digest>();
+  await visitBottomUp(root, async (node, manifest) => {
+    if (!isIndex(node)) {
+      if (withLayers) {
+        for (const layer of node.layers) {
+          if (layers.has(layer.digest)) continue;
+          layers.add(layer.digest);
+          await blobs.addLayer(layer);
+        }
+      }
+      await blobs.putBlob(node.configDigest, node.configBytes);
+    }
+    await blobs.putBlob(manifest.digest, manifest.bytes);
+  });
+  return nodeManifest(root);
+}
+
+/**
+ * Blob files written into `blobDir` under temporary names and renamed to their digest once
+ * complete. A blob already there is kept (its name is its content); `created` lists the files
+ * this writer added, so that an abort removes exactly those.
+ */
+class BlobFiles implements LayoutBlobs {
+  private n = 0;
+  readonly created = new Set<string>();
+  private readonly tag = randomBytes(4).toString('hex');
+
+  constructor(readonly blobDir: string, private readonly durable: { output: string } | undefined) {}
+
+  private tempName(): string {
+    return join(this.blobDir, `.incoming-${this.tag}-${this.n++}`);
+  }
+
+  path(d: Digest): string {
+    return join(this.blobDir, digestHex(d));
+  }
+
+  private async has(d: Digest, size: number): Promise<boolean> {
+    const st = await stat(this.path(d)).catch(() => undefined);
+    return st !== undefined && st.isFile() && st.size === size;
+  }
+
+  /** Moves a finished temp file to its digest's name, or drops it when that blob is there. */
+  private async place(tmp: string, d: Digest): Promise<void> {
+    const hex = digestHex(d);
+    if (!this.created.has(hex) && (await stat(this.path(d)).then((s) => s.isFile(), () => false))) {
+      await rm(tmp, { force: true });
+      return;
+    }
+    await rename(tmp, this.path(d));
+    this.created.add(hex);
+  }
+
+  async begin(): Promise<BlobWriter> {
+    const tmp = this.tempName();
+    const fh = await open(tmp, 'wx', 0o644);
+    let written = 0;
+    return {
+      // Each write has reached the file when it resolves, so the producer may reuse the buffer.
+      releasesChunks: true,
+      acceptsConcurrentWrites: true,
+      region: { fd: fh.fd, offset: 0, path: tmp, ...(this.durable ? { durable: this.durable } : {}), wrote: (size) => void (written += size) },
+      async restart() {
+        written = 0;
+        await fh.truncate(0);
+      },
+      async write(chunk) {
+        // The position is claimed before awaiting: producers keep several writes in flight.
+        const at = written;
+        written += chunk.length;
+        await writeFully(fh, chunk, at);
+      },
+      close: async (digest, size) => {
+        await fh.close();
+        if (size !== written) throw new StrataError(`internal: blob is ${written} bytes, producer says ${size}`);
+        await this.place(tmp, digest);
+        return async () => createReadStream(this.path(digest));
+      },
+      abort: async () => {
+        await fh.close().catch(() => undefined);
+        await rm(tmp, { force: true });
+      },
+    };
+  }
+
+  async addLayer(layer: Layer): Promise<void> {
+    if (await this.has(layer.digest, layer.size)) return;
+    const tmp = this.tempName();
+    try {
+      await pipeline(await layer.open(), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    await this.place(tmp, layer.digest);
+  }
+
+  async putBlob(digest: Digest, bytes: Buffer): Promise<void> {
+    if (await this.has(digest, bytes.length)) return;
+    const tmp = this.tempName();
+    await writeFile(tmp, bytes, { flag: 'wx', mode: 0o644 });
+    await this.place(tmp, digest);
+  }
+
+  async removeCreated(): Promise<void> {
+    await Promise.all([...this.created].map((hex) => rm(join(this.blobDir, hex), { force: true })));
+    this.created.clear();
+  }
+}
+
+/**
+ * A fresh OCI image layout directory (`-o DIR --format oci`). It is assembled in a temporary
+ * directory beside the target and renamed into place on commit, so a failed build leaves nothing;
+ * an existing layout at the target is replaced (an existing non-layout directory is refused,
+ * never clobbered).
+ */
+export async function openOciDirectoryDestination(path: string, opts: LayoutDestinationOptions = {}): Promise<ImageDestination> {
   await refuseForeignDirectory(path);
+  await requireParent(path);
   const temp = join(dirname(path), `.${basename(path)}.strata-${randomBytes(6).toString('hex')}.tmp`);
   const blobDir = join(temp, 'blobs', 'sha256');
   await mkdir(blobDir, { recursive: true });
-  let n = 0;
+  const blobs = new BlobFiles(blobDir, { output: path });
   let committed = false;
-  // Blobs re-opened after commit live under the final path.
-  const blobPath = (hex: string) => join(committed ? path : temp, 'blobs', 'sha256', hex);
 
   return {
     name: `oci:${path}`,
     compression: opts.compression ?? 'none',
     async beginBlob(): Promise<BlobWriter> {
-      const tmp = join(blobDir, `.incoming-${n++}`);
-      const fh = await open(tmp, 'wx', 0o644);
-      let written = 0;
-      return {
-        // Each write has reached the file when it resolves, so the producer may reuse the buffer.
-        releasesChunks: true,
-        acceptsConcurrentWrites: true,
-        region: { fd: fh.fd, offset: 0, path: tmp, durable: { output: path }, wrote: (size) => void (written += size) },
-        async restart() {
-          written = 0;
-          await fh.truncate(0);
-        },
-        async write(chunk) {
-          // The position is claimed before awaiting: producers keep several writes in flight.
-          const at = written;
-          written += chunk.length;
-          await writeFully(fh, chunk, at);
-        },
-        async close(digest, size) {
-          await fh.close();
-          if (size !== written) throw new StrataError(`internal: blob is ${written} bytes, producer says ${size}`);
-          await rename(tmp, join(blobDir, digestHex(digest)));
-          return async () => createReadStream(blobPath(digestHex(digest)));
-        },
-        async abort() {
-          await fh.close().catch(() => undefined);
-          await rm(tmp, { force: true });
-        },
-      };
+      const writer = await blobs.begin();
+      const close = writer.close.bind(writer);
+      // Blobs re-opened after commit live under the final path.
+      return { ...writer, close: async (d, size) => { await close(d, size); return async () => createReadStream(join(committed ? path : temp, 'blobs', 'sha256', digestHex(d))); } };
     },
-    async addLayer(layer: Layer) {
-      const tmp = join(blobDir, `.incoming-${n++}`);
-      await pipeline(await layer.open(), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
-      await rename(tmp, join(blobDir, digestHex(layer.digest)));
-    },
-    async commit(image, refs) {
-      const docs = layoutDocuments(image, refs);
-      await writeFile(join(blobDir, digestHex(image.configDigest)), image.configBytes);
-      await writeFile(join(blobDir, digestHex(docs.manifest.digest)), docs.manifest.bytes);
-      await writeFile(join(temp, 'oci-layout'), docs.ociLayout);
-      await writeFile(join(temp, 'index.json'), docs.index);
+    addLayer: (layer) => blobs.addLayer(layer),
+    async commit(root, refs) {
+      const manifest = await putTree(blobs, root, isIndex(root));
+      await writeFile(join(temp, 'oci-layout'), OCI_LAYOUT_FILE);
+      await writeFile(join(temp, 'index.json'), serializeIndex(layoutEntries(manifest, refs, opts.refName)).bytes);
       await replaceDirectory(temp, path);
       committed = true;
     },
@@ -103,6 +205,85 @@ export async function openOciDirectoryDestination(path: string, opts: { compress
       await rm(temp, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * `-o oci:DIR[:REF]`: adds to the layout at DIR (made when missing), as skopeo copy does. Blobs
+ * go straight into DIR under temporary names (blobs already there are reused); commit adds the
+ * root's entries to index.json under a lock, replacing any entry of the same ref name, and writes
+ * it atomically (temp file, rename). Until then nothing names the new blobs, and an abort removes
+ * every file this destination added, so a failure leaves DIR as it was.
+ */
+export async function openOciLayoutAppendDestination(path: string, opts: LayoutDestinationOptions = {}): Promise<ImageDestination> {
+  await requireParent(path);
+  const existed = await stat(path).then((s) => {
+    if (!s.isDirectory()) throw new StrataError(`oci:${path}: exists and is not a directory; an OCI layout is a directory`);
+    return true;
+  }, () => false);
+  if (existed) {
+    const entries = await readdir(path);
+    if (entries.length > 0 && !entries.includes('oci-layout')) throw new StrataError(`oci:${path}: directory is not empty and not an OCI layout; refusing to add to it`);
+    if (entries.includes('index.json')) await readLayoutIndex(path);
+  }
+  const blobDir = join(path, 'blobs', 'sha256');
+  const madeDirs = existed ? await missingDirs(path, ['blobs', 'blobs/sha256']) : [path];
+  await mkdir(blobDir, { recursive: true });
+  const blobs = new BlobFiles(blobDir, undefined);
+
+  return {
+    name: `oci:${path}${opts.refName !== undefined ? `:${opts.refName}` : ''}`,
+    compression: opts.compression ?? 'none',
+    beginBlob: () => blobs.begin(),
+    addLayer: (layer) => blobs.addLayer(layer),
+    async commit(root, refs) {
+      const manifest = await putTree(blobs, root, isIndex(root));
+      const added = layoutEntries(manifest, refs, opts.refName);
+      await withLock(join(path, 'index.json.lock'), `oci:${path}`, async () => {
+        const current = await readLayoutIndex(path);
+        const names = new Set(added.map((d) => d.annotations?.[REF_NAME]).filter((n) => n !== undefined));
+        const kept = current.filter((d) => {
+          const name = d.annotations?.[REF_NAME];
+          // A name moves to the new root; an unnamed entry of the same root is not listed twice.
+          return name !== undefined ? !names.has(name) : !(d.digest === manifest.digest && added.some((a) => a.annotations?.[REF_NAME] === undefined));
+        });
+        if (!(await stat(join(path, 'oci-layout')).then(() => true, () => false))) await writeFile(join(path, 'oci-layout'), OCI_LAYOUT_FILE);
+        const tmp = join(path, `.index.json.strata-${randomBytes(6).toString('hex')}.tmp`);
+        await writeFile(tmp, serializeIndex([...kept, ...added]).bytes);
+        await rename(tmp, join(path, 'index.json'));
+      });
+    },
+    async abort() {
+      await blobs.removeCreated();
+      for (const d of [...madeDirs].reverse()) await rm(d, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The entries of DIR/index.json, or none when there is no index.json yet; a corrupt one is an error naming it. */
+async function readLayoutIndex(dir: string): Promise<Descriptor[]> {
+  const file = join(dir, 'index.json');
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new StrataError(`${file}: ${(e as Error).message}`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new StrataError(`${file} is not valid JSON (${(e as Error).message}); the layout was left unchanged`);
+  }
+  const list = (v as { manifests?: unknown } | null)?.manifests;
+  if (v === null || typeof v !== 'object' || !Array.isArray(list)) throw new StrataError(`${file} has no "manifests" array; the layout was left unchanged`);
+  return list.map((d, i) => parseDescriptor(d, `${file} manifests[${i}]`));
+}
+
+async function missingDirs(root: string, subdirs: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const s of subdirs) if (!(await stat(join(root, s)).then(() => true, () => false))) out.push(join(root, s));
+  return out;
 }
 
 async function refuseForeignDirectory(path: string): Promise<void> {
@@ -124,27 +305,28 @@ async function replaceDirectory(fresh: string, target: string): Promise<void> {
 }
 
 /** An OCI image layout as a single tar (`oci-archive:`), written in place like a docker-archive. */
-export async function openOciArchiveDestination(path: string, opts: ArchiveDestinationOptions): Promise<ImageDestination> {
+export async function openOciArchiveDestination(path: string, opts: ArchiveDestinationOptions & LayoutDestinationOptions): Promise<ImageDestination> {
   const blobs = new ArchiveBlobs(await ArchiveFile.create(path, opts.mtime));
+  const small = new Map<Digest, Buffer>();
   return {
     name: `oci-archive:${path}`,
     compression: opts.compression ?? 'none',
     beginBlob: (expectedSize) => blobs.beginBlob(expectedSize),
     addLayer: (layer) => blobs.addLayer(layer),
-    async commit(image, refs) {
+    async commit(root, refs) {
+      const manifest = await putTree({ addLayer: (l) => blobs.addLayer(l), putBlob: async (d, b) => void small.set(d, b) }, root, isIndex(root));
       const archive = blobs.archive;
       const { byDigest, duplicates } = await blobs.placeAll();
       // A duplicate carries the same bytes under the same name: extracting either gives the blob.
       for (const [digest, member] of [...byDigest, ...duplicates.map((d) => [d.digest, d.member] as const)]) {
         await archive.nameMember(member, `blobs/sha256/${digestHex(digest)}`);
       }
-      const docs = layoutDocuments(image, refs);
-      await archive.addFile(`blobs/sha256/${digestHex(image.configDigest)}`, image.configBytes);
-      await archive.addFile(`blobs/sha256/${digestHex(docs.manifest.digest)}`, docs.manifest.bytes);
+      // Configs first, then manifests bottom up, as a built image's archive always had them.
+      for (const [digest, bytes] of small) await archive.addFile(`blobs/sha256/${digestHex(digest)}`, bytes);
       await archive.addDirectory('blobs');
       await archive.addDirectory('blobs/sha256');
-      await archive.addFile('oci-layout', docs.ociLayout);
-      await archive.addFile('index.json', docs.index);
+      await archive.addFile('oci-layout', OCI_LAYOUT_FILE);
+      await archive.addFile('index.json', serializeIndex(layoutEntries(manifest, refs, opts.refName)).bytes);
       await archive.commit();
     },
     abort: () => blobs.abort(),

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StrataError } from '../../util/errors.js';
-import { canonicalJsonBytes } from '../../util/json.js';
 import type { Digest } from '../../image/digest.js';
-import type { Image, ImageIndex } from '../../image/image.js';
+import { isIndex, type Image, type ImageIndex } from '../../image/image.js';
 import type { Layer } from '../../image/layer.js';
-import { ociManifest, manifestDescriptor, type SerializedManifest } from '../../image/manifest.js';
+import { manifestOf, type SerializedManifest } from '../../image/manifest.js';
+import { nodeManifest, visitBottomUp } from '../../image/walk.js';
 import { MediaTypes, type Compression } from '../../image/media-types.js';
 import { sha256Digest } from '../../image/digest.js';
 import type { BlobWriter, ImageDestination } from '../types.js';
@@ -109,6 +109,7 @@ export class RegistryDestination implements ImageDestination {
     return out;
   }
 
+  /** Puts an image's layers and config where they are missing; returns the manifest to PUT. */
   private async pushBlobsOf(image: Image): Promise<SerializedManifest> {
     for (const layer of image.layers) if (!this.present.has(layer.digest)) await this.addLayer(layer);
     if (!(await this.hasBlob(image.configDigest))) {
@@ -118,27 +119,21 @@ export class RegistryDestination implements ImageDestination {
       await this.client.uploadBuffer(this.repository, image.configDigest, image.configBytes, `config ${image.configDigest}`);
       this.present.add(image.configDigest);
     }
-    return ociManifest(image);
+    return manifestOf(image);
   }
 
-  /** Uploads what is missing, then PUTs the manifest under every tag (the destination's own tag when `refs` is empty). */
-  async commit(image: Image, refs: readonly string[]): Promise<void> {
-    const manifest = await this.pushBlobsOf(image);
-    await this.putUnderRefs(manifest, refs);
-  }
-
-  /** Pushes a multi-platform index: every image by digest, then the index under the tags. */
-  async commitIndex(index: ImageIndex, refs: readonly string[]): Promise<Digest> {
-    const manifests = [];
-    for (const entry of index.manifests) {
-      const m = await this.pushBlobsOf(entry.image);
-      await this.client.putManifest(this.repository, m.digest, m.bytes, m.mediaType);
-      manifests.push({ ...manifestDescriptor(m, entry.annotations), platform: { ...entry.platform } });
-    }
-    const bytes = canonicalJsonBytes({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests });
-    const serialized: SerializedManifest = { mediaType: MediaTypes.ociIndex, bytes, digest: sha256Digest(bytes) };
-    await this.putUnderRefs(serialized, refs);
-    return serialized.digest;
+  /**
+   * Uploads what is missing, then PUTs the root under every tag (the destination's own tag when
+   * `refs` is empty). An index's children go first, each by its digest, nested indexes before
+   * the index naming them, so the tag moves only once everything under it is there.
+   */
+  async commit(root: Image | ImageIndex, refs: readonly string[]): Promise<void> {
+    const top = nodeManifest(root);
+    await visitBottomUp(root, async (node, m) => {
+      if (!isIndex(node)) await this.pushBlobsOf(node);
+      if (m.digest !== top.digest) await this.client.putManifest(this.repository, m.digest, m.bytes, m.mediaType);
+    });
+    await this.putUnderRefs(top, refs);
   }
 
   private async putUnderRefs(m: SerializedManifest, refs: readonly string[]): Promise<void> {

@@ -1,0 +1,14 @@
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { StrataError } from './errors.js';
+
+/**
+ * Outputs are written under a temporary name beside their final path, so a missing parent
+ * directory would surface as ENOENT on a name the user never gave: name the user's path instead.
+ */
+export async function requireParent(path: string): Promise<void> {
+  const parent = dirname(path);
+  const st = await stat(parent).catch(() => undefined);
+  if (!st) throw new StrataError(`output ${path}: parent directory ${parent} does not exist`);
+  if (!st.isDirectory()) throw new StrataError(`output ${path}: ${parent} is not a directory`);
+}
