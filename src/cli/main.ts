@@ -113,6 +113,35 @@ export async function main(argv: string[]): Promise<number> {
         exitCode = await runPush(args);
       },
     )
+    .command('index', 'make and edit multi-platform image indexes (any transport)', (y) => {
+      const shape = <U>(c: Argv<U>) =>
+        registryFlags(c)
+          .option('platform', { type: 'string', array: true, describe: 'SRC=OS/ARCH[/VARIANT][,osver=X]: the platform of SRC\'s children (default: from each config)' })
+          .option('annotation', { type: 'string', array: true, describe: 'K=V annotation of the index (repeatable)' })
+          .option('manifest-annotation', { type: 'string', array: true, describe: 'SRC=K=V annotation of SRC\'s children (repeatable)' })
+          .option('format', { choices: ['oci', 'docker'] as const, describe: 'oci: an OCI index (default); docker: a Docker manifest list (Docker children only)' })
+          .option('flatten', { type: 'boolean', default: true, describe: 'a source that is an index gives its children (--no-flatten: one nested entry)' })
+          .option('json', { type: 'boolean', default: false });
+      const run = (action: 'create' | 'append' | 'remove' | 'filter') => async (args: object) => {
+        const { runIndex } = await import('./commands/index.js');
+        exitCode = await runIndex({ ...(args as object), action } as Parameters<typeof runIndex>[0]);
+      };
+      return y
+        .command('create <sources..>', 'a new index over the sources\' images and indexes', (c) =>
+          shape(c).positional('sources', { type: 'string', array: true, demandOption: true }).option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'oci:DIR[:REF], oci-archive:FILE[:REF] or docker://REF' }), run('create'))
+        .command('append <destination> <sources..>', 'add the sources\' children to the index at DESTINATION', (c) =>
+          shape(c).positional('destination', { type: 'string', demandOption: true }).positional('sources', { type: 'string', array: true, demandOption: true })
+            .option('replace', { type: 'boolean', default: false, describe: 'a child for a platform already there replaces the old one in place' }), run('append'))
+        .command('remove <destination>', 'drop the children of the given platforms from the index at DESTINATION', (c) =>
+          registryFlags(c).positional('destination', { type: 'string', demandOption: true })
+            .option('platform', { type: 'string', array: true, demandOption: true, describe: 'OS/ARCH[/VARIANT] to remove (repeatable)' }).option('json', { type: 'boolean', default: false }), run('remove'))
+        .command('filter <source>', 'a new index with only some platforms of SOURCE', (c) =>
+          registryFlags(c).positional('source', { type: 'string', demandOption: true })
+            .option('output', { alias: 'o', type: 'string', demandOption: true })
+            .option('platform', { type: 'string', array: true, describe: 'OS/ARCH[/VARIANT] to keep (repeatable; default all)' })
+            .option('exclude', { type: 'string', array: true, describe: 'OS/ARCH[/VARIANT] to drop (repeatable)' }).option('json', { type: 'boolean', default: false }), run('filter'))
+        .demandCommand(1, 'name an index command: create, append, remove or filter');
+    })
     .command('cache', 'manage the layer cache', (y) =>
       y
         .command(
@@ -130,7 +159,7 @@ export async function main(argv: string[]): Promise<number> {
         )
         .demandCommand(1, 'name a cache command: prune'),
     )
-    .demandCommand(1, 'name a command: build, plan, inspect, push or cache prune')
+    .demandCommand(1, 'name a command: build, plan, inspect, push, index or cache prune')
     .strict()
     .help()
     .version(false)

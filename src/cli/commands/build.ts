@@ -1,7 +1,7 @@
 import { buildImage } from '../../builder/build.js';
 import { emptyCustomisation, parseAdd, parseSymlink, type CustomisationSpec } from '../../builder/customisation.js';
-import { ociManifest } from '../../image/manifest.js';
-import { openOutputDestination, type OutputFormat } from '../../transports/open-destination.js';
+import { manifestOf } from '../../image/manifest.js';
+import { defaultCompression, openImageDestination, type OutputFormat } from '../../transports/open-destination.js';
 import type { Compression } from '../../image/media-types.js';
 import { StrataError } from '../../util/errors.js';
 import { checkProducibleCompression } from '../../compress/compression.js';
@@ -43,14 +43,14 @@ export async function runBuild(args: BuildArgs): Promise<number> {
       removes: args.remove ?? [],
     };
     const settings = imageSettings(args, base !== undefined);
-    // gzip where registries and OCI tools expect it; docker-archive stays uncompressed (what
-    // `docker save` writes) unless asked.
-    const compression = args.compress ?? (args.push || args.format !== 'docker-archive' ? 'gzip' : 'none');
+    // -o takes every reference --from takes; --push REF is -o docker://REF.
+    const target = args.push ? (args.push.startsWith('docker://') ? args.push : `docker://${args.push}`) : args.output!;
+    const compression = args.compress ?? defaultCompression(target, args.format);
     checkProducibleCompression(compression);
     const cache = args.cache === false ? undefined : await openLayerCache(args['cache-dir'] ?? defaultCacheDir());
-    const dest = args.push
-      ? await openPushDestination(args, args.push, compression)
-      : await openOutputDestination({ format: args.format, output: args.output!, mtime, compression });
+    const dest = target.startsWith('docker://')
+      ? await openPushDestination(args, target, compression)
+      : await openImageDestination(target, { format: args.format, mtime, compression });
     // Archives take their names from --tag; a registry push is named by --push (extra --tag = more tags there).
     const result = await buildImage(
       {
@@ -74,11 +74,11 @@ export async function runBuild(args: BuildArgs): Promise<number> {
     const summary = {
       output: dest.name,
       imageId: image.configDigest,
-      manifestDigest: ociManifest(image).digest,
+      manifestDigest: manifestOf(image).digest,
       layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: l.storePaths ?? [] })),
       providedByBase: result.providedByBase,
       // What went over the wire: lets CI see that an unchanged re-push uploaded nothing.
-      ...(args.push ? { upload: { ...(await import('../../transports/registry/client.js')).registryStats } } : {}),
+      ...(target.startsWith('docker://') ? { upload: { ...(await import('../../transports/registry/client.js')).registryStats } } : {}),
     };
     const out = args.output === '-' ? process.stderr : process.stdout;
     if (args.json) out.write(`${JSON.stringify(summary, null, 2)}\n`);

@@ -1,41 +1,31 @@
-import { ociManifest } from '../../image/manifest.js';
-import { openImageSource } from '../../transports/open-source.js';
-import { openRegistryDestination } from '../../transports/registry/destination.js';
 import { parseRegistryReference } from '../../transports/registry/reference.js';
 import { sourceOptions } from './shared.js';
-import { registryOptions, type RegistryArgs } from './registry-flags.js';
+import type { RegistryArgs } from './registry-flags.js';
 
 /**
- * `strata push SRC DEST`: copies an image, layer blobs untouched, from an archive, a layout or
- * another registry to a registry. Blobs the registry has are skipped, blobs in another repository
- * of the same registry are mounted, and the manifest goes last so a failed push tags nothing.
+ * `strata push SRC DEST`: copies an image or a whole index, manifests and blobs untouched, from an
+ * archive, a layout or another registry to a registry (or any destination reference). Blobs the
+ * registry has are skipped, blobs in another repository of the same registry are mounted, and the
+ * manifest goes last so a failed push tags nothing. `--platform` copies one image of an index.
  */
 export async function runPush(args: RegistryArgs & { source: string; destination: string; platform?: string; tag?: string[]; json: boolean }): Promise<number> {
-  const registry = registryOptions(args);
-  const source = await openImageSource(args.source, sourceOptions(args));
-  try {
-    const destRef = args.destination.startsWith('docker://') ? args.destination : `docker://${args.destination}`;
-    const mountFrom = sameRegistryRepository(args.source, destRef);
-    const dest = await openRegistryDestination(destRef, { ...registry, ...(mountFrom ? { mountFrom: [mountFrom] } : {}) });
-    try {
-      for (const layer of source.image.layers) await dest.addLayer(layer);
-      await dest.commit(source.image, args.tag ?? []);
-    } catch (err) {
-      await dest.abort();
-      throw err;
-    }
-    const digest = ociManifest(source.image).digest;
-    if (args.json) process.stdout.write(`${JSON.stringify({ destination: dest.name, manifestDigest: digest, imageId: source.image.configDigest }, null, 2)}\n`);
-    else process.stdout.write(`pushed ${dest.name} (${source.image.layers.length} layers), manifest ${digest}\n`);
-    return 0;
-  } finally {
-    await source.close();
-  }
+  const { copy } = await import('../../ops/copy.js');
+  const dest = /^(docker|oci|oci-archive|docker-archive):/.test(args.destination) ? args.destination : `docker://${args.destination}`;
+  const { platform, registry } = sourceOptions(args);
+  const mountFrom = sameRegistryRepository(args.source, dest);
+  const result = await copy(args.source, dest, {
+    ...(platform ? { platform } : {}),
+    tags: args.tag ?? [],
+    registry: { ...registry, ...(mountFrom ? { mountFrom: [mountFrom] } : {}) },
+  });
+  if (args.json) process.stdout.write(`${JSON.stringify({ destination: result.destination, manifestDigest: result.digest }, null, 2)}\n`);
+  else process.stdout.write(`pushed ${result.destination} (${result.layers ? `${result.layers} layers` : 'index'}), manifest ${result.digest}\n`);
+  return 0;
 }
 
 /** The source's repository when source and destination are in the same registry (blobs can be mounted). */
 export function sameRegistryRepository(source: string, destination: string): string | undefined {
-  if (!source.startsWith('docker://')) return undefined;
+  if (!source.startsWith('docker://') || !destination.startsWith('docker://')) return undefined;
   const s = parseRegistryReference(source);
   const d = parseRegistryReference(destination);
   return s.apiHost === d.apiHost && s.repository !== d.repository ? s.repository : undefined;
