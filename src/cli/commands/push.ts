@@ -1,4 +1,4 @@
-import { parseRegistryReference } from '../../transports/registry/reference.js';
+import { sameRegistryRepository } from '../../transports/registry/reference.js';
 import { sourceOptions } from './shared.js';
 import type { RegistryArgs } from './registry-flags.js';
 
@@ -21,12 +21,4 @@ export async function runPush(args: RegistryArgs & { source: string; destination
   if (args.json) process.stdout.write(`${JSON.stringify({ destination: result.destination, manifestDigest: result.digest }, null, 2)}\n`);
   else process.stdout.write(`pushed ${result.destination} (${result.layers ? `${result.layers} layers` : 'index'}), manifest ${result.digest}\n`);
   return 0;
-}
-
-/** The source's repository when source and destination are in the same registry (blobs can be mounted). */
-export function sameRegistryRepository(source: string, destination: string): string | undefined {
-  if (!source.startsWith('docker://') || !destination.startsWith('docker://')) return undefined;
-  const s = parseRegistryReference(source);
-  const d = parseRegistryReference(destination);
-  return s.apiHost === d.apiHost && s.repository !== d.repository ? s.repository : undefined;
 }

@@ -101,3 +101,11 @@ export function isLoopbackHost(hostPort: string): boolean {
   const host = hostPort.startsWith('[') ? hostPort.slice(0, hostPort.indexOf(']') + 1) : hostPort.replace(/:\d+$/, '');
   return host === 'localhost' || host === '127.0.0.1' || host === '[::1]';
 }
+
+/** The source's repository when source and destination are in the same registry (blobs can be mounted). */
+export function sameRegistryRepository(source: string, destination: string): string | undefined {
+  if (!source.startsWith('docker://') || !destination.startsWith('docker://')) return undefined;
+  const s = parseRegistryReference(source);
+  const d = parseRegistryReference(destination);
+  return s.apiHost === d.apiHost && s.repository !== d.repository ? s.repository : undefined;
+}

@@ -1,0 +1,31 @@
+/**
+ * strata as a library: the same operations the CLI runs, typed, in the spirit of
+ * go-containerregistry's pkg/crane, over one model (Image, Layer, ImageIndex, Descriptor) and
+ * transports that read and write it (docker-archive, OCI layout and archive, registry).
+ *
+ *   import { build } from 'strata';
+ *   await build({ closure: 'closure.json', storeRoot: '/', output: 'oci:out:app', tags: ['app:1'] });
+ */
+export { build, type BuildRequest, type BuildSummary } from './ops/build.js';
+export { plan, type PlanRequest } from './ops/plan.js';
+export { inspect, type InspectResult } from './ops/inspect.js';
+export { copy, type CopyOptions } from './ops/copy.js';
+export { createIndex, appendIndex, removeFromIndex, filterIndex, type IndexSourceRef, type IndexResult } from './ops/index.js';
+export type { IndexOptions } from './image/index-ops.js';
+export { openImageSource, openImageRoot, type OpenSourceOptions } from './transports/open-source.js';
+export { openImageDestination, type DestinationOptions, type OutputFormat } from './transports/open-destination.js';
+export type { ImageDestination, ImageSource, RootSource, BlobWriter } from './transports/types.js';
+export type { RegistryOptions } from './transports/registry/client.js';
+
+// The model.
+export { isIndex, type Image, type ImageIndex } from './image/image.js';
+export type { Layer } from './image/layer.js';
+export type { Descriptor } from './image/descriptor.js';
+export type { ImageConfig } from './image/config.js';
+export type { ImageSettings } from './image/assemble.js';
+export { manifestOf, type SerializedManifest } from './image/manifest.js';
+export { makeIndex, childOf, type IndexChild } from './image/make-index.js';
+export { parsePlatform, formatPlatform, type Platform } from './image/platform.js';
+export { resolveImage } from './image/select.js';
+export type { Closure } from './closure/types.js';
+export { StrataError } from './util/errors.js';
