@@ -7,6 +7,7 @@
  *   await build({ closure: 'closure.json', storeRoot: '/', output: 'oci:out:app', tags: ['app:1'] });
  */
 export { build, type BuildRequest, type BuildSummary } from './ops/build.js';
+export { produceImage, buildImage, type BuildOptions, type BuildResult } from './builder/build.js';
 export { plan, type PlanRequest } from './ops/plan.js';
 export { inspect, type InspectResult } from './ops/inspect.js';
 export { copy, type CopyOptions } from './ops/copy.js';

@@ -53,7 +53,7 @@ export interface BuildResult {
  */
 export async function buildImage(opts: BuildOptions, dest: ImageDestination): Promise<BuildResult> {
   try {
-    const result = await buildInto(opts, dest);
+    const result = await produceImage(opts, dest);
     await dest.commit(result.image, opts.tags);
     return result;
   } catch (err) {
@@ -62,7 +62,13 @@ export async function buildImage(opts: BuildOptions, dest: ImageDestination): Pr
   }
 }
 
-async function buildInto(opts: BuildOptions, dest: ImageDestination): Promise<BuildResult> {
+/**
+ * The producing half of a build, without the commit: the image's layers are written into `dest`
+ * and the finished Image returned. Committing is the caller's next step — to `dest`, or as a child
+ * of an index — and its layers re-open from `dest` (BlobWriter.close), so the same image can then
+ * be copied to further destinations. On failure the caller aborts `dest`.
+ */
+export async function produceImage(opts: BuildOptions, dest: ImageDestination): Promise<BuildResult> {
   const baseLayers = opts.base?.layers ?? [];
   const budget = storeLayerBudget(opts.maxLayers, baseLayers.length);
   const providedByBase = [...(opts.basePaths ?? [])].filter((p) => opts.closure.paths.has(p)).sort();

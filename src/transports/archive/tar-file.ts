@@ -1,4 +1,3 @@
-import { requireParent } from '../../util/output-path.js';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -6,6 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { TarEntry } from '../../tar/entry.js';
 import { BLOCK, encodeHeader, planHeader, roundUpBlock } from '../../tar/header.js';
+import { requireParent } from '../../util/output-path.js';
 import { writeAtSync } from '../../util/write-at.js';
 
 /** A member whose body has a reserved place in the archive; its header is written once named. */
