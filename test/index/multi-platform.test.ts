@@ -121,6 +121,34 @@ describe('multi-platform index in an OCI layout', () => {
     assert.deepEqual(replaced.children.map((c) => c.platform), ['linux/arm64', 'linux/amd64']);
   });
 
+  test('annotations, --no-flatten, and the fully qualified containerd name', async () => {
+    const out = JSON.parse(await strata(['index', 'create', '-o', `oci:${layout}:annotated`, `oci:${layout}:amd64`, `oci:${layout}:arm64`,
+      '--annotation', 'org.opencontainers.image.version=1.0', '--manifest-annotation', `oci:${layout}:arm64=team=arm`, '--json'])) as { digest: string };
+    const index = JSON.parse(readFileSync(join(layout, 'blobs', 'sha256', out.digest.slice(7)), 'utf8')) as { annotations: Record<string, string>; manifests: { annotations?: Record<string, string> }[] };
+    assert.equal(index.annotations['org.opencontainers.image.version'], '1.0');
+    assert.deepEqual(index.manifests.map((m) => m.annotations?.['team']), [undefined, 'arm']);
+
+    const nested = JSON.parse(await strata(['index', 'create', '--no-flatten', '-o', `oci:${layout}:nested`, `oci:${layout}:multi`, '--json'])) as { children: { mediaType: string }[] };
+    assert.deepEqual(nested.children.map((c) => c.mediaType), ['application/vnd.oci.image.index.v1+json']);
+    const arm = await skopeo(['inspect', '--override-arch', 'arm64', `oci:${layout}:nested`]);
+    assert.equal(labelOf(arm.stdout), 'arm64');
+
+    const named = join(dir, 'named');
+    await buildArch('amd64', ['-o', `oci:${named}:1`, '--tag', 'app:1']);
+    const entry = (JSON.parse(readFileSync(join(named, 'index.json'), 'utf8')) as { manifests: { annotations: Record<string, string> }[] }).manifests[0]!;
+    assert.deepEqual(entry.annotations, { 'org.opencontainers.image.ref.name': '1', 'io.containerd.image.name': 'docker.io/library/app:1' });
+  });
+
+  test('builds adding to one layout at once lose no index.json entry (the lock)', async () => {
+    const shared = join(dir, 'shared');
+    const names = ['a', 'b', 'c', 'd'];
+    await Promise.all(names.map((n) => buildArch(n === 'b' || n === 'd' ? 'arm64' : 'amd64', ['-o', `oci:${shared}:${n}`])));
+    const index = JSON.parse(readFileSync(join(shared, 'index.json'), 'utf8')) as { manifests: { annotations: Record<string, string> }[] };
+    assert.deepEqual(index.manifests.map((m) => m.annotations['org.opencontainers.image.ref.name']).sort(), names);
+    assert.ok(!readdirSync(shared).some((f) => f.includes('lock') || f.endsWith('.tmp')), 'no lock or temp file left');
+    checkLayout(shared);
+  });
+
   test('bad input: named, non-zero, no stack, destination unchanged', async () => {
     const before = snapshot(layout);
     assert.match(await failing(['index', 'create', '-o', `oci:${layout}:dup`, `oci:${layout}:amd64`, `oci:${layout}:amd64`]),

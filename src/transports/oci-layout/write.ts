@@ -222,12 +222,20 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
   }, () => false);
   if (existed) {
     const entries = await readdir(path);
-    if (entries.length > 0 && !entries.includes('oci-layout')) throw new StrataError(`oci:${path}: directory is not empty and not an OCI layout; refusing to add to it`);
+    // A directory holding only blobs/ is a layout another strata is making at this moment.
+    if (entries.some((e) => e !== 'oci-layout' && e !== 'blobs') && !entries.includes('oci-layout')) {
+      throw new StrataError(`oci:${path}: directory is not empty and not an OCI layout; refusing to add to it`);
+    }
     if (entries.includes('index.json')) await readLayoutIndex(path);
   }
   const blobDir = join(path, 'blobs', 'sha256');
-  const madeDirs = existed ? await missingDirs(path, ['blobs', 'blobs/sha256']) : [path];
   await mkdir(blobDir, { recursive: true });
+  // oci-layout first, so that a concurrent strata adding to the same new directory sees a layout.
+  if (!(await stat(join(path, 'oci-layout')).then(() => true, () => false))) {
+    const tmp = join(path, `.oci-layout.strata-${randomBytes(6).toString('hex')}.tmp`);
+    await writeFile(tmp, OCI_LAYOUT_FILE);
+    await rename(tmp, join(path, 'oci-layout'));
+  }
   const blobs = new BlobFiles(blobDir, undefined);
 
   return {
@@ -246,7 +254,6 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
           // A name moves to the new root; an unnamed entry of the same root is not listed twice.
           return name !== undefined ? !names.has(name) : !(d.digest === manifest.digest && added.some((a) => a.annotations?.[REF_NAME] === undefined));
         });
-        if (!(await stat(join(path, 'oci-layout')).then(() => true, () => false))) await writeFile(join(path, 'oci-layout'), OCI_LAYOUT_FILE);
         const tmp = join(path, `.index.json.strata-${randomBytes(6).toString('hex')}.tmp`);
         await writeFile(tmp, serializeIndex([...kept, ...added]).bytes);
         await rename(tmp, join(path, 'index.json'));
@@ -254,7 +261,10 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
     },
     async abort() {
       await blobs.removeCreated();
-      for (const d of [...madeDirs].reverse()) await rm(d, { recursive: true, force: true });
+      // A directory this destination made goes too, unless something else has since used it.
+      if (!existed && !(await stat(join(path, 'index.json')).then(() => true, () => false)) && (await readdir(blobDir).catch(() => [])).length === 0) {
+        await rm(path, { recursive: true, force: true });
+      }
     },
   };
 }
@@ -278,12 +288,6 @@ async function readLayoutIndex(dir: string): Promise<Descriptor[]> {
   const list = (v as { manifests?: unknown } | null)?.manifests;
   if (v === null || typeof v !== 'object' || !Array.isArray(list)) throw new StrataError(`${file} has no "manifests" array; the layout was left unchanged`);
   return list.map((d, i) => parseDescriptor(d, `${file} manifests[${i}]`));
-}
-
-async function missingDirs(root: string, subdirs: readonly string[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const s of subdirs) if (!(await stat(join(root, s)).then(() => true, () => false))) out.push(join(root, s));
-  return out;
 }
 
 async function refuseForeignDirectory(path: string): Promise<void> {
