@@ -7,7 +7,7 @@ import type { Compression } from '../image/media-types.js';
 import { StrataError } from '../util/errors.js';
 import { openDockerArchiveDestination } from './docker-archive/write.js';
 import { openOciArchiveDestination, openOciDirectoryDestination, openOciLayoutAppendDestination } from './oci-layout/write.js';
-import { splitPathAndName } from './open-source.js';
+import { parseLocalReference, transportOf } from './reference.js';
 import type { RegistryOptions } from './registry/client.js';
 import type { ImageDestination } from './types.js';
 
@@ -45,13 +45,11 @@ export async function openImageDestination(ref: string, opts: DestinationOptions
     const { openRegistryDestination } = await import('./registry/destination.js');
     return openRegistryDestination(ref, { ...(opts.registry ?? {}), ...compression });
   }
-  for (const transport of ['docker-archive', 'oci-archive', 'oci'] as const) {
-    const prefix = `${transport}:`;
-    if (!ref.startsWith(prefix)) continue;
-    const { path, name } = await splitPathAndName(ref.slice(prefix.length));
-    if (path === '') throw new StrataError(`${ref}: no path given`);
-    const where = resolve(path);
-    switch (transport) {
+  const local = await parseLocalReference(ref);
+  if (local !== undefined) {
+    const where = resolve(local.path);
+    const name = local.name;
+    switch (local.transport) {
       case 'docker-archive': return openDockerArchiveDestination(where, { mtime: opts.mtime, ...compression, ...(name !== undefined ? { tag: name } : {}) });
       case 'oci-archive': return openOciArchiveDestination(where, { mtime: opts.mtime, ...compression, ...(name !== undefined ? { refName: name } : {}) });
       case 'oci': return openOciLayoutAppendDestination(where, { ...compression, ...(name !== undefined ? { refName: name } : {}) });
@@ -65,9 +63,8 @@ export async function openImageDestination(ref: string, opts: DestinationOptions
  * expect it; a docker-archive stays uncompressed, which is what `docker save` writes.
  */
 export function defaultCompression(ref: string, format: OutputFormat = 'docker-archive'): Compression {
-  if (ref.startsWith('docker-archive:')) return 'none';
-  if (ref.startsWith('docker://') || ref.startsWith('oci:') || ref.startsWith('oci-archive:')) return 'gzip';
-  return format === 'docker-archive' ? 'none' : 'gzip';
+  const transport = transportOf(ref) ?? format;
+  return transport === 'docker-archive' ? 'none' : 'gzip';
 }
 
 /** Opens the local destination an output spec names. */

@@ -3,6 +3,7 @@ import type { Platform } from '../image/platform.js';
 import { StrataError } from '../util/errors.js';
 import { openDockerArchive } from './docker-archive/read.js';
 import { openOciArchiveRoot, openOciLayoutRoot } from './oci-layout/read.js';
+import { exists, parseLocalReference } from './reference.js';
 import { indexTarFile } from './tar-index.js';
 import { imageOf, type ImageSource, type RootSource } from './types.js';
 import type { RegistryOptions } from './registry/client.js';
@@ -30,16 +31,13 @@ export async function openImageRoot(ref: string, opts: OpenSourceOptions = {}): 
     const { openRegistryRoot } = await import('./registry/source.js');
     return openRegistryRoot(ref, opts.registry ?? {});
   }
-  for (const transport of ['docker-archive', 'oci-archive', 'oci'] as const) {
-    const prefix = `${transport}:`;
-    if (!ref.startsWith(prefix)) continue;
-    const { path, name } = await splitPathAndName(ref.slice(prefix.length));
-    if (path === '') throw new StrataError(`${ref}: no path given`);
-    const named = name !== undefined ? { ref: name } : {};
-    switch (transport) {
-      case 'docker-archive': return rootOf(await openDockerArchive(path, named));
-      case 'oci-archive': return openOciArchiveRoot(path, named);
-      case 'oci': return openOciLayoutRoot(path, named);
+  const local = await parseLocalReference(ref);
+  if (local !== undefined) {
+    const named = local.name !== undefined ? { ref: local.name } : {};
+    switch (local.transport) {
+      case 'docker-archive': return rootOf(await openDockerArchive(local.path, named));
+      case 'oci-archive': return openOciArchiveRoot(local.path, named);
+      case 'oci': return openOciLayoutRoot(local.path, named);
     }
   }
   return openDetected(ref);
@@ -48,32 +46,6 @@ export async function openImageRoot(ref: string, opts: OpenSourceOptions = {}): 
 /** A docker-archive holds single images: its root is the image. */
 function rootOf(source: ImageSource): RootSource {
   return { name: source.name, root: source.image, close: () => source.close() };
-}
-
-/**
- * `PATH:NAME` splits at the first colon, as containers/image does — unless a longer prefix
- * names an existing file or directory, so paths that contain a colon still work.
- */
-export async function splitPathAndName(rest: string): Promise<{ path: string; name?: string }> {
-  if (await exists(rest)) return { path: rest };
-  const colons = [...rest.matchAll(/:/g)].map((m) => m.index!);
-  const longestExisting = await (async () => {
-    for (const c of [...colons].reverse()) if (await exists(rest.slice(0, c))) return c;
-    return undefined;
-  })();
-  const at = longestExisting ?? colons[0];
-  if (at === undefined) return { path: rest };
-  const name = rest.slice(at + 1);
-  return name === '' ? { path: rest.slice(0, at) } : { path: rest.slice(0, at), name };
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function openDetected(path: string): Promise<RootSource> {
