@@ -58,23 +58,27 @@ export async function appendIndex(existing: ImageIndex, existingName: string, so
 
 /** `index` without the children matching any of `platforms` (and their attestations). */
 export function removePlatforms(index: ImageIndex, name: string, platforms: readonly Platform[]): ImageIndex {
-  const drop = (d: Descriptor) => platforms.some((p) => matchesPlatform(d.platform, p));
-  const dropped = index.children.filter((d) => !isAttestation(d.platform, d.annotations) && drop(d));
-  if (dropped.length === 0) throw new StrataError(`${name}: no child matches ${platforms.map(formatPlatform).join(', ')} — it has ${listPlatforms(index.children)}`);
-  return keepOnly(index, (d) => !drop(d));
+  const images = imageChildren(index);
+  const kept = images.filter((d) => !platforms.some((p) => matchesPlatform(d.platform, p)));
+  if (kept.length === images.length) throw new StrataError(`${name}: no child matches ${platforms.map(formatPlatform).join(', ')} — it has ${listPlatforms(index.children)}`);
+  return keepOnly(index, kept);
 }
 
 /** `index` with only the children matching one of `platforms` (all when none is given) and none of `exclude`. */
 export function filterIndex(index: ImageIndex, name: string, platforms: readonly Platform[], exclude: readonly Platform[] = []): ImageIndex {
   const keep = (d: Descriptor) => (platforms.length === 0 || platforms.some((p) => matchesPlatform(d.platform, p))) && !exclude.some((p) => matchesPlatform(d.platform, p));
-  const kept = index.children.filter((d) => !isAttestation(d.platform, d.annotations) && keep(d));
+  const kept = imageChildren(index).filter(keep);
   if (kept.length === 0) throw new StrataError(`${name}: no child is left after filtering — it has ${listPlatforms(index.children)}`);
-  return keepOnly(index, keep);
+  return keepOnly(index, kept);
 }
 
-/** Keeps the image children `keep` accepts, each attestation only with its subject, index bytes otherwise as they were. */
-function keepOnly(index: ImageIndex, keep: (d: Descriptor) => boolean): ImageIndex {
-  const kept = index.children.filter((d) => !isAttestation(d.platform, d.annotations) && keep(d));
+/** The children that are not attestations. */
+function imageChildren(index: ImageIndex): Descriptor[] {
+  return index.children.filter((d) => !isAttestation(d.platform, d.annotations));
+}
+
+/** Keeps the `kept` children, each attestation only with its subject, index media type and annotations as they were. */
+function keepOnly(index: ImageIndex, kept: readonly Descriptor[]): ImageIndex {
   const subjects = new Set(kept.map((d) => d.digest as string));
   const children = childrenOf(index).filter((c) => {
     const d = c.descriptor;

@@ -2,7 +2,7 @@ import { StrataError } from '../util/errors.js';
 import type { Descriptor } from './descriptor.js';
 import { isIndex, type Image, type ImageIndex } from './image.js';
 import { isIndexMediaType } from './media-types.js';
-import { choosePlatform, formatPlatform, isAttestation, type Platform } from './platform.js';
+import { choosePlatform, formatPlatform, isAttestation, matchesPlatform, type Platform } from './platform.js';
 
 /** What a multi-platform source resolves to when no platform is asked for. */
 export const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
@@ -17,10 +17,11 @@ const MAX_DEPTH = 8;
  */
 export async function resolveImage(root: Image | ImageIndex, want: Platform | undefined, name: string): Promise<Image> {
   if (!isIndex(root)) return root;
+  const wanted = want ?? DEFAULT_PLATFORM;
   const seen: string[] = [];
-  const found = await pick(root, want ?? DEFAULT_PLATFORM, name, 0, seen);
+  const found = await pick(root, wanted, name, 0, seen);
   if (found === undefined) {
-    throw new StrataError(`${name}: no image for platform ${formatPlatform(want ?? DEFAULT_PLATFORM)} — available: ${seen.length ? [...new Set(seen)].join(', ') : '(none)'}`);
+    throw new StrataError(`${name}: no image for platform ${formatPlatform(wanted)} — available: ${seen.length ? [...new Set(seen)].join(', ') : '(none)'}`);
   }
   return found;
 }
@@ -47,7 +48,7 @@ async function pick(index: ImageIndex, want: Platform, name: string, depth: numb
   const hit = choosePlatform(images, want, (e) => e.platform, (e) => e.d.annotations);
   if (hit !== undefined) return (await index.child(hit.d)) as Image;
   for (const d of nested) {
-    if (d.platform !== undefined && choosePlatform([d], want, (x) => x.platform) === undefined) {
+    if (d.platform !== undefined && !matchesPlatform(d.platform, want)) {
       seen.push(formatPlatform(d.platform));
       continue;
     }

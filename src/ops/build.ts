@@ -7,7 +7,6 @@ import { rfc3339, type ImageSettings } from '../image/assemble.js';
 import { manifestOf } from '../image/manifest.js';
 import type { Compression } from '../image/media-types.js';
 import { DEFAULT_MAX_LAYERS } from '../layering/budget.js';
-import type { PreviousAssignment } from '../layering/stable.js';
 import type { LayeringStrategy } from '../layering/types.js';
 import { defaultCompression, openImageDestination, type OutputFormat } from '../transports/open-destination.js';
 import type { RegistryOptions } from '../transports/registry/client.js';
@@ -58,9 +57,9 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
   const closure = await loadClosure(request);
   const storeRoot = request.storeRoot ?? '/';
   await checkStoreRoot(storeRoot);
-  const access = { ...(request.platform ? { platform: request.platform } : {}), ...(request.registry ? { registry: request.registry } : {}) };
-  const previous = await loadPrevious({ ...(request.previous ? { previous: request.previous } : {}), ...(request.planIn ? { planIn: request.planIn } : {}) }, access);
-  const base = request.from ? await openBase(request.from, closure, access) : undefined;
+  // The request carries previous/planIn and the platform and registry access by the same names.
+  const previous = await loadPrevious(request, request);
+  const base = request.from ? await openBase(request.from, closure, request) : undefined;
   try {
     const compression = request.compression ?? defaultCompression(request.output, request.format);
     checkProducibleCompression(compression);
@@ -73,7 +72,7 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
         storeRoot,
         layering: request.layering ?? 'stable',
         maxLayers: request.maxLayers ?? DEFAULT_MAX_LAYERS,
-        ...(previous ? { previous: previous as PreviousAssignment } : {}),
+        ...(previous ? { previous } : {}),
         ...(base ? { base: base.source.image, basePaths: base.paths } : {}),
         settings: completeSettings(request.settings ?? {}, base !== undefined),
         customisation: { ...emptyCustomisation, ...(request.customisation ?? {}) },

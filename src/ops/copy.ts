@@ -1,3 +1,4 @@
+import { isIndex } from '../image/image.js';
 import { nodeManifest } from '../image/walk.js';
 import type { Platform } from '../image/platform.js';
 import { resolveImage } from '../image/select.js';
@@ -27,7 +28,7 @@ export async function copy(src: string, dest: string, opts: CopyOptions = {}): P
     const root = opts.platform ? await resolveImage(source.root, opts.platform, source.name) : source.root;
     const destination = await openImageDestination(dest, { mtime: opts.mtime ?? 1, ...registry });
     await commitTo(destination, root, opts.tags ?? []);
-    return { destination: destination.name, digest: nodeManifest(root).digest, layers: 'layers' in root ? root.layers.length : 0 };
+    return { destination: destination.name, digest: nodeManifest(root).digest, layers: isIndex(root) ? 0 : root.layers.length };
   } finally {
     await source.close();
   }

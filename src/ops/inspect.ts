@@ -12,11 +12,11 @@ export type InspectResult = Awaited<ReturnType<typeof inspect>>;
  * layers, sizes, digests and store paths; with `previous`, which layers a client already has.
  */
 export async function inspect(ref: string, opts: SourceAccess & { previous?: string } = {}) {
-  const access = { ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.registry ? { registry: opts.registry } : {}) };
+  const access: SourceAccess = opts;
   if (!opts.platform) {
     const root = await openImageRoot(ref, access);
     await root.close();
-    if (isIndex(root.root)) return { kind: 'index' as const, ...indexInfo(root.name, root.root) };
+    if (isIndex(root.root)) return { kind: 'index' as const, ...describeIndex(root.name, root.root) };
   }
   const source = await openImageSource(ref, access);
   try {
@@ -49,7 +49,8 @@ export async function inspect(ref: string, opts: SourceAccess & { previous?: str
   }
 }
 
-function indexInfo(name: string, index: ImageIndex) {
+/** An index as `inspect` and `strata index` show it: its digest, media type and children. */
+export function describeIndex(name: string, index: ImageIndex) {
   return {
     source: name,
     digest: index.manifest.digest,

@@ -16,9 +16,9 @@ export interface PlanRequest extends ClosureInput, SourceAccess {
 /** The layer assignment a build would make, without building: the closure less what the base carries, planned under the budget. */
 export async function plan(request: PlanRequest) {
   const closure = await loadClosure(request);
-  const access = { ...(request.platform ? { platform: request.platform } : {}), ...(request.registry ? { registry: request.registry } : {}) };
-  const previous = await loadPrevious({ ...(request.previous ? { previous: request.previous } : {}), ...(request.planIn ? { planIn: request.planIn } : {}) }, access);
-  const base = request.from ? await openBase(request.from, closure, access) : undefined;
+  // The request carries previous/planIn and the platform and registry access by the same names.
+  const previous = await loadPrevious(request, request);
+  const base = request.from ? await openBase(request.from, closure, request) : undefined;
   try {
     const maxLayers = request.maxLayers ?? DEFAULT_MAX_LAYERS;
     const baseLayers = base?.source.image.layers.length ?? 0;

@@ -1,6 +1,5 @@
-import { parsePlatform, type Platform } from '../../image/platform.js';
 import type { ImageIndex } from '../../image/image.js';
-import { formatPlatform } from '../../image/platform.js';
+import { parsePlatform, type Platform } from '../../image/platform.js';
 import { StrataError } from '../../util/errors.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
 import { keyValues } from '../settings.js';
@@ -50,7 +49,8 @@ export async function runIndex(args: IndexArgs): Promise<number> {
 }
 
 async function report(destination: string, index: ImageIndex, json: boolean): Promise<void> {
-  const children = index.children.map((d) => ({ platform: d.platform ? formatPlatform(d.platform) : null, digest: d.digest, mediaType: d.mediaType, size: d.size }));
+  const { describeIndex } = await import('../../ops/inspect.js');
+  const { children } = describeIndex(destination, index);
   // What went over the wire: children already in the registry cost no blob bytes.
   const upload = destination.startsWith('docker://') ? { upload: { ...(await import('../../transports/registry/client.js')).registryStats } } : {};
   if (json) process.stdout.write(`${JSON.stringify({ destination, digest: index.manifest.digest, mediaType: index.manifest.mediaType, children, ...upload }, null, 2)}\n`);

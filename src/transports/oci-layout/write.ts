@@ -86,7 +86,8 @@ class BlobFiles implements LayoutBlobs {
   readonly created = new Set<string>();
   private readonly tag = randomBytes(4).toString('hex');
 
-  constructor(readonly blobDir: string, private readonly durable: { output: string } | undefined) {}
+  /** `readDir`: where finished blobs are read back from (a fresh layout's blobs move on commit). */
+  constructor(readonly blobDir: string, private readonly durable: { output: string } | undefined, private readonly readDir: () => string = () => blobDir) {}
 
   private tempName(): string {
     return join(this.blobDir, `.incoming-${this.tag}-${this.n++}`);
@@ -135,7 +136,7 @@ class BlobFiles implements LayoutBlobs {
         await fh.close();
         if (size !== written) throw new StrataError(`internal: blob is ${written} bytes, producer says ${size}`);
         await this.place(tmp, digest);
-        return async () => createReadStream(this.path(digest));
+        return async () => createReadStream(join(this.readDir(), digestHex(digest)));
       },
       abort: async () => {
         await fh.close().catch(() => undefined);
@@ -181,18 +182,13 @@ export async function openOciDirectoryDestination(path: string, opts: LayoutDest
   const temp = join(dirname(path), `.${basename(path)}.strata-${randomBytes(6).toString('hex')}.tmp`);
   const blobDir = join(temp, 'blobs', 'sha256');
   await mkdir(blobDir, { recursive: true });
-  const blobs = new BlobFiles(blobDir, { output: path });
   let committed = false;
+  const blobs = new BlobFiles(blobDir, { output: path }, () => join(committed ? path : temp, 'blobs', 'sha256'));
 
   return {
     name: `oci:${path}`,
     compression: opts.compression ?? 'none',
-    async beginBlob(): Promise<BlobWriter> {
-      const writer = await blobs.begin();
-      const close = writer.close.bind(writer);
-      // Blobs re-opened after commit live under the final path.
-      return { ...writer, close: async (d, size) => { await close(d, size); return async () => createReadStream(join(committed ? path : temp, 'blobs', 'sha256', digestHex(d))); } };
-    },
+    beginBlob: () => blobs.begin(),
     addLayer: (layer) => blobs.addLayer(layer),
     async commit(root, refs) {
       const manifest = await putTree(blobs, root, isIndex(root));

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { StrataError } from '../../util/errors.js';
 import type { ImageConfig } from '../../image/config.js';
 import { parseAnnotations, parseDescriptor } from '../../image/descriptor.js';
-import { isDigest, parseDigest, sha256Digest, type Digest } from '../../image/digest.js';
+import { parseDigest, sha256Digest, type Digest } from '../../image/digest.js';
 import type { Image, ImageIndex } from '../../image/image.js';
 import type { Layer } from '../../image/layer.js';
 import { compressionOfMediaType, isIndexMediaType, isManifestMediaType, ociLayerMediaType, type Compression } from '../../image/media-types.js';
