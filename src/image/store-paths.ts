@@ -2,7 +2,7 @@ import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { StrataError } from '../util/errors.js';
-import { scanTarStream } from '../transports/tar-index.js';
+import { scanTarStream } from '../tar/read-stream.js';
 import type { Layer } from './layer.js';
 import { compareBytes } from '../util/byte-order.js';
 
