@@ -107,25 +107,41 @@ function utf8Truncate(b: Buffer, max: number): Buffer {
   return b.subarray(0, end);
 }
 
-function writeUstar(
-  buf: Buffer, off: number,
-  f: { name: Buffer; prefix?: Buffer; mode: number; size: number; mtime: number; type: string; link?: Buffer },
-): void {
+/** The ustar fields of one header block; owner and device default to root and 0. */
+interface UstarFields {
+  name: Buffer;
+  prefix?: Buffer;
+  mode: number;
+  size: number;
+  mtime: number;
+  type: string;
+  link?: Buffer;
+  uid?: number;
+  gid?: number;
+  uname?: Buffer;
+  gname?: Buffer;
+  devmajor?: number;
+  devminor?: number;
+}
+
+const ROOT = Buffer.from('root');
+
+function writeUstar(buf: Buffer, off: number, f: UstarFields): void {
   buf.fill(0, off, off + BLOCK);
   f.name.copy(buf, off, 0, Math.min(100, f.name.length));
   writeOctal(buf, off + 100, 7, f.mode);
-  writeOctal(buf, off + 108, 7, 0); // uid
-  writeOctal(buf, off + 116, 7, 0); // gid
+  writeOctal(buf, off + 108, 7, f.uid ?? 0);
+  writeOctal(buf, off + 116, 7, f.gid ?? 0);
   writeOctal(buf, off + 124, 11, f.size);
   writeOctal(buf, off + 136, 11, f.mtime);
   buf.write('        ', off + 148, 8, 'latin1'); // checksum is computed with this field as spaces
   buf.write(f.type, off + 156, 1, 'latin1');
   if (f.link) f.link.copy(buf, off + 157, 0, Math.min(100, f.link.length));
   buf.write('ustar\u000000', off + 257, 8, 'latin1');
-  buf.write('root', off + 265, 4, 'latin1');
-  buf.write('root', off + 297, 4, 'latin1');
-  writeOctal(buf, off + 329, 7, 0); // devmajor
-  writeOctal(buf, off + 337, 7, 0); // devminor
+  (f.uname ?? ROOT).copy(buf, off + 265, 0, 32);
+  (f.gname ?? ROOT).copy(buf, off + 297, 0, 32);
+  writeOctal(buf, off + 329, 7, f.devmajor ?? 0);
+  writeOctal(buf, off + 337, 7, f.devminor ?? 0);
   if (f.prefix) f.prefix.copy(buf, off + 345, 0, Math.min(155, f.prefix.length));
   let sum = 0;
   for (let i = off; i < off + BLOCK; i++) sum += buf[i]!;
@@ -162,4 +178,80 @@ export function encodeHeader(entry: TarEntry, plan: HeaderPlan, mtime: number, b
     type: TYPEFLAG[entry.type],
     ...(link ? { link } : {}),
   });
+}
+
+/**
+ * Every field of a member carried over from another tar (a layer imported at a path, or
+ * squashed): owner, times, devices and PAX records are kept as they came.
+ */
+export interface HeaderFields {
+  /** Normalised name: no leading '/' or './', no trailing '/'. */
+  name: string;
+  /** ustar typeflag: '0' file, '1' hardlink, '2' symlink, '3' char, '4' block, '5' directory, '6' fifo. */
+  typeflag: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  mtime: number;
+  /** Body bytes (files only). */
+  size: number;
+  linkname?: string;
+  devmajor: number;
+  devminor: number;
+  /** PAX records to carry (xattrs and the like); path, linkpath and size are derived, not taken from here. */
+  pax?: ReadonlyMap<string, Buffer>;
+}
+
+const MAX_OCTAL_7 = 0o7777777;
+
+/**
+ * The header bytes of a carried-over member: a PAX header when a field does not fit ustar or
+ * records are carried (records sorted by key, under the constant name), then the ustar block.
+ */
+export function encodeFields(h: HeaderFields): Buffer {
+  const fullName = Buffer.from(h.typeflag === '5' ? `${h.name}/` : h.name, 'utf8');
+  const split = splitUstar(fullName);
+  const link = h.linkname !== undefined && h.linkname !== '' ? Buffer.from(h.linkname, 'utf8') : undefined;
+  const uname = Buffer.from(h.uname, 'utf8');
+  const gname = Buffer.from(h.gname, 'utf8');
+  const records = new Map<string, Buffer>(h.pax ?? []);
+  for (const k of ['path', 'linkpath', 'size']) records.delete(k);
+  if (split === undefined) records.set('path', fullName);
+  if (link !== undefined && link.length > 100) records.set('linkpath', link);
+  if (h.size > MAX_OCTAL_11) records.set('size', Buffer.from(String(h.size)));
+  const fits7 = (n: number) => Number.isSafeInteger(n) && n >= 0 && n <= MAX_OCTAL_7;
+  if (!fits7(h.uid)) records.set('uid', Buffer.from(String(h.uid)));
+  if (!fits7(h.gid)) records.set('gid', Buffer.from(String(h.gid)));
+  if (uname.length > 32) records.set('uname', uname);
+  if (gname.length > 32) records.set('gname', gname);
+  const mtimeFits = Number.isSafeInteger(h.mtime) && h.mtime >= 0 && h.mtime <= MAX_OCTAL_11;
+  if (!mtimeFits) records.set('mtime', Buffer.from(String(h.mtime)));
+  const keys = [...records.keys()].sort();
+  const pax = keys.length > 0 ? Buffer.concat(keys.map((k) => paxRecord(k, records.get(k)!))) : undefined;
+
+  const out = Buffer.alloc(BLOCK + (pax ? BLOCK + roundUpBlock(pax.length) : 0));
+  let off = 0;
+  if (pax) {
+    writeUstar(out, 0, { name: Buffer.from(PAX_HEADER_NAME), mode: 0o644, size: pax.length, mtime: mtimeFits ? h.mtime : 0, type: 'x' });
+    pax.copy(out, BLOCK);
+    off = BLOCK + roundUpBlock(pax.length);
+  }
+  writeUstar(out, off, {
+    name: split?.name ?? utf8Truncate(fullName, 100),
+    ...(split?.prefix ? { prefix: split.prefix } : {}),
+    mode: h.mode & 0o7777,
+    size: h.size > MAX_OCTAL_11 ? 0 : h.size,
+    mtime: mtimeFits ? h.mtime : 0,
+    type: h.typeflag,
+    ...(link ? { link: utf8Truncate(link, 100) } : {}),
+    uid: fits7(h.uid) ? h.uid : 0,
+    gid: fits7(h.gid) ? h.gid : 0,
+    uname: utf8Truncate(uname, 32),
+    gname: utf8Truncate(gname, 32),
+    devmajor: fits7(h.devmajor) ? h.devmajor : 0,
+    devminor: fits7(h.devminor) ? h.devminor : 0,
+  });
+  return out;
 }

@@ -1,0 +1,120 @@
+/**
+ * Rewriting layer tars as streams: members moved under a prefix (an image imported at /opt/x),
+ * or several layers squashed into one. Members keep their order and every header field — owner,
+ * mode, times, devices, xattrs and other PAX records — so the output depends only on the input
+ * bytes, the prefix and `mtime` (given to the directories the prefix creates): rewriting the
+ * same layers twice gives the same bytes. Bodies stream through; nothing is held whole.
+ */
+import { StrataError } from '../util/errors.js';
+import { END_OF_ARCHIVE, encodeFields, roundUpBlock, type HeaderFields } from './header.js';
+import { readTarStream, type StreamMember } from './read-stream.js';
+import { checkMemberName } from './read.js';
+import type { SquashView } from './squash.js';
+import { whiteoutOf } from './whiteout.js';
+
+/** One input layer: its uncompressed tar, opened when its turn comes. */
+export interface TarInput {
+  /** Names the layer in messages, e.g. `layer sha256:… of oci:vendor:tool`. */
+  readonly what: string;
+  open(): Promise<AsyncIterable<Buffer>>;
+}
+
+export interface RewriteOptions {
+  /** Tar name the members move under (`opt/tool`), or '' to leave them where they are. */
+  readonly prefix: string;
+  /** mtime of the directories the prefix creates. */
+  readonly mtime: number;
+  /**
+   * For a squash of several inputs: the input whose member of each name is kept (squashView).
+   * Whiteouts are then applied, not written. Unset, every member of every input is written.
+   */
+  readonly view?: SquashView;
+}
+
+const ZEROS = Buffer.alloc(512);
+
+/** The tar bytes of `inputs` rewritten by `opts`, in chunks, ending with the end-of-archive marker. */
+export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOptions): AsyncGenerator<Buffer> {
+  const prefix = opts.prefix;
+  const under = (name: string): string => (prefix === '' ? name : name === '' ? prefix : `${prefix}/${name}`);
+  // The prefix's parents are made first; the prefix itself takes the inputs' root entry when one
+  // comes first, so a relocated tree keeps its root's mode and owner.
+  const parents = prefix === '' ? [] : prefix.split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/'));
+  for (const dir of parents.slice(0, -1)) yield encodeFields(directory(dir, opts.mtime));
+  let rootWritten = prefix === '';
+  const emitted = new Set<string>();
+
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i]!;
+    for await (const m of readTarStream(await input.open(), input.what)) {
+      const name = checkMemberName(m.header.name, input.what);
+      if (opts.view !== undefined) {
+        if (whiteoutOf(name) !== undefined || opts.view.get(name) !== i) continue;
+        // A directory kept from two places of one layer, or a root seen again: once is enough.
+        if (emitted.has(name)) continue;
+        emitted.add(name);
+      }
+      if (name === '' && m.type === 'directory') {
+        if (rootWritten) continue;
+        rootWritten = true;
+        yield encodeFields(fieldsOf(m, prefix === '' ? '.' : prefix, input.what));
+        continue;
+      }
+      if (!rootWritten) {
+        rootWritten = true;
+        yield encodeFields(directory(prefix, opts.mtime));
+      }
+      const fields = fieldsOf(m, under(name), input.what);
+      if (m.type === 'hardlink') {
+        const target = checkMemberName(m.header.linkname, input.what, `hardlink target of ${JSON.stringify(m.header.name)}`);
+        if (opts.view !== undefined && !emitted.has(target)) {
+          throw new StrataError(`${input.what}: hardlink ${JSON.stringify(name)} → ${JSON.stringify(target)}: its target is not the version left visible, so the layers cannot be squashed`);
+        }
+        fields.linkname = under(target);
+      }
+      yield encodeFields(fields);
+      if (fields.size > 0) {
+        let n = 0;
+        for await (const chunk of m.body()) {
+          n += chunk.length;
+          yield chunk;
+        }
+        const pad = roundUpBlock(n) - n;
+        if (pad > 0) yield ZEROS.subarray(0, pad);
+      }
+    }
+  }
+  if (!rootWritten) yield encodeFields(directory(prefix, opts.mtime));
+  yield Buffer.alloc(END_OF_ARCHIVE);
+}
+
+function directory(name: string, mtime: number): HeaderFields {
+  return { name, typeflag: '5', mode: 0o755, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime, size: 0, devmajor: 0, devminor: 0 };
+}
+
+const TYPEFLAGS: Partial<Record<StreamMember['type'], string>> = {
+  file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', directory: '5', fifo: '6',
+};
+
+function fieldsOf(m: StreamMember, name: string, what: string): HeaderFields {
+  const typeflag = TYPEFLAGS[m.type];
+  if (typeflag === undefined) {
+    throw new StrataError(`${what}: member ${JSON.stringify(m.header.name)} has tar type ${JSON.stringify(m.header.typeflag)}, which strata cannot carry over`);
+  }
+  const h = m.header;
+  return {
+    name,
+    typeflag,
+    mode: h.mode,
+    uid: h.uid,
+    gid: h.gid,
+    uname: h.uname,
+    gname: h.gname,
+    mtime: h.mtime,
+    size: m.type === 'file' ? h.size : 0,
+    ...(m.type === 'symlink' ? { linkname: h.linkname } : {}),
+    devmajor: m.type === 'char' || m.type === 'block' ? h.devmajor : 0,
+    devminor: m.type === 'char' || m.type === 'block' ? h.devminor : 0,
+    ...(h.pax ? { pax: h.pax } : {}),
+  };
+}
