@@ -30,6 +30,8 @@ export interface DescribedLayer {
   layer: Layer;
   createdBy: string;
   comment?: string;
+  /** The whole entry, kept as it is (a layer carried from another image): createdBy and comment are then unused. */
+  history?: HistoryEntry;
 }
 
 /**
@@ -59,7 +61,7 @@ export function assembleImage(
   const layers = [...(base?.layers ?? []), ...newLayers.map((d) => d.layer)];
   const history: HistoryEntry[] = [...baseHistory(base)];
   for (const d of newLayers) {
-    history.push({ created: settings.created, created_by: d.createdBy, ...(d.comment ? { comment: d.comment } : {}) });
+    history.push(d.history ?? { created: settings.created, created_by: d.createdBy, ...(d.comment ? { comment: d.comment } : {}) });
   }
 
   const { history: _h, rootfs: _r, created: _c, config: _cc, ...baseRest } = baseConfig ?? ({} as Partial<ImageConfig>);

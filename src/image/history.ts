@@ -34,11 +34,10 @@ export function layerHistory(history: readonly HistoryEntry[] | undefined, layer
  * itself does not say, so that a strata-built image never has to be re-read to list its paths.
  */
 export function layersWithHistoryPaths(image: Image): Layer[] {
-  const history = layerHistory(image.config.history, image.layers.length);
+  const recorded = recordedStorePaths(image);
   return image.layers.map((layer, i) => {
-    if (layer.storePaths) return layer;
-    const paths = storePathsFromHistory(history[i]);
-    if (!paths) return layer;
+    const paths = recorded[i];
+    if (layer.storePaths || !paths) return layer;
     // Layers may be class instances with getters: copy the fields explicitly, never spread.
     const withPaths: Layer = {
       diffId: layer.diffId,
@@ -51,4 +50,14 @@ export function layersWithHistoryPaths(image: Image): Layer[] {
     };
     return withPaths;
   });
+}
+
+/**
+ * The store paths each of an image's layers carries, where the layer or strata's history entry
+ * for it says (undefined elsewhere), without touching the layers themselves — so a registry
+ * layer stays what it is, and can still be mounted from where it came.
+ */
+export function recordedStorePaths(image: Image): (readonly string[] | undefined)[] {
+  const history = layerHistory(image.config.history, image.layers.length);
+  return image.layers.map((layer, i) => layer.storePaths ?? storePathsFromHistory(history[i]));
 }
