@@ -8,6 +8,8 @@
  */
 export { build, type BuildRequest, type BuildSummary } from './ops/build.js';
 export { produceImage, buildImage, type BuildOptions, type BuildResult } from './builder/build.js';
+export { stack, parseStackSource, type StackRequest, type StackSummary, type StackSourceRef } from './ops/stack.js';
+export { checkStack, produceStack, type CheckedStack } from './builder/stack.js';
 export { plan, type PlanRequest } from './ops/plan.js';
 export { inspect, type InspectResult } from './ops/inspect.js';
 export { copy, type CopyOptions } from './ops/copy.js';
@@ -28,5 +30,7 @@ export { manifestOf, type SerializedManifest } from './image/manifest.js';
 export { makeIndex, childOf, type IndexChild } from './image/make-index.js';
 export { parsePlatform, formatPlatform, type Platform } from './image/platform.js';
 export { resolveImage } from './image/select.js';
+export { planStack, type StackPlan, type StackSource, type StackStep } from './image/stack.js';
+export { findShadows, type Shadow } from './image/conflicts.js';
 export type { Closure } from './closure/types.js';
 export { StrataError } from './util/errors.js';

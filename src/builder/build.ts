@@ -13,6 +13,7 @@ import { customisationEntries, type CustomisationSpec } from './customisation.js
 import { produceLayers, type LayerJobSource, type ProduceStats } from './produce-layers.js';
 import type { LayerCache } from '../cache/layer-cache.js';
 import { storeLayerJob } from './store-layer-job.js';
+import { produceStack, type CheckedStack } from './stack.js';
 import type { Compression } from '../image/media-types.js';
 
 export interface BuildOptions {
@@ -24,8 +25,10 @@ export interface BuildOptions {
   previous?: PreviousAssignment;
   /** The image to build on; its layers are carried over unchanged. */
   base?: Image;
-  /** Store paths the base image already carries: not added again. */
+  /** Store paths the base image (and the imports) already carry: not added again. */
   basePaths?: ReadonlySet<string>;
+  /** Images stacked on the base before the closure's layers (`--import`), checked (checkStack). */
+  imports?: CheckedStack;
   settings: ImageSettings;
   customisation: CustomisationSpec;
   /** mtime of every entry in new layers (seconds since the epoch). */
@@ -70,7 +73,7 @@ export async function buildImage(opts: BuildOptions, dest: ImageDestination): Pr
  */
 export async function produceImage(opts: BuildOptions, dest: ImageDestination): Promise<BuildResult> {
   const baseLayers = opts.base?.layers ?? [];
-  const budget = storeLayerBudget(opts.maxLayers, baseLayers.length);
+  const budget = storeLayerBudget(opts.maxLayers, baseLayers.length + (opts.imports?.plan.steps.length ?? 0));
   const providedByBase = [...(opts.basePaths ?? [])].filter((p) => opts.closure.paths.has(p)).sort();
   const closure = closureWithout(opts.closure, new Set(providedByBase));
   const plan = closure.paths.size > 0 ? planLayers(closure, opts.layering, budget, opts.previous) : { strategy: opts.layering, layers: [] };
@@ -78,6 +81,7 @@ export async function produceImage(opts: BuildOptions, dest: ImageDestination): 
   if (plan.layers.length > 0) prestartTarWorkers(plan.layers.length + 1);
 
   for (const layer of baseLayers) await dest.addLayer(layer);
+  const imported = opts.imports ? await produceStack(opts.imports, dest, { compression: opts.compression, mtime: opts.mtime }) : [];
 
   // Each layer is scanned when its turn comes, so scanning overlaps with making the layers before
   // it; layers are produced concurrently where the destination allows, through the cache; blob
@@ -98,6 +102,6 @@ export async function produceImage(opts: BuildOptions, dest: ImageDestination): 
     return paths ? { layer, ...storeLayerHistory(paths) } : { layer, createdBy: CUSTOMISATION_CREATED_BY };
   });
 
-  const image = assembleImage(opts.base, newLayers, opts.settings);
+  const image = assembleImage(opts.base, [...imported, ...newLayers], opts.settings);
   return { image, plan, providedByBase };
 }

@@ -15,11 +15,39 @@ import { registryFlags } from './commands/registry-flags.js';
 /** --cache-dir, for `build` and `cache prune`. */
 const CACHE_DIR_FLAG = { type: 'string', describe: 'layer cache directory (default: $XDG_CACHE_HOME/strata or ~/.cache/strata)' } as const;
 
+/** Config flags of a new image, for `build` and `stack`. */
+const IMAGE_FLAGS = {
+  entrypoint: { type: 'string', array: true, describe: 'entrypoint: a JSON array, or one argv element per flag' },
+  cmd: { type: 'string', array: true, describe: 'default arguments: a JSON array, or one argv element per flag' },
+  env: { alias: 'e', type: 'string', array: true, describe: 'KEY=VALUE (repeatable; merged with the base by key)' },
+  workdir: { type: 'string', describe: 'working directory' },
+  user: { type: 'string', describe: 'user[:group] the process runs as' },
+  label: { alias: 'l', type: 'string', array: true, describe: 'KEY=VALUE label (repeatable)' },
+  expose: { type: 'string', array: true, describe: 'exposed port, PORT[/tcp|udp] (repeatable)' },
+  volume: { type: 'string', array: true, describe: 'volume mount point (repeatable)' },
+  'stop-signal': { type: 'string', describe: 'signal that stops the container' },
+  author: { type: 'string', describe: 'image author' },
+  arch: { type: 'string', describe: 'architecture (default: the base image\'s, else the host\'s)' },
+  os: { type: 'string', describe: 'operating system (default: linux)' },
+  variant: { type: 'string', describe: 'architecture variant, e.g. v8' },
+  created: { type: 'string', describe: 'image creation time: unix seconds, RFC 3339, or "now" (default: SOURCE_DATE_EPOCH, else 1)' },
+} as const;
+
+/** How imported images are combined, for `build --import` and `stack`. */
+const IMPORT_FLAGS = {
+  squash: { type: 'boolean', default: false, describe: 'merge each imported image\'s layers into one, applying its whiteouts' },
+  'allow-shadow': { type: 'boolean', default: false, describe: 'let an upper image replace a lower one\'s file (listed) instead of failing' },
+} as const;
+
 /** Flags shared by `build` and `plan`: what decides the layer assignment. */
-async function closureOptions<T>(y: Argv<T>) {
+async function closureOptions<T>(y: Argv<T>, closureRequired = true) {
   const [{ LAYERING_STRATEGIES }, { DEFAULT_MAX_LAYERS }] = await Promise.all([import('../layering/plan.js'), import('../layering/budget.js')]);
   return registryFlags(y)
-    .positional('closure', { type: 'string', demandOption: true, describe: 'closure JSON (nix path-info --json --recursive, exportReferencesGraph, or strata plain form)' })
+    .positional('closure', {
+      type: 'string',
+      demandOption: closureRequired,
+      describe: `closure JSON (nix path-info --json --recursive, exportReferencesGraph, or strata plain form)${closureRequired ? '' : '; optional when --add, --import or --from give the image content'}`,
+    })
     .option('store-dir', { type: 'string', describe: 'logical store directory (default: from the closure, else /nix/store)' })
     .option('root', { type: 'string', array: true, describe: 'root store path (repeatable; default: paths nothing refers to)' })
     .option('max-layers', { type: 'number', default: DEFAULT_MAX_LAYERS, describe: 'total layer budget, base layers and customisation layer included' })
@@ -37,11 +65,11 @@ export async function main(argv: string[]): Promise<number> {
     .scriptName('strata')
     .usage('$0 <command> [options]\n\nDaemonless, byte-reproducible layered images from Nix closures.')
     .command(
-      'build <closure>',
+      'build [closure]',
       'build an image from a closure',
       async (y) => {
         const { OUTPUT_FORMATS } = await import('../transports/open-destination.js');
-        return (await closureOptions(y))
+        return (await closureOptions(y, false))
           .option('store-root', { type: 'string', default: '/', describe: 'physical root the store paths are read under' })
           .option('output', { alias: 'o', type: 'string', describe: 'output file or directory, or - for stdout' })
           .option('compress', { choices: ['none', 'gzip', 'zstd'] as const, describe: 'layer compression (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
@@ -50,29 +78,41 @@ export async function main(argv: string[]): Promise<number> {
           .option('push', { type: 'string', describe: 'push to a registry instead of writing a file: [docker://]HOST/REPO:TAG' })
           .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'output format' })
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
-          .option('entrypoint', { type: 'string', array: true, describe: 'entrypoint: a JSON array, or one argv element per flag' })
-          .option('cmd', { type: 'string', array: true, describe: 'default arguments: a JSON array, or one argv element per flag' })
-          .option('env', { alias: 'e', type: 'string', array: true, describe: 'KEY=VALUE (repeatable; merged with the base by key)' })
-          .option('workdir', { type: 'string', describe: 'working directory' })
-          .option('user', { type: 'string', describe: 'user[:group] the process runs as' })
-          .option('label', { alias: 'l', type: 'string', array: true, describe: 'KEY=VALUE label (repeatable)' })
-          .option('expose', { type: 'string', array: true, describe: 'exposed port, PORT[/tcp|udp] (repeatable)' })
-          .option('volume', { type: 'string', array: true, describe: 'volume mount point (repeatable)' })
-          .option('stop-signal', { type: 'string', describe: 'signal that stops the container' })
-          .option('author', { type: 'string', describe: 'image author' })
-          .option('arch', { type: 'string', describe: 'architecture (default: the base image\'s, else the host\'s)' })
-          .option('os', { type: 'string', describe: 'operating system (default: linux)' })
-          .option('variant', { type: 'string', describe: 'architecture variant, e.g. v8' })
-          .option('created', { type: 'string', describe: 'image creation time: unix seconds, RFC 3339, or "now" (default: SOURCE_DATE_EPOCH, else 1)' })
           .option('mtime', { type: 'string', describe: 'mtime of every file in new layers (default: SOURCE_DATE_EPOCH, else 1)' })
+          .options(IMAGE_FLAGS)
           .option('add', { type: 'string', array: true, describe: 'SRC:DEST — host file, directory or glob put at image path DEST (customisation layer)' })
           .option('bin', { type: 'string', array: true, describe: 'store path whose bin/ entries are linked into /bin' })
           .option('symlink', { type: 'string', array: true, describe: 'LINK:TARGET symlink in the customisation layer' })
-          .option('remove', { type: 'string', array: true, describe: 'delete a base image path (written as an OCI whiteout)' });
+          .option('remove', { type: 'string', array: true, describe: 'delete a base image path (written as an OCI whiteout)' })
+          .options(IMPORT_FLAGS)
+          .option('import', { type: 'string', array: true, describe: 'SRC[=DEST]: stack image SRC on the base, at image path DEST (default /; at / its layers are kept byte for byte)' });
       },
       async (args) => {
         const { runBuild } = await import('./commands/build.js');
         exitCode = await runBuild(args);
+      },
+    )
+    .command(
+      'stack <sources..>',
+      'stack images into one, bottom first, sharing their layer blobs (SRC[=DEST] places SRC at image path DEST)',
+      async (y) => {
+        const { OUTPUT_FORMATS } = await import('../transports/open-destination.js');
+        return registryFlags(y)
+          .positional('sources', { type: 'string', array: true, demandOption: true, describe: 'images, bottom first: any --from reference, optionally =DEST' })
+          .option('output', { alias: 'o', type: 'string', describe: 'output: any -o reference of strata build' })
+          .option('push', { type: 'string', describe: 'push to a registry instead: [docker://]HOST/REPO:TAG' })
+          .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'format of a plain-path output' })
+          .option('compress', { choices: ['none', 'gzip', 'zstd'] as const, describe: 'compression of rewritten layers (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
+          .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
+          .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from multi-platform sources' })
+          .option('mtime', { type: 'string', describe: 'mtime of directories made for a DEST (default: SOURCE_DATE_EPOCH, else 1)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
+          .options(IMAGE_FLAGS)
+          .options(IMPORT_FLAGS);
+      },
+      async (args) => {
+        const { runStack } = await import('./commands/stack.js');
+        exitCode = await runStack(args);
       },
     )
     .command(
@@ -159,7 +199,7 @@ export async function main(argv: string[]): Promise<number> {
         )
         .demandCommand(1, 'name a cache command: prune'),
     )
-    .demandCommand(1, 'name a command: build, plan, inspect, push, index or cache prune')
+    .demandCommand(1, 'name a command: build, stack, plan, inspect, push, index or cache prune')
     .strict()
     .help()
     .version(false)

@@ -8,14 +8,30 @@ import { manifestOf } from '../image/manifest.js';
 import type { Compression } from '../image/media-types.js';
 import { DEFAULT_MAX_LAYERS } from '../layering/budget.js';
 import type { LayeringStrategy } from '../layering/types.js';
-import { defaultCompression, openImageDestination, type OutputFormat } from '../transports/open-destination.js';
+import { defaultCompression, type OutputFormat } from '../transports/open-destination.js';
 import type { RegistryOptions } from '../transports/registry/client.js';
-import type { ImageDestination } from '../transports/types.js';
+import { openOutput } from './commit.js';
 import { defaultArchitecture, resolveEpoch } from './defaults.js';
-import { checkStoreRoot, loadClosure, loadPrevious, openBase, type ClosureInput, type SourceAccess } from './inputs.js';
+import { checkStoreRoot, loadClosure, loadPrevious, openBase, type Base, type ClosureInput, type SourceAccess } from './inputs.js';
+import { openStackSources, type StackSourceRef } from './stack.js';
+import { checkStack, type CheckedStack } from '../builder/stack.js';
+import type { Closure } from '../closure/types.js';
+import type { Shadow } from '../image/conflicts.js';
+import type { Image } from '../image/image.js';
+import { LayerScanner } from '../image/layer-scan.js';
+import { planStack, type StackSource } from '../image/stack.js';
+import { StrataError } from '../util/errors.js';
 
 /** Everything a build takes, typed: what the CLI's flags turn into, once, at the edge. */
-export interface BuildRequest extends ClosureInput, SourceAccess {
+export interface BuildRequest extends Omit<ClosureInput, 'closure'>, SourceAccess {
+  /** The closure (a file in any supported form, or parsed); none builds from --add, --import and --from alone. */
+  readonly closure?: ClosureInput['closure'];
+  /** Images stacked on the base, under the closure's layers (`--import SRC[=DEST]`). */
+  readonly imports?: readonly StackSourceRef[];
+  /** Merge each import's layers into one. */
+  readonly squash?: boolean;
+  /** Let an upper import replace a lower file instead of failing (reported in `shadowed`). */
+  readonly allowShadow?: boolean;
   /** Where the image goes: `docker://REF`, `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker-archive:FILE`, a plain path (see `format`), or `-`. */
   readonly output: string;
   /** Format of a plain-path output (default docker-archive). */
@@ -47,6 +63,8 @@ export interface BuildRequest extends ClosureInput, SourceAccess {
 export interface BuildSummary extends BuildResult {
   readonly destination: string;
   readonly manifestDigest: string;
+  /** Paths an import replaced in a lower source (with allowShadow). */
+  readonly shadowed: readonly Shadow[];
 }
 
 /**
@@ -54,18 +72,38 @@ export interface BuildSummary extends BuildResult {
  * are read, the layers planned and produced, and the image committed (or every trace removed).
  */
 export async function build(request: BuildRequest): Promise<BuildSummary> {
-  const closure = await loadClosure(request);
+  const imports = request.imports ?? [];
+  const customised = (request.customisation?.adds?.length ?? 0) + (request.customisation?.symlinks?.length ?? 0) > 0;
+  if (request.closure === undefined && imports.length === 0 && request.from === undefined && !customised) {
+    throw new StrataError('nothing to build: give a closure, or the image content with --add, --import or --from');
+  }
+  const closure = request.closure === undefined ? emptyClosure(request.storeDir) : await loadClosure({ ...request, closure: request.closure });
   const storeRoot = request.storeRoot ?? '/';
   await checkStoreRoot(storeRoot);
   // The request carries previous/planIn and the platform and registry access by the same names.
   const previous = await loadPrevious(request, request);
-  const base = request.from ? await openBase(request.from, closure, request) : undefined;
+  const scanner = new LayerScanner();
+  const base = request.from ? await openBase(request.from, closure, request, scanner, imports.length > 0) : undefined;
+  const opened = await openStackSources(imports, request.squash ?? false, request, '--import').catch(async (e) => {
+    await base?.source.close();
+    throw e;
+  });
   try {
+    const checked = imports.length > 0 ? await checkImports(opened.sources, base, scanner, request.allowShadow ?? false) : undefined;
+    const basePaths = new Set(base?.paths ?? []);
+    if (checked) for (const p of await importedStorePaths(checked, closure.storeDir, scanner)) basePaths.add(p);
     const compression = request.compression ?? defaultCompression(request.output, request.format);
     checkProducibleCompression(compression);
     const mtime = request.mtime ?? resolveEpoch('--mtime', undefined);
     const cache = request.cache === false ? undefined : await openLayerCache(request.cache ?? defaultCacheDir());
-    const dest = await openDestination(request, compression, mtime);
+    const dest = await openOutput(request.output, {
+      ...(request.format ? { format: request.format } : {}),
+      compression,
+      mtime,
+      registry: request.registry ?? {},
+      sources: [...(request.from ? [request.from] : []), ...imports.map((i) => i.ref)],
+    });
+    const platformFrom = base?.source.image ?? opened.sources[0]?.image;
     const result = await buildImage(
       {
         closure,
@@ -73,8 +111,10 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
         layering: request.layering ?? 'stable',
         maxLayers: request.maxLayers ?? DEFAULT_MAX_LAYERS,
         ...(previous ? { previous } : {}),
-        ...(base ? { base: base.source.image, basePaths: base.paths } : {}),
-        settings: completeSettings(request.settings ?? {}, base !== undefined),
+        ...(base ? { base: base.source.image } : {}),
+        basePaths,
+        ...(checked ? { imports: checked } : {}),
+        settings: completeSettings(request.settings ?? {}, platformFrom),
         customisation: { ...emptyCustomisation, ...(request.customisation ?? {}) },
         mtime,
         compression,
@@ -84,34 +124,46 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
       },
       dest,
     );
-    return { ...result, destination: dest.name, manifestDigest: manifestOf(result.image).digest };
+    return { ...result, destination: dest.name, manifestDigest: manifestOf(result.image).digest, shadowed: checked?.shadowed ?? [] };
   } finally {
+    await opened.close();
     await base?.source.close();
   }
 }
 
-/** Unset fields of the settings: created from SOURCE_DATE_EPOCH (else 1); platform from the base, else the host. */
-function completeSettings(s: Partial<ImageSettings>, hasBase: boolean): ImageSettings {
+function emptyClosure(storeDir = '/nix/store'): Closure {
+  return { storeDir, paths: new Map(), roots: [] };
+}
+
+/** The imports planned on top of the base and checked against it and each other. */
+function checkImports(sources: StackSource[], base: Base | undefined, scanner: LayerScanner, allowShadow: boolean): Promise<CheckedStack> {
+  const plan = planStack(sources, base?.source.image.layers ?? [], base?.source.image);
+  return checkStack(plan, scanner, { allowShadow, ...(base ? { base: { name: base.source.name, image: base.source.image } } : {}) });
+}
+
+/** Store paths the imports carry at `/` (those placed elsewhere are no longer store paths). */
+async function importedStorePaths(checked: CheckedStack, storeDir: string, scanner: LayerScanner): Promise<string[]> {
+  const out: string[] = [];
+  for (const step of checked.plan.steps) {
+    if (step.kind === 'rewrite' && step.at !== '') continue;
+    const name = checked.plan.sources[step.source]!.name;
+    const layers = step.kind === 'carry' ? [step.layer] : step.layers;
+    if (step.kind === 'carry' && step.storePaths) {
+      out.push(...step.storePaths);
+      continue;
+    }
+    for (const layer of layers) out.push(...(await scanner.storePaths(layer, storeDir, name)));
+  }
+  return out;
+}
+
+/** Unset fields of the settings: created from SOURCE_DATE_EPOCH (else 1); platform from the base or first import, else the host. */
+function completeSettings(s: Partial<ImageSettings>, platformFrom: Image | undefined): ImageSettings {
+  const inherit = platformFrom !== undefined;
   return {
     ...s,
     created: s.created ?? rfc3339(resolveEpoch('--created', undefined)),
-    ...(s.architecture === undefined && !hasBase ? { architecture: defaultArchitecture() } : {}),
-    ...(s.os === undefined && !hasBase ? { os: 'linux' } : {}),
+    ...(s.architecture === undefined ? { architecture: inherit ? platformFrom.config.architecture : defaultArchitecture() } : {}),
+    ...(s.os === undefined ? { os: inherit ? platformFrom.config.os : 'linux' } : {}),
   };
-}
-
-/**
- * A registry output spools each new layer so its digest is known before upload (a layer the
- * registry has then costs one HEAD), and may mount base layers from the base's repository.
- */
-async function openDestination(request: BuildRequest, compression: Compression, mtime: number): Promise<ImageDestination> {
-  const registry = request.registry ?? {};
-  if (!request.output.startsWith('docker://')) return openImageDestination(request.output, { ...(request.format ? { format: request.format } : {}), mtime, compression, registry });
-  const { sameRegistryRepository } = await import('../transports/registry/reference.js');
-  const mountFrom = request.from ? sameRegistryRepository(request.from, request.output) : undefined;
-  return openImageDestination(request.output, {
-    mtime,
-    compression,
-    registry: { ...registry, blobWrites: 'spool', ...(mountFrom ? { mountFrom: [mountFrom] } : {}) },
-  });
 }

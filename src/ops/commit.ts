@@ -1,4 +1,7 @@
 import { isIndex, type Image, type ImageIndex } from '../image/image.js';
+import type { Compression } from '../image/media-types.js';
+import { openImageDestination, type OutputFormat } from '../transports/open-destination.js';
+import type { RegistryOptions } from '../transports/registry/client.js';
 import type { ImageDestination } from '../transports/types.js';
 
 /** Commits a root to a destination, aborting it (which removes what it wrote) on any failure. */
@@ -10,4 +13,30 @@ export async function commitTo(dest: ImageDestination, root: Image | ImageIndex,
     await dest.abort();
     throw e;
   }
+}
+
+export interface OutputOptions {
+  readonly format?: OutputFormat;
+  readonly compression: Compression;
+  readonly mtime: number;
+  readonly registry: RegistryOptions;
+  /** References the new image's layers come from: a registry output mounts from those in its registry. */
+  readonly sources: readonly string[];
+}
+
+/**
+ * The destination a build or a stack writes its new image to. A registry output spools each new
+ * layer so its digest is known before upload (a layer the registry has then costs one HEAD), and
+ * mounts layers from the sources' repositories of the same registry instead of uploading them.
+ */
+export async function openOutput(output: string, opts: OutputOptions): Promise<ImageDestination> {
+  const { mtime, compression, registry } = opts;
+  if (!output.startsWith('docker://')) return openImageDestination(output, { ...(opts.format ? { format: opts.format } : {}), mtime, compression, registry });
+  const { sameRegistryRepository } = await import('../transports/registry/reference.js');
+  const mountFrom = [...new Set(opts.sources.map((s) => sameRegistryRepository(s, output)).filter((r): r is string => r !== undefined))];
+  return openImageDestination(output, {
+    mtime,
+    compression,
+    registry: { ...registry, blobWrites: 'spool', ...(mountFrom.length > 0 ? { mountFrom } : {}) },
+  });
 }

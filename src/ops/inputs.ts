@@ -1,9 +1,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import { readClosureFile } from '../closure/read.js';
 import type { Closure } from '../closure/types.js';
-import { layerHistory, layersWithHistoryPaths, storePathsFromHistory } from '../image/history.js';
+import { layerHistory, recordedStorePaths, storePathsFromHistory } from '../image/history.js';
+import { LayerScanner } from '../image/layer-scan.js';
 import type { Platform } from '../image/platform.js';
-import { storePathsInLayer } from '../image/store-paths.js';
 import { parsePlanFile } from '../layering/plan-file.js';
 import type { PreviousAssignment } from '../layering/stable.js';
 import { openImageSource } from '../transports/open-source.js';
@@ -46,12 +46,20 @@ export interface Base {
   readonly paths: ReadonlySet<string>;
 }
 
-export async function openBase(ref: string, closure: Closure, access: SourceAccess = {}): Promise<Base> {
+/**
+ * Opens a base image and finds the store paths it carries. `scanner` shares reads with later
+ * checks; with `fullScan` (a build that also imports, so the base is checked for conflicts) each
+ * foreign layer is read once, whole, for both.
+ */
+export async function openBase(ref: string, closure: Closure, access: SourceAccess = {}, scanner = new LayerScanner(), fullScan = false): Promise<Base> {
   const source = await openImageSource(ref, access);
   try {
     const paths = new Set<string>();
-    for (const layer of layersWithHistoryPaths(source.image)) {
-      for (const p of await storePathsInLayer(layer, closure.storeDir, source.name)) paths.add(p);
+    const recorded = recordedStorePaths(source.image);
+    for (const [i, layer] of source.image.layers.entries()) {
+      if (fullScan && recorded[i] === undefined) await scanner.members(layer, `layer ${layer.digest} of ${source.name}`);
+      const found = recorded[i] ?? (await scanner.storePaths(layer, closure.storeDir, source.name));
+      for (const p of found) paths.add(p);
     }
     return { source, paths };
   } catch (e) {

@@ -144,6 +144,18 @@ export function normalizeMemberName(name: string): string {
   return n === '.' ? '' : n;
 }
 
+/**
+ * A member name normalised, refused when it has a `..` component or a NUL: such a name points
+ * outside the place the layer is unpacked at (moby CVE-2014-6407/9356).
+ */
+export function checkMemberName(name: string, what: string, field = 'member'): string {
+  const n = normalizeMemberName(name);
+  if (n.split('/').includes('..') || n.includes('\0')) {
+    throw new StrataError(`${what}: ${field} ${JSON.stringify(name)} has a '..' component: it would escape the image path it is placed at`);
+  }
+  return n;
+}
+
 /** Links, directories and devices carry no body whatever their size field says (as Go's archive/tar reads them). */
 export function storedBodySize(h: RawHeader): number {
   return '123456'.includes(h.typeflag) && h.typeflag !== '' ? 0 : h.size;

@@ -1,9 +1,8 @@
 import { parseAdd, parseSymlink } from '../../builder/customisation.js';
 import type { OutputFormat } from '../../transports/open-destination.js';
-import { StrataError } from '../../util/errors.js';
 import { registryOptions } from './registry-flags.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
-import { closureInput, humanSize, sourceOptions, type ClosureArgs } from './shared.js';
+import { closureInput, humanSize, outputOf, reportShadowed, sourceOptions, uploadStats, type ClosureArgs } from './shared.js';
 
 export interface BuildArgs extends ClosureArgs, ImageFlags {
   'store-root': string;
@@ -19,15 +18,17 @@ export interface BuildArgs extends ClosureArgs, ImageFlags {
   bin?: string[];
   symlink?: string[];
   remove?: string[];
+  import?: string[];
+  squash: boolean;
+  'allow-shadow': boolean;
 }
 
 /** `strata build`: the flags become one typed BuildRequest, and the library does the rest. */
 export async function runBuild(args: BuildArgs): Promise<number> {
-  if (!args.output && !args.push) throw new StrataError('no output: pass -o FILE|DIR|- or --push REGISTRY/REPO:TAG');
-  if (args.output && args.push) throw new StrataError('give either -o or --push, not both');
   // -o takes every reference --from takes; --push REF is -o docker://REF.
-  const output = args.push ? (args.push.startsWith('docker://') ? args.push : `docker://${args.push}`) : args.output!;
+  const output = outputOf(args);
   const { build } = await import('../../ops/build.js');
+  const { parseStackSource } = await import('../../ops/stack.js');
   const result = await build({
     ...closureInput(args),
     ...sourceOptions(args),
@@ -36,6 +37,9 @@ export async function runBuild(args: BuildArgs): Promise<number> {
     storeRoot: args['store-root'],
     tags: args.tag ?? [],
     ...(args.from ? { from: args.from } : {}),
+    imports: (args.import ?? []).map((i) => parseStackSource(i, '--import')),
+    squash: args.squash,
+    allowShadow: args['allow-shadow'],
     ...(args.previous ? { previous: args.previous } : {}),
     ...(args['plan-in'] ? { planIn: args['plan-in'] } : {}),
     layering: args.layering,
@@ -60,10 +64,11 @@ export async function runBuild(args: BuildArgs): Promise<number> {
     manifestDigest: result.manifestDigest,
     layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: l.storePaths ?? [] })),
     providedByBase: result.providedByBase,
-    // What went over the wire: lets CI see that an unchanged re-push uploaded nothing.
-    ...(output.startsWith('docker://') ? { upload: { ...(await import('../../transports/registry/client.js')).registryStats } } : {}),
+    shadowed: result.shadowed,
+    ...(await uploadStats(output)),
   };
   const out = args.output === '-' ? process.stderr : process.stdout;
+  reportShadowed(result.shadowed);
   if (args.json) out.write(`${JSON.stringify(summary, null, 2)}\n`);
   else out.write(`wrote ${result.destination}: ${image.layers.length} layers, ${humanSize(total)}, image id ${image.configDigest}\n`);
   return 0;

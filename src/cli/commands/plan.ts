@@ -4,6 +4,7 @@ export async function runPlan(args: ClosureArgs): Promise<number> {
   const { plan } = await import('../../ops/plan.js');
   const json = await plan({
     ...closureInput(args),
+    closure: args.closure!, // a positional yargs demands for `plan`
     ...sourceOptions(args),
     ...(args.from ? { from: args.from } : {}),
     ...(args.previous ? { previous: args.previous } : {}),

@@ -1,9 +1,10 @@
 import type { ClosureInput } from '../../ops/inputs.js';
 import { parsePlatform } from '../../image/platform.js';
+import { StrataError } from '../../util/errors.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
 
 export interface ClosureArgs extends RegistryArgs {
-  closure: string;
+  closure?: string;
   'store-dir'?: string;
   root?: string[];
   'max-layers': number;
@@ -15,10 +16,10 @@ export interface ClosureArgs extends RegistryArgs {
   json: boolean;
 }
 
-/** The closure flags as the library's ClosureInput. */
-export function closureInput(args: ClosureArgs): ClosureInput {
+/** The closure flags as the library's ClosureInput (`strata plan` demands the closure; `build` may go without). */
+export function closureInput(args: ClosureArgs): Omit<ClosureInput, 'closure'> & { closure?: string } {
   return {
-    closure: args.closure,
+    ...(args.closure !== undefined ? { closure: args.closure } : {}),
     ...(args['store-dir'] ? { storeDir: args['store-dir'] } : {}),
     ...(args.root?.length ? { roots: args.root } : {}),
   };
@@ -38,4 +39,22 @@ export function humanSize(n: number): string {
     i++;
   }
   return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** `-o REF` or `--push REF` (which is `-o docker://REF`): exactly one of them. */
+export function outputOf(args: { output?: string; push?: string }): string {
+  if (!args.output && !args.push) throw new StrataError('no output: pass -o FILE|DIR|- or --push REGISTRY/REPO:TAG');
+  if (args.output && args.push) throw new StrataError('give either -o or --push, not both');
+  return args.push ? (args.push.startsWith('docker://') ? args.push : `docker://${args.push}`) : args.output!;
+}
+
+/** What went over the wire to a registry output: lets CI see that an unchanged re-push uploaded nothing. */
+export async function uploadStats(output: string): Promise<object> {
+  if (!output.startsWith('docker://')) return {};
+  return { upload: { ...(await import('../../transports/registry/client.js')).registryStats } };
+}
+
+/** With --allow-shadow, what the upper images replaced is listed on stderr (stdout may be an image). */
+export function reportShadowed(shadowed: readonly { path: string; lower: string; upper: string }[]): void {
+  for (const s of shadowed) process.stderr.write(`strata: /${s.path} of ${s.lower} is shadowed by ${s.upper}\n`);
 }

@@ -1,0 +1,42 @@
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { checkProducibleCompression } from '../compress/compression.js';
+import { DeflatePool } from '../compress/deflate-pool.js';
+import { GzipCompressor } from '../compress/gzip-writer.js';
+import type { Digest } from '../image/digest.js';
+import type { Layer } from '../image/layer.js';
+import { ociLayerMediaType, type Compression } from '../image/media-types.js';
+import type { ImageDestination } from '../transports/types.js';
+
+/**
+ * Makes one layer blob in `dest` from tar bytes that arrive as a stream (a layer being rewritten
+ * from another image): the DiffID is hashed as the bytes pass, they are compressed with the
+ * reproducible block gzip when asked, and nothing is held whole. The size is not known ahead, so
+ * archive destinations spool the blob. On failure the blob is aborted and the error rethrown.
+ */
+export async function produceStreamedLayer(tar: AsyncIterable<Buffer>, dest: ImageDestination, compression: Compression): Promise<Layer> {
+  checkProducibleCompression(compression);
+  const writer = await dest.beginBlob();
+  const pool = compression === 'gzip' ? new DeflatePool(Math.max(1, availableParallelism())) : undefined;
+  const gzip = pool ? new GzipCompressor(writer, pool) : undefined;
+  try {
+    const diff = createHash('sha256');
+    let tarSize = 0;
+    for await (const chunk of tar) {
+      diff.update(chunk);
+      tarSize += chunk.length;
+      // Chunks are fresh views the rewriter never reuses, so the writer may keep them.
+      await (gzip ?? writer).write(chunk);
+    }
+    const diffId: Digest = `sha256:${diff.digest('hex')}`;
+    const { digest, size } = gzip ? await gzip.finish() : { digest: diffId, size: tarSize };
+    const open = await writer.close(digest, size);
+    return { diffId, digest, size, mediaType: ociLayerMediaType(compression), compression, open };
+  } catch (e) {
+    await gzip?.settle();
+    await writer.abort();
+    throw e;
+  } finally {
+    await pool?.close();
+  }
+}

@@ -1,0 +1,64 @@
+import type { OutputFormat } from '../../transports/open-destination.js';
+import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
+import { registryOptions, type RegistryArgs } from './registry-flags.js';
+import { humanSize, outputOf, reportShadowed, sourceOptions, uploadStats } from './shared.js';
+
+export interface StackArgs extends RegistryArgs, ImageFlags {
+  sources: string[];
+  output?: string;
+  push?: string;
+  format: OutputFormat;
+  compress?: 'none' | 'gzip' | 'zstd';
+  tag?: string[];
+  platform?: string;
+  mtime?: string;
+  squash: boolean;
+  'allow-shadow': boolean;
+  json: boolean;
+}
+
+/** `strata stack SRC[=DEST]... -o DEST`: the flags become one StackRequest. */
+export async function runStack(args: StackArgs): Promise<number> {
+  const output = outputOf(args);
+  const { stack, parseStackSource } = await import('../../ops/stack.js');
+  const settings = imageSettings(args, true);
+  const result = await stack({
+    ...sourceOptions(args),
+    sources: args.sources.map((s) => parseStackSource(s, 'stack')),
+    output,
+    format: args.format,
+    tags: args.tag ?? [],
+    settings,
+    squash: args.squash,
+    allowShadow: args['allow-shadow'],
+    mtime: resolveEpoch('--mtime', args.mtime),
+    ...(args.compress ? { compression: args.compress } : {}),
+    registry: registryOptions(args),
+  });
+  reportShadowed(result.shadowed);
+  const { image, plan } = result;
+  const out = args.output === '-' ? process.stderr : process.stdout;
+  if (args.json) {
+    const summary = {
+      output: result.destination,
+      imageId: image.configDigest,
+      manifestDigest: result.manifestDigest,
+      layers: plan.steps.map((step, i) => ({
+        digest: image.layers[i]!.digest,
+        diffId: image.layers[i]!.diffId,
+        size: image.layers[i]!.size,
+        source: plan.sources[step.source]!.name,
+        kept: step.kind === 'carry',
+      })),
+      repeated: plan.repeated.map((r) => ({ source: plan.sources[r.source]!.name, diffId: r.diffId })),
+      shadowed: result.shadowed,
+      ...(await uploadStats(output)),
+    };
+    out.write(`${JSON.stringify(summary, null, 2)}\n`);
+  } else {
+    const total = image.layers.reduce((s, l) => s + l.size, 0);
+    const kept = plan.steps.filter((s) => s.kind === 'carry').length;
+    out.write(`wrote ${result.destination}: ${image.layers.length} layers (${kept} kept byte for byte), ${humanSize(total)}, image id ${image.configDigest}\n`);
+  }
+  return 0;
+}

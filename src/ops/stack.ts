@@ -1,0 +1,135 @@
+import { checkStack, produceStack } from '../builder/stack.js';
+import { checkProducibleCompression } from '../compress/compression.js';
+import { assembleImage, rfc3339, type ImageSettings } from '../image/assemble.js';
+import type { Shadow } from '../image/conflicts.js';
+import { LayerScanner } from '../image/layer-scan.js';
+import { manifestOf } from '../image/manifest.js';
+import type { Image } from '../image/image.js';
+import type { Compression } from '../image/media-types.js';
+import { planStack, stackPath, stackTemplate, type StackPlan, type StackSource } from '../image/stack.js';
+import { defaultCompression, type OutputFormat } from '../transports/open-destination.js';
+import { openImageSource } from '../transports/open-source.js';
+import { parseLocalReference } from '../transports/reference.js';
+import type { ImageSource } from '../transports/types.js';
+import { StrataError } from '../util/errors.js';
+import { openOutput } from './commit.js';
+import { resolveEpoch } from './defaults.js';
+import type { SourceAccess } from './inputs.js';
+
+/** An image to stack or import, and the absolute image path its filesystem goes to (default `/`). */
+export interface StackSourceRef {
+  readonly ref: string;
+  readonly at?: string;
+}
+
+/** `SRC[=DEST]` as the CLI spells a stack source or an --import: DEST an absolute image path. */
+export function parseStackSource(arg: string, flag: string): StackSourceRef {
+  const eq = arg.lastIndexOf('=');
+  if (eq <= 0) return { ref: arg };
+  const at = arg.slice(eq + 1);
+  // Checked here, with the flag named, so a bad DEST fails before any image is opened.
+  stackPath(at, `${flag} ${arg}`);
+  return { ref: arg.slice(0, eq), at };
+}
+
+/** Opened stack sources; `close` releases them all. */
+export interface OpenedSources {
+  readonly sources: StackSource[];
+  close(): Promise<void>;
+}
+
+/** Opens every source (the platform chosen as for --from), closing the ones opened when one fails. */
+export async function openStackSources(refs: readonly StackSourceRef[], squash: boolean, access: SourceAccess, flag: string): Promise<OpenedSources> {
+  const opened: ImageSource[] = [];
+  const close = async () => void (await Promise.all(opened.map((s) => s.close())));
+  try {
+    const sources: StackSource[] = [];
+    for (const r of refs) {
+      const at = stackPath(r.at ?? '/', `${flag} ${r.ref}`);
+      const source = await openImageSource(r.ref, access);
+      opened.push(source);
+      sources.push({ name: source.name, label: await historyLabel(r.ref, source.image), image: source.image, at, squash });
+    }
+    return { sources, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/**
+ * A source as the history names it. A registry reference is a global name; a local image is
+ * named by its name in the archive or layout and its config digest — not by the host path it was
+ * read from, which differs between machines and CI runs and would make the output differ too.
+ */
+async function historyLabel(ref: string, image: Image): Promise<string> {
+  if (ref.startsWith('docker://')) return ref;
+  const local = await parseLocalReference(ref);
+  const transport = local?.transport ?? 'image';
+  return `${transport}${local?.name ? ` ${local.name}` : ''} (config ${image.configDigest})`;
+}
+
+/** Everything a stack takes, typed. */
+export interface StackRequest extends SourceAccess {
+  /** The images, bottom first. */
+  readonly sources: readonly StackSourceRef[];
+  /** Where the image goes: any reference `strata build -o` takes. */
+  readonly output: string;
+  readonly format?: OutputFormat;
+  readonly tags?: readonly string[];
+  /** Config fields set on top of the last source's config (env merged by key). */
+  readonly settings?: Partial<ImageSettings>;
+  /** Merge each source's layers into one, applying its whiteouts. */
+  readonly squash?: boolean;
+  /** Let an upper source replace a lower one's file (reported in `shadowed`) instead of failing. */
+  readonly allowShadow?: boolean;
+  /** mtime of directories made for an image path (default: SOURCE_DATE_EPOCH, else 1). */
+  readonly mtime?: number;
+  readonly compression?: Compression;
+}
+
+export interface StackSummary {
+  readonly destination: string;
+  readonly manifestDigest: string;
+  readonly image: Image;
+  readonly plan: StackPlan;
+  readonly shadowed: readonly Shadow[];
+}
+
+/**
+ * Stacks images into one: the sources' layers in order, bottom first, each kept byte for byte
+ * where it stays at `/` (so its digest and every signature over it hold), rewritten where it is
+ * placed elsewhere or squashed; layers already lower in the stack are not repeated; the config is
+ * the last source's with the settings on top. Sources that shadow each other's files fail the
+ * stack before anything is written, unless `allowShadow`.
+ */
+export async function stack(request: StackRequest): Promise<StackSummary> {
+  if (request.sources.length === 0) throw new StrataError('nothing to stack: name at least one image');
+  const compression = request.compression ?? defaultCompression(request.output, request.format);
+  checkProducibleCompression(compression);
+  const mtime = request.mtime ?? resolveEpoch('--mtime', undefined);
+  const opened = await openStackSources(request.sources, request.squash ?? false, request, 'stack');
+  try {
+    const plan = planStack(opened.sources);
+    const checked = await checkStack(plan, new LayerScanner(), { allowShadow: request.allowShadow ?? false });
+    const dest = await openOutput(request.output, {
+      ...(request.format ? { format: request.format } : {}),
+      compression,
+      mtime,
+      registry: request.registry ?? {},
+      sources: request.sources.map((s) => s.ref),
+    });
+    try {
+      const layers = await produceStack(checked, dest, { compression, mtime });
+      const settings = { ...request.settings, created: request.settings?.created ?? rfc3339(resolveEpoch('--created', undefined)) };
+      const image = assembleImage(stackTemplate(plan), layers, settings);
+      await dest.commit(image, request.tags ?? []);
+      return { destination: dest.name, manifestDigest: manifestOf(image).digest, image, plan, shadowed: checked.shadowed };
+    } catch (e) {
+      await dest.abort();
+      throw e;
+    }
+  } finally {
+    await opened.close();
+  }
+}
