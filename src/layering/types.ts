@@ -1,5 +1,5 @@
 /** The layering strategies strata offers. */
-export type LayeringStrategy = 'popularity' | 'auto' | 'stable';
+export type LayeringStrategy = 'popularity' | 'auto' | 'stable' | 'per-path';
 
 /** One layer of store paths, as a plan assigns them. */
 export interface PlannedLayer {

@@ -1,3 +1,4 @@
+import type { LayeringStrategy } from '../../layering/types.js';
 import type { ClosureInput } from '../../ops/inputs.js';
 import { parsePlatform } from '../../image/platform.js';
 import { StrataError } from '../../util/errors.js';
@@ -8,7 +9,7 @@ export interface ClosureArgs extends RegistryArgs {
   'store-dir'?: string;
   root?: string[];
   'max-layers': number;
-  layering: 'popularity' | 'auto' | 'stable';
+  layering: LayeringStrategy;
   from?: string;
   platform?: string;
   previous?: string;
