@@ -46,6 +46,7 @@ export function layersWithHistoryPaths(image: Image): Layer[] {
       mediaType: layer.mediaType,
       compression: layer.compression,
       storePaths: paths,
+      ...(layer.annotations ? { annotations: layer.annotations } : {}),
       open: () => layer.open(),
     };
     return withPaths;

@@ -19,6 +19,11 @@ export interface Layer {
   readonly compression: Compression;
   /** Store paths the layer carries, when known (strata-built layers, or read back from history). */
   readonly storePaths?: readonly string[];
+  /**
+   * Annotations of the layer's descriptor in a manifest (the store path a package layer carries).
+   * They describe the blob without being part of it: the digest is the same with or without them.
+   */
+  readonly annotations?: Readonly<Record<string, string>>;
   /** Opens the blob bytes exactly as `digest` describes them. */
   open(): Promise<Readable>;
 }

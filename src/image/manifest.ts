@@ -27,7 +27,7 @@ export function ociManifest(image: Image): SerializedManifest {
     schemaVersion: 2,
     mediaType: MediaTypes.ociManifest,
     config: descriptorJson({ mediaType: MediaTypes.ociConfig, digest: image.configDigest, size: image.configBytes.length }),
-    layers: image.layers.map((l) => descriptorJson({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    layers: image.layers.map((l) => descriptorJson({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...(l.annotations ? { annotations: l.annotations } : {}) })),
     annotations: image.annotations && Object.keys(image.annotations).length > 0 ? { ...image.annotations } : undefined,
   };
   return serialized(MediaTypes.ociManifest, canonicalJsonBytes(manifest));

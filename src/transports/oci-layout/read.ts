@@ -225,7 +225,7 @@ class LayoutReader {
       if (sniffed !== compression) throw new StrataError(`${what}: media type ${mediaType} says ${compression} but the blob is ${sniffed === 'none' ? 'not compressed' : sniffed}`);
       // Docker media types become their OCI equivalents; nondistributable types are kept.
       const ociType = mediaType.startsWith('application/vnd.oci.') ? mediaType : ociLayerMediaType(compression);
-      layers.push(new LayoutLayer(s, config.rootfs.diff_ids[i]!, d.digest, d.size, ociType, compression, what));
+      layers.push(new LayoutLayer(s, config.rootfs.diff_ids[i]!, d.digest, d.size, ociType, compression, what, d.annotations));
     }
     const annotations = parseAnnotations(m['annotations'], `${where}: annotations`);
     return { config, configBytes, configDigest: configDesc.digest, layers, manifest, ...(annotations ? { annotations } : {}) };
@@ -241,6 +241,7 @@ class LayoutLayer implements Layer {
     readonly mediaType: string,
     readonly compression: Compression,
     private readonly what: string,
+    readonly annotations?: Readonly<Record<string, string>>,
   ) {}
 
   async open(): Promise<Readable> {

@@ -31,6 +31,7 @@ export class RegistryLayer implements Layer {
     readonly compression: Compression,
     /** "layer 2 of docker://…", for errors. */
     readonly description: string,
+    readonly annotations?: Readonly<Record<string, string>>,
   ) {
     // Layer.mediaType is the OCI type; a Docker schema 2 base gives the same bytes under another name.
     this.mediaType = ociLayerMediaType(compression);
@@ -137,7 +138,7 @@ async function imageOf(client: RegistryClient, r: RegistryReference, m: FetchedM
     const what = `layer ${i + 1}/${layerDescs.length} (${d.digest}) of ${name}`;
     const compression = compressionOfMediaType(d.mediaType);
     if (compression === undefined) throw new StrataError(`${name}: ${what} has media type ${JSON.stringify(d.mediaType)}, which is not a layer type strata can read`);
-    return new RegistryLayer(client, origin, d.digest, parseDigest(diffIds[i], `${name}: config rootfs.diff_ids[${i}]`), d.size, compression, what);
+    return new RegistryLayer(client, origin, d.digest, parseDigest(diffIds[i], `${name}: config rootfs.diff_ids[${i}]`), d.size, compression, what, d.annotations);
   });
 
   const annotations = parseAnnotations(m.json.annotations, `${name}: manifest annotations`);
