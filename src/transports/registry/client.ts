@@ -290,6 +290,47 @@ export class RegistryClient {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Listings
+
+  /** Every tag of a repository, following the registry's pages; [] when it has no such repository. */
+  async listTags(repo: string): Promise<string[]> {
+    return this.listPages(`/v2/${repo}/tags/list?n=1000`, pullScope(repo), 'tags', `tag list of ${this.host}/${repo}`);
+  }
+
+  /** Every repository of the registry (its catalog), following the registry's pages. */
+  async listRepositories(): Promise<string[]> {
+    return this.listPages('/v2/_catalog?n=1000', ['registry:catalog:*'], 'repositories', `catalog of ${this.host}`);
+  }
+
+  /** GETs a paginated list (distribution-spec: a JSON array under `key`, the next page in a Link header). */
+  private async listPages(first: string, scope: Scope, key: string, what: string): Promise<string[]> {
+    const out: string[] = [];
+    let url: string | undefined = first;
+    for (let page = 0; url !== undefined; page++) {
+      if (page >= 1000) throw new StrataError(`${what}: more than 1000 pages; the registry's Link headers loop`);
+      const res = await this.request({ method: 'GET', url, scope, what, expect: [200, 404] });
+      if (res.status === 404) {
+        await res.body?.cancel();
+        return out;
+      }
+      let json: unknown;
+      try {
+        json = await res.json();
+      } catch (e) {
+        throw new StrataError(`${what}: the registry answered with something that is not JSON (${(e as Error).message})`);
+      }
+      const list = (json as Record<string, unknown> | null)?.[key];
+      if (list !== null && list !== undefined && (!Array.isArray(list) || !list.every((t) => typeof t === 'string'))) {
+        throw new StrataError(`${what}: the registry's answer has no list of strings under ${JSON.stringify(key)}`);
+      }
+      out.push(...((list as string[] | null | undefined) ?? []));
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')?.[1];
+      url = next === undefined ? undefined : new URL(next, this.baseUrl + '/').pathname + new URL(next, this.baseUrl + '/').search;
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
   // HTTP core
 
   /** Resolves a Location header (absolute or relative to the registry). */
