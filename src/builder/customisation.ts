@@ -3,6 +3,7 @@ import { basename, join, posix } from 'node:path';
 import type { Closure } from '../closure/types.js';
 import type { TarEntry } from '../tar/entry.js';
 import { directoryEntry, finalizeEntries, scanTree, symlinkEntry } from '../tar/scan.js';
+import { imagePath } from '../image/image-path.js';
 import { StrataError } from '../util/errors.js';
 
 /** What goes into the customisation layer, on top of the store-path layers. */
@@ -31,15 +32,6 @@ export function parseSymlink(arg: string): { link: string; target: string } {
   const i = arg.indexOf(':');
   if (i <= 0 || i === arg.length - 1) throw new StrataError(`--symlink ${JSON.stringify(arg)}: expected LINK:TARGET`);
   return { link: imagePath(arg.slice(0, i), '--symlink'), target: arg.slice(i + 1) };
-}
-
-/** Normalises an absolute image path to a tar name (no leading '/'); refuses `..` and the root. */
-export function imagePath(p: string, flag: string): string {
-  if (!p.startsWith('/')) throw new StrataError(`${flag} ${JSON.stringify(p)}: image paths must be absolute`);
-  if (p.split('/').includes('..')) throw new StrataError(`${flag} ${JSON.stringify(p)}: '..' is not allowed in image paths`);
-  const name = posix.normalize(p).replace(/^\/+/, '').replace(/\/+$/, '');
-  if (name === '' || name === '.') throw new StrataError(`${flag} ${JSON.stringify(p)}: cannot target the image root`);
-  return name;
 }
 
 /**

@@ -4,7 +4,6 @@
  * (moved under an image path, or squashed), which are already present below and so not repeated,
  * and what the history says about each. Producing the rewritten layers is the builder's job.
  */
-import { posix } from 'node:path';
 import { StrataError } from '../util/errors.js';
 import type { HistoryEntry, ImageConfig } from './config.js';
 import type { Digest } from './digest.js';
@@ -155,13 +154,4 @@ export function stackTemplate(plan: StackPlan): Image {
   if (!last) throw new StrataError('nothing to stack: name at least one image');
   const config: ImageConfig = { ...last.image.config, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
   return { config, configBytes: Buffer.alloc(0), configDigest: last.image.configDigest, layers: [] };
-}
-
-/** An image path (`/opt/tool`, or `/`) as a tar name, refusing relative paths and `..`. */
-export function stackPath(p: string, flag: string): string {
-  if (!p.startsWith('/')) throw new StrataError(`${flag}: ${JSON.stringify(p)} is not an absolute image path`);
-  if (p.split('/').includes('..')) throw new StrataError(`${flag}: ${JSON.stringify(p)}: '..' is not allowed in image paths`);
-  if (p.includes('\0')) throw new StrataError(`${flag}: ${JSON.stringify(p)}: NUL is not allowed in image paths`);
-  const name = posix.normalize(p).replace(/^\/+/, '').replace(/\/+$/, '');
-  return name === '.' ? '' : name;
 }

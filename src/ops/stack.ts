@@ -1,19 +1,20 @@
 import { checkStack, produceStack } from '../builder/stack.js';
 import { checkProducibleCompression } from '../compress/compression.js';
-import { assembleImage, rfc3339, type ImageSettings } from '../image/assemble.js';
+import { assembleImage, type ImageSettings } from '../image/assemble.js';
 import type { Shadow } from '../image/conflicts.js';
 import { LayerScanner } from '../image/layer-scan.js';
 import { manifestOf } from '../image/manifest.js';
 import type { Image } from '../image/image.js';
 import type { Compression } from '../image/media-types.js';
-import { planStack, stackPath, stackTemplate, type StackPlan, type StackSource } from '../image/stack.js';
+import { imagePath } from '../image/image-path.js';
+import { planStack, stackTemplate, type StackPlan, type StackSource } from '../image/stack.js';
 import { defaultCompression, type OutputFormat } from '../transports/open-destination.js';
 import { openImageSource } from '../transports/open-source.js';
 import { parseLocalReference } from '../transports/reference.js';
 import type { ImageSource } from '../transports/types.js';
 import { StrataError } from '../util/errors.js';
 import { openOutput } from './commit.js';
-import { resolveEpoch } from './defaults.js';
+import { defaultCreated, resolveEpoch } from './defaults.js';
 import type { SourceAccess } from './inputs.js';
 
 /** An image to stack or import, and the absolute image path its filesystem goes to (default `/`). */
@@ -28,7 +29,7 @@ export function parseStackSource(arg: string, flag: string): StackSourceRef {
   if (eq <= 0) return { ref: arg };
   const at = arg.slice(eq + 1);
   // Checked here, with the flag named, so a bad DEST fails before any image is opened.
-  stackPath(at, `${flag} ${arg}`);
+  imagePath(at, `${flag} ${arg}`, { allowRoot: true });
   return { ref: arg.slice(0, eq), at };
 }
 
@@ -45,7 +46,7 @@ export async function openStackSources(refs: readonly StackSourceRef[], squash: 
   try {
     const sources: StackSource[] = [];
     for (const r of refs) {
-      const at = stackPath(r.at ?? '/', `${flag} ${r.ref}`);
+      const at = imagePath(r.at ?? '/', `${flag} ${r.ref}`, { allowRoot: true });
       const source = await openImageSource(r.ref, access);
       opened.push(source);
       sources.push({ name: source.name, label: await historyLabel(r.ref, source.image), image: source.image, at, squash });
@@ -121,7 +122,7 @@ export async function stack(request: StackRequest): Promise<StackSummary> {
     });
     try {
       const layers = await produceStack(checked, dest, { compression, mtime });
-      const settings = { ...request.settings, created: request.settings?.created ?? rfc3339(resolveEpoch('--created', undefined)) };
+      const settings = { ...request.settings, created: request.settings?.created ?? defaultCreated() };
       const image = assembleImage(stackTemplate(plan), layers, settings);
       await dest.commit(image, request.tags ?? []);
       return { destination: dest.name, manifestDigest: manifestOf(image).digest, image, plan, shadowed: checked.shadowed };
