@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+import { DeflatePool } from '../compress/deflate-pool.js';
 import type { DescribedLayer } from '../image/assemble.js';
 import { findShadows, refuseShadows, sourceFiles, type LayerContents, type Shadow, type SourceFiles } from '../image/conflicts.js';
 import { recordedStorePaths } from '../image/history.js';
@@ -82,12 +84,19 @@ export interface ProduceStackOptions {
  * layers as they stream. Each comes with its history entry.
  */
 export async function produceStack(checked: CheckedStack, dest: ImageDestination, opts: ProduceStackOptions): Promise<DescribedLayer[]> {
-  const out: DescribedLayer[] = [];
-  for (const [i, step] of checked.plan.steps.entries()) {
-    const layer = step.kind === 'carry' ? await carry(step.layer, dest) : await rewrite(step, checked, i, dest, opts);
-    out.push({ layer, createdBy: step.history.created_by ?? '', history: step.history });
+  // Started on first need, and shared: one set of deflate threads for every rewritten layer.
+  let deflater: DeflatePool | undefined;
+  const pool = (): DeflatePool => (deflater ??= new DeflatePool(Math.max(1, availableParallelism())));
+  try {
+    const out: DescribedLayer[] = [];
+    for (const [i, step] of checked.plan.steps.entries()) {
+      const layer = step.kind === 'carry' ? await carry(step.layer, dest) : await rewrite(step, checked, i, dest, opts, pool);
+      out.push({ layer, createdBy: step.history.created_by ?? '', history: step.history });
+    }
+    return out;
+  } finally {
+    await deflater?.close();
   }
-  return out;
 }
 
 async function carry(layer: Layer, dest: ImageDestination): Promise<Layer> {
@@ -95,7 +104,9 @@ async function carry(layer: Layer, dest: ImageDestination): Promise<Layer> {
   return layer;
 }
 
-async function rewrite(step: Extract<StackStep, { kind: 'rewrite' }>, checked: CheckedStack, index: number, dest: ImageDestination, opts: ProduceStackOptions): Promise<Layer> {
+async function rewrite(
+  step: Extract<StackStep, { kind: 'rewrite' }>, checked: CheckedStack, index: number, dest: ImageDestination, opts: ProduceStackOptions, pool: () => DeflatePool,
+): Promise<Layer> {
   const name = checked.plan.sources[step.source]!.name;
   const inputs = step.layers.map((layer) => {
     const what = `layer ${layer.digest} of ${name} (placed at ${imagePathOf(step.at)})`;
@@ -103,5 +114,5 @@ async function rewrite(step: Extract<StackStep, { kind: 'rewrite' }>, checked: C
   });
   const view = checked.views.get(index);
   const tar = rewriteTars(inputs, { prefix: step.at, mtime: opts.mtime, ...(view ? { view } : {}) });
-  return produceStreamedLayer(tar, dest, opts.compression);
+  return produceStreamedLayer(tar, dest, opts.compression, pool);
 }

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { checkProducibleCompression } from '../compress/compression.js';
-import { DeflatePool } from '../compress/deflate-pool.js';
+import type { DeflatePool } from '../compress/deflate-pool.js';
 import { GzipCompressor } from '../compress/gzip-writer.js';
 import type { Digest } from '../image/digest.js';
 import type { Layer } from '../image/layer.js';
@@ -13,12 +12,12 @@ import type { ImageDestination } from '../transports/types.js';
  * from another image): the DiffID is hashed as the bytes pass, they are compressed with the
  * reproducible block gzip when asked, and nothing is held whole. The size is not known ahead, so
  * archive destinations spool the blob. On failure the blob is aborted and the error rethrown.
+ * `pool` deflates for gzip; it is the caller's, so several layers share its threads.
  */
-export async function produceStreamedLayer(tar: AsyncIterable<Buffer>, dest: ImageDestination, compression: Compression): Promise<Layer> {
+export async function produceStreamedLayer(tar: AsyncIterable<Buffer>, dest: ImageDestination, compression: Compression, pool: () => DeflatePool): Promise<Layer> {
   checkProducibleCompression(compression);
   const writer = await dest.beginBlob();
-  const pool = compression === 'gzip' ? new DeflatePool(Math.max(1, availableParallelism())) : undefined;
-  const gzip = pool ? new GzipCompressor(writer, pool) : undefined;
+  const gzip = compression === 'gzip' ? new GzipCompressor(writer, pool()) : undefined;
   try {
     const diff = createHash('sha256');
     let tarSize = 0;
@@ -36,7 +35,5 @@ export async function produceStreamedLayer(tar: AsyncIterable<Buffer>, dest: Ima
     await gzip?.settle();
     await writer.abort();
     throw e;
-  } finally {
-    await pool?.close();
   }
 }
