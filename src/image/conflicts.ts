@@ -6,6 +6,7 @@
  * read — a store path's name is its content — so checking them downloads nothing.
  */
 import { StrataError } from '../util/errors.js';
+import { placedUnder } from '../tar/rewrite.js';
 import { squashView } from '../tar/squash.js';
 import type { LayerMember } from './layer-scan.js';
 
@@ -30,7 +31,7 @@ export interface Shadow {
  * under `at`: its own whiteouts and replacements are applied first, as its image would show it.
  */
 export function sourceFiles(name: string, at: string, layers: readonly LayerContents[]): SourceFiles {
-  const place = (p: string): string => (at === '' ? p : p === '' ? at : `${at}/${p}`);
+  const place = (p: string): string => placedUnder(at, p);
   const files = new Map<string, string>();
   const scanned = layers.filter((l): l is { members: readonly LayerMember[] } => 'members' in l).map((l) => l.members);
   const view = squashView(scanned);

@@ -1,4 +1,5 @@
 import { scanTarStream } from '../tar/read-stream.js';
+import { normalizeMemberName } from '../tar/read.js';
 import type { Layer } from './layer.js';
 import { layerTar } from './layer-tar.js';
 import { compareBytes } from '../util/byte-order.js';
@@ -21,8 +22,8 @@ export async function storePathsInLayer(layer: Layer, storeDir: string, source?:
 export function storePathsOf(names: Iterable<string>, storeDir: string): string[] {
   const prefix = `${storeDir.replace(/^\/+/, '').replace(/\/+$/, '')}/`;
   const found = new Set<string>();
-  for (let n of names) {
-    while (n.startsWith('./') || n.startsWith('/')) n = n.startsWith('/') ? n.slice(1) : n.slice(2);
+  for (const name of names) {
+    const n = normalizeMemberName(name);
     if (!n.startsWith(prefix)) continue;
     const top = n.slice(prefix.length).split('/')[0]!;
     if (top === '' || top.startsWith('.wh.')) continue;

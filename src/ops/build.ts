@@ -3,7 +3,7 @@ import { emptyCustomisation, type CustomisationSpec } from '../builder/customisa
 import type { ProduceStats } from '../builder/produce-layers.js';
 import { defaultCacheDir, openLayerCache } from '../cache/layer-cache.js';
 import { checkProducibleCompression } from '../compress/compression.js';
-import { rfc3339, type ImageSettings } from '../image/assemble.js';
+import type { ImageSettings } from '../image/assemble.js';
 import { manifestOf } from '../image/manifest.js';
 import type { Compression } from '../image/media-types.js';
 import { DEFAULT_MAX_LAYERS } from '../layering/budget.js';
@@ -11,7 +11,7 @@ import type { LayeringStrategy } from '../layering/types.js';
 import { defaultCompression, type OutputFormat } from '../transports/open-destination.js';
 import type { RegistryOptions } from '../transports/registry/client.js';
 import { openOutput } from './commit.js';
-import { defaultArchitecture, resolveEpoch } from './defaults.js';
+import { defaultArchitecture, defaultCreated, resolveEpoch } from './defaults.js';
 import { checkStoreRoot, loadClosure, loadPrevious, openBase, type Base, type ClosureInput, type SourceAccess } from './inputs.js';
 import { openStackSources, type StackSourceRef } from './stack.js';
 import { checkStack, type CheckedStack } from '../builder/stack.js';
@@ -145,14 +145,9 @@ function checkImports(sources: StackSource[], base: Base | undefined, scanner: L
 async function importedStorePaths(checked: CheckedStack, storeDir: string, scanner: LayerScanner): Promise<string[]> {
   const out: string[] = [];
   for (const step of checked.plan.steps) {
-    if (step.kind === 'rewrite' && step.at !== '') continue;
     const name = checked.plan.sources[step.source]!.name;
-    const layers = step.kind === 'carry' ? [step.layer] : step.layers;
-    if (step.kind === 'carry' && step.storePaths) {
-      out.push(...step.storePaths);
-      continue;
-    }
-    for (const layer of layers) out.push(...(await scanner.storePaths(layer, storeDir, name)));
+    if (step.kind === 'carry') out.push(...(step.storePaths ?? (await scanner.storePaths(step.layer, storeDir, name))));
+    else if (step.at === '') for (const layer of step.layers) out.push(...(await scanner.storePaths(layer, storeDir, name)));
   }
   return out;
 }
@@ -162,7 +157,7 @@ function completeSettings(s: Partial<ImageSettings>, platformFrom: Image | undef
   const inherit = platformFrom !== undefined;
   return {
     ...s,
-    created: s.created ?? rfc3339(resolveEpoch('--created', undefined)),
+    created: s.created ?? defaultCreated(),
     ...(s.architecture === undefined ? { architecture: inherit ? platformFrom.config.architecture : defaultArchitecture() } : {}),
     ...(s.os === undefined ? { os: inherit ? platformFrom.config.os : 'linux' } : {}),
   };

@@ -1,4 +1,5 @@
 import { arch as hostArch } from 'node:os';
+import { rfc3339 } from '../image/assemble.js';
 import { StrataError } from '../util/errors.js';
 
 /** Defaults a build takes when neither the caller nor a base image says otherwise. */
@@ -31,4 +32,9 @@ function parseEpoch(what: string, s: string): number {
   const t = Date.parse(s);
   if (!Number.isNaN(t) && /^\d{4}-\d{2}-\d{2}/.test(s)) return Math.floor(t / 1000);
   throw new StrataError(`${what}: ${JSON.stringify(s)} is not a unix timestamp, an RFC 3339 date or "now"`);
+}
+
+/** `created` of a new image when the caller sets none: SOURCE_DATE_EPOCH, else 1, as RFC 3339. */
+export function defaultCreated(): string {
+  return rfc3339(resolveEpoch('--created', undefined));
 }

@@ -33,10 +33,15 @@ export interface RewriteOptions {
 
 const ZEROS = Buffer.alloc(512);
 
+/** A member name as it is once its layer is placed under `prefix` ('' leaves it; the root becomes the prefix). */
+export function placedUnder(prefix: string, name: string): string {
+  return prefix === '' ? name : name === '' ? prefix : `${prefix}/${name}`;
+}
+
 /** The tar bytes of `inputs` rewritten by `opts`, in chunks, ending with the end-of-archive marker. */
 export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOptions): AsyncGenerator<Buffer> {
   const prefix = opts.prefix;
-  const under = (name: string): string => (prefix === '' ? name : name === '' ? prefix : `${prefix}/${name}`);
+  const under = (name: string): string => placedUnder(prefix, name);
   // The prefix's parents are made first; the prefix itself takes the inputs' root entry when one
   // comes first, so a relocated tree keeps its root's mode and owner.
   const parents = prefix === '' ? [] : prefix.split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/'));
