@@ -10,7 +10,14 @@ export interface ClosureEntry {
   readonly references: readonly string[];
   readonly narSize?: number | undefined;
   readonly narHash?: string | undefined;
+  readonly pname?: string | undefined;
+  readonly version?: string | undefined;
+  readonly output?: string | undefined;
 }
+
+/** The package fields of an entry, as given; kept per path, and never part of any layer's bytes. */
+type PackageFields = Pick<StorePathInfo, 'pname' | 'version' | 'output'>;
+const PACKAGE_FIELDS = ['pname', 'version', 'output'] as const;
 
 export interface BuildClosureOptions {
   /** Names the input in every error message (a file name, or a description). */
@@ -28,7 +35,7 @@ export interface BuildClosureOptions {
 export function buildClosure(entries: Iterable<ClosureEntry>, opts: BuildClosureOptions): Closure {
   const { source } = opts;
   const storeDir = checkStoreDir(opts.storeDir, source);
-  const byPath = new Map<string, { references: string[]; narSize: number | undefined; narHash: string | undefined }>();
+  const byPath = new Map<string, { references: string[]; narSize: number | undefined; narHash: string | undefined; pkg: PackageFields }>();
 
   for (const entry of entries) {
     const path = checkStorePath(entry.path, storeDir, source);
@@ -49,10 +56,17 @@ export function buildClosure(entries: Iterable<ClosureEntry>, opts: BuildClosure
     if (entry.narHash !== undefined && typeof entry.narHash !== 'string') {
       throw new StrataError(`${source}: store path ${path} has a narHash that is not a string`);
     }
+    const pkg: { -readonly [K in keyof PackageFields]: PackageFields[K] } = {};
+    for (const field of PACKAGE_FIELDS) {
+      const v = entry[field];
+      if (v === undefined) continue;
+      if (typeof v !== 'string' || v === '') throw new StrataError(`${source}: store path ${path} has a "${field}" that is not a non-empty string`);
+      pkg[field] = v;
+    }
     const references = sortBytewise(refs);
     const prev = byPath.get(path);
     if (prev === undefined) {
-      byPath.set(path, { references, narSize, narHash: entry.narHash });
+      byPath.set(path, { references, narSize, narHash: entry.narHash, pkg });
       continue;
     }
     // The same path listed twice is harmless when both entries say the same thing (concatenated
@@ -68,6 +82,7 @@ export function buildClosure(entries: Iterable<ClosureEntry>, opts: BuildClosure
     }
     prev.narSize ??= narSize;
     prev.narHash ??= entry.narHash;
+    prev.pkg = { ...pkg, ...prev.pkg };
   }
 
   if (byPath.size === 0) throw new StrataError(`${source}: the closure is empty (no store paths)`);
@@ -102,10 +117,8 @@ export function buildClosure(entries: Iterable<ClosureEntry>, opts: BuildClosure
 
   const paths = new Map<string, StorePathInfo>();
   for (const path of sortedPaths) {
-    const { references, narSize, narHash } = byPath.get(path)!;
-    const info: StorePathInfo = narHash === undefined
-      ? { path, references: Object.freeze(references), narSize: narSize ?? 0 }
-      : { path, references: Object.freeze(references), narSize: narSize ?? 0, narHash };
+    const { references, narSize, narHash, pkg } = byPath.get(path)!;
+    const info: StorePathInfo = { path, references: Object.freeze(references), narSize: narSize ?? 0, ...(narHash === undefined ? {} : { narHash }), ...pkg };
     paths.set(path, Object.freeze(info));
   }
   return Object.freeze({ storeDir, paths, roots: Object.freeze(roots) });

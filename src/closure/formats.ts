@@ -140,7 +140,27 @@ function decodeEntry(obj: Json, path: string, source: string, storeDirs: Decoded
   if (Object.hasOwn(obj, 'storeDir')) storeDirs.push({ storeDir: obj['storeDir'], where: `the "storeDir" of ${path}` });
   // Nix >= 2.23 prints absent optional fields as null; treat null as "not given".
   const narSize = obj['narSize'] ?? undefined;
-  return { path, references: references as string[], narSize: narSize as number | undefined, narHash: decodeHash(obj['narHash'], path, source) };
+  return {
+    path,
+    references: references as string[],
+    narSize: narSize as number | undefined,
+    narHash: decodeHash(obj['narHash'], path, source),
+    ...packageFields(obj),
+  };
+}
+
+/**
+ * Package metadata some generators add beside each path (strata's form, or a wrapper around
+ * exportReferencesGraph): `pname`, `version`, and `outputName` (Nix's word) or `output`. Read only
+ * when `pname` is there — Nix 2.33 puts a numeric `version` (of its JSON format) in every entry.
+ */
+function packageFields(obj: Json): { pname?: string; version?: string; output?: string } {
+  if (obj['pname'] === undefined || obj['pname'] === null) return {};
+  return {
+    pname: obj['pname'] as string,
+    version: (obj['version'] ?? undefined) as string | undefined,
+    output: (obj['outputName'] ?? obj['output'] ?? undefined) as string | undefined,
+  };
 }
 
 /**

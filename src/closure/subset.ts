@@ -17,3 +17,18 @@ export function closureWithout(closure: Closure, drop: ReadonlySet<string>): Clo
   const roots = [...paths.keys()].filter((p) => !referenced.has(p));
   return { storeDir: closure.storeDir, paths, roots };
 }
+
+/** The store paths `root` needs, itself included (what `nix-store --query --requisites` lists). */
+export function requisites(closure: Closure, root: string): Set<string> {
+  const seen = new Set<string>([root]);
+  const stack = [root];
+  while (stack.length > 0) {
+    for (const r of closure.paths.get(stack.pop()!)!.references) {
+      if (!seen.has(r)) {
+        seen.add(r);
+        stack.push(r);
+      }
+    }
+  }
+  return seen;
+}

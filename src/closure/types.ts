@@ -8,6 +8,10 @@ export interface StorePathInfo {
   readonly narSize: number;
   /** NAR hash as the input printed it (any encoding), when known. Content identity for caches. */
   readonly narHash?: string;
+  /** Package name, version and output name, when the input recorded them (they beat parsing the path's name). */
+  readonly pname?: string;
+  readonly version?: string;
+  readonly output?: string;
 }
 
 /** A validated, self-contained dependency closure. */
