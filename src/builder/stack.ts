@@ -1,5 +1,4 @@
-import { availableParallelism } from 'node:os';
-import { DeflatePool } from '../compress/deflate-pool.js';
+import { lazyDeflatePool, type DeflatePool } from '../compress/deflate-pool.js';
 import type { DescribedLayer } from '../image/assemble.js';
 import { findShadows, refuseShadows, sourceFiles, type LayerContents, type Shadow, type SourceFiles } from '../image/conflicts.js';
 import { recordedStorePaths } from '../image/history.js';
@@ -85,8 +84,8 @@ export interface ProduceStackOptions {
  */
 export async function produceStack(checked: CheckedStack, dest: ImageDestination, opts: ProduceStackOptions): Promise<DescribedLayer[]> {
   // Started on first need, and shared: one set of deflate threads for every rewritten layer.
-  let deflater: DeflatePool | undefined;
-  const pool = (): DeflatePool => (deflater ??= new DeflatePool(Math.max(1, availableParallelism())));
+  const deflater = lazyDeflatePool();
+  const pool = deflater.get;
   try {
     const out: DescribedLayer[] = [];
     for (const [i, step] of checked.plan.steps.entries()) {
@@ -95,7 +94,7 @@ export async function produceStack(checked: CheckedStack, dest: ImageDestination
     }
     return out;
   } finally {
-    await deflater?.close();
+    await deflater.close();
   }
 }
 

@@ -6,15 +6,17 @@ import type { Digest } from '../image/digest.js';
 import type { Layer } from '../image/layer.js';
 import { ociLayerMediaType, type Compression } from '../image/media-types.js';
 import type { ImageDestination } from '../transports/types.js';
+import { RUN_START, type TarRuns } from '../tar/segments.js';
 
 /**
  * Makes one layer blob in `dest` from tar bytes that arrive as a stream (a layer being rewritten
  * from another image): the DiffID is hashed as the bytes pass, they are compressed with the
- * reproducible block gzip when asked, and nothing is held whole. The size is not known ahead, so
+ * reproducible block gzip when asked, and nothing is held whole. Where the stream marks a run
+ * (RUN_START), gzip starts a member, as a layer built from the store does at each store path. The size is not known ahead, so
  * archive destinations spool the blob. On failure the blob is aborted and the error rethrown.
  * `pool` deflates for gzip; it is the caller's, so several layers share its threads.
  */
-export async function produceStreamedLayer(tar: AsyncIterable<Buffer>, dest: ImageDestination, compression: Compression, pool: () => DeflatePool): Promise<Layer> {
+export async function produceStreamedLayer(tar: TarRuns, dest: ImageDestination, compression: Compression, pool: () => DeflatePool): Promise<Layer> {
   checkProducibleCompression(compression);
   const writer = await dest.beginBlob();
   const gzip = compression === 'gzip' ? new GzipCompressor(writer, pool()) : undefined;
@@ -22,6 +24,10 @@ export async function produceStreamedLayer(tar: AsyncIterable<Buffer>, dest: Ima
     const diff = createHash('sha256');
     let tarSize = 0;
     for await (const chunk of tar) {
+      if (chunk === RUN_START) {
+        await gzip?.boundary();
+        continue;
+      }
       diff.update(chunk);
       tarSize += chunk.length;
       // Chunks are fresh views the rewriter never reuses, so the writer may keep them.

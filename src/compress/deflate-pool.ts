@@ -6,6 +6,7 @@
  * `size: 0` deflates on the calling thread instead: same function, same bytes (tests compare
  * the two), useful where threads are unwanted.
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BLOCK_SIZE, loadMemberCompressor } from './deflate-block.js';
 import type { BlockRequest, BlockResponse } from './deflate-worker.js';
@@ -116,4 +117,13 @@ export class DeflatePool {
     this.closed = true;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
+}
+
+/** A pool started on first need and shared by every layer of one build, then closed once. */
+export function lazyDeflatePool(): { get: () => DeflatePool; close: () => Promise<void> } {
+  let pool: DeflatePool | undefined;
+  return {
+    get: () => (pool ??= new DeflatePool(Math.max(1, availableParallelism()))),
+    close: async () => pool?.close(),
+  };
 }

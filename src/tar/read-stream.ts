@@ -13,6 +13,8 @@ export interface StreamMember {
   /** The header as stored (the name not yet normalised). */
   readonly header: RawHeader;
   readonly type: MemberType;
+  /** The member's header blocks exactly as stored, extended headers (PAX, GNU long names) included. */
+  readonly raw: Buffer;
   /** Byte offset of the member's header in the stream, for messages. */
   readonly offset: number;
   /** The body (`header.size` bytes for files, none otherwise); skipped if not read before the next member. */
@@ -83,19 +85,26 @@ export async function* readTarStream(input: AsyncIterable<Buffer>, what: string)
   const state = new HeaderState();
   const truncated = (): StrataError =>
     new StrataError(`${what}: truncated tar stream (ends at byte ${chunks.offset} without the end-of-archive marker)`);
+  let blocks: Buffer[] = []; // the current member's header blocks, as stored
   for (;;) {
     const at = chunks.offset;
     const where = `${what} at byte ${at}`;
     if (!(await chunks.fill(BLOCK))) throw truncated();
-    const raw = decodeHeader(chunks.take(BLOCK), where);
+    const block = chunks.take(BLOCK);
+    const raw = decodeHeader(block, where);
     if (raw === undefined) break;
+    blocks.push(block);
     if (HeaderState.isMeta(raw.typeflag)) {
       if (raw.size > MAX_META) throw new StrataError(`${where}: extended header of ${raw.size} bytes is too large`);
       const padded = paddedSize(raw.size);
       if (!(await chunks.fill(padded))) throw truncated();
-      state.absorb(raw.typeflag, Buffer.from(chunks.take(padded).subarray(0, raw.size)), where);
+      const data = chunks.take(padded);
+      blocks.push(data);
+      state.absorb(raw.typeflag, Buffer.from(data.subarray(0, raw.size)), where);
       continue;
     }
+    const stored = Buffer.concat(blocks);
+    blocks = [];
     const header = state.finish(raw, where);
     let left = storedBodySize(header);
     const padding = paddedSize(left) - left;
@@ -107,7 +116,7 @@ export async function* readTarStream(input: AsyncIterable<Buffer>, what: string)
         yield piece;
       }
     }
-    yield { header, type: typeOf(header.typeflag), offset: at, body };
+    yield { header, type: typeOf(header.typeflag), raw: stored, offset: at, body };
     // Whatever the consumer left of the body is skipped here, then the padding.
     while (left > 0) {
       const piece = await chunks.some(left);

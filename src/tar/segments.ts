@@ -52,3 +52,13 @@ export function storePathSegments(entries: readonly TarEntry[], storeDir: string
   segments.push({ start: offset, end: offset + END_OF_ARCHIVE, from: entries.length, to: entries.length });
   return segments;
 }
+
+/**
+ * In a tar stream, where a new run starts: the gzip of a store layer starts a member there, as it
+ * does at every segment of a layer built from the store, so a layer made from a stream of runs
+ * (published layers merged) compresses to the same bytes as the same layer built.
+ */
+export const RUN_START: unique symbol = Symbol('tar run start');
+
+/** Tar bytes, with the places where runs start marked. */
+export type TarRuns = AsyncIterable<Buffer | typeof RUN_START>;

@@ -1,0 +1,53 @@
+/**
+ * Several layer tars as one, every member's bytes exactly as stored. Made for store layers: each
+ * single-path layer starts with the same `nix/` and `nix/store/` directories and then holds one
+ * store path, so their members concatenated in store-path order, those directories once, are
+ * byte for byte the layer strata writes for all those paths together — a merged layer equals the
+ * built one. A repeated directory is skipped (the first one stands); any other name in two inputs
+ * is an error, since one input would silently replace the other. Runs are marked as the builder
+ * cuts them (segments.ts): the leading directories, each store path, the end of the archive.
+ */
+import { StrataError } from '../util/errors.js';
+import { END_OF_ARCHIVE, roundUpBlock } from './header.js';
+import { readTarStream } from './read-stream.js';
+import { checkMemberName, normalizeMemberName } from './read.js';
+import { RUN_START } from './segments.js';
+import type { TarInput } from './rewrite.js';
+
+const ZEROS = Buffer.alloc(512);
+
+export async function* concatTars(inputs: readonly TarInput[], storeDir: string): AsyncGenerator<Buffer | typeof RUN_START> {
+  const seen = new Map<string, string>();
+  const store = normalizeMemberName(storeDir) + '/';
+  // A member's run: the store path it lies in, or none (the store directory's parents).
+  const runOf = (name: string): string | undefined => {
+    if (!name.startsWith(store)) return undefined;
+    const slash = name.indexOf('/', store.length);
+    return slash < 0 ? name : name.slice(0, slash);
+  };
+  let run: string | undefined | null = null; // null: nothing written yet
+  for (const input of inputs) {
+    for await (const m of readTarStream(await input.open(), input.what)) {
+      const name = checkMemberName(m.header.name, input.what);
+      const first = seen.get(name);
+      if (first !== undefined) {
+        if (m.type === 'directory') continue;
+        throw new StrataError(`${input.what}: ${JSON.stringify(name)} is also in ${first}; layers that share files cannot be merged`);
+      }
+      seen.set(name, input.what);
+      const r = runOf(name);
+      if (r !== run) yield RUN_START;
+      run = r;
+      yield m.raw;
+      let n = 0;
+      for await (const chunk of m.body()) {
+        n += chunk.length;
+        yield chunk;
+      }
+      const pad = roundUpBlock(n) - n;
+      if (pad > 0) yield ZEROS.subarray(0, pad);
+    }
+  }
+  yield RUN_START;
+  yield Buffer.alloc(END_OF_ARCHIVE);
+}
