@@ -51,8 +51,8 @@ export async function openImageDestination(ref: string, opts: DestinationOptions
     const name = local.name;
     switch (local.transport) {
       case 'docker-archive': return openDockerArchiveDestination(where, { mtime: opts.mtime, ...compression, ...(name !== undefined ? { tag: name } : {}) });
-      case 'oci-archive': return openOciArchiveDestination(where, { mtime: opts.mtime, ...compression, ...(name !== undefined ? { refName: name } : {}) });
-      case 'oci': return openOciLayoutAppendDestination(where, { ...compression, ...(name !== undefined ? { refName: name } : {}) });
+      case 'oci-archive': return openOciArchiveDestination(where, { mtime: opts.mtime, ...compression, ...(name !== undefined ? { refNames: [name] } : {}) });
+      case 'oci': return openOciLayoutAppendDestination(where, { ...compression, ...(name !== undefined ? { refNames: [name] } : {}) });
     }
   }
   return openOutputDestination({ format: opts.format ?? 'docker-archive', output: ref, mtime: opts.mtime, ...compression });

@@ -270,3 +270,16 @@ export async function openOciLayout(dir: string, opts: OciReadOptions = {}): Pro
 export async function openOciArchive(file: string, opts: OciReadOptions & { index?: TarIndex } = {}): Promise<ImageSource> {
   return imageOf(await openOciArchiveRoot(file, opts), opts.platform);
 }
+
+/**
+ * The ref names index.json lists (each once, in index order); none when DIR has no index.json yet.
+ * For finding images by name (packages in a layout); opening one still goes through the reader.
+ */
+export async function layoutRefNames(dir: string): Promise<string[]> {
+  const bytes = await dirStore(dir).readFile('index.json');
+  if (bytes === undefined) return [];
+  const list = parseJsonObject(bytes, `oci:${dir}: index.json`)['manifests'];
+  if (!Array.isArray(list)) throw new StrataError(`oci:${dir}: index.json has no "manifests" array`);
+  const names = list.map((v, i) => parseDescriptor(v, `oci:${dir}: index.json manifests[${i}]`, { mediaTypeOptional: true }).annotations?.[REF_NAME]);
+  return [...new Set(names.filter((n): n is string => n !== undefined))];
+}

@@ -24,8 +24,8 @@ const CONTAINERD_NAME = 'io.containerd.image.name';
 
 export interface LayoutDestinationOptions {
   compression?: ArchiveDestinationOptions['compression'];
-  /** `oci:DIR:REF`: the entry's `org.opencontainers.image.ref.name`. */
-  refName?: string;
+  /** `oci:DIR:REF`: the entry's `org.opencontainers.image.ref.name`; several give one entry each. */
+  refNames?: readonly string[];
 }
 
 /**
@@ -35,11 +35,11 @@ export interface LayoutDestinationOptions {
  * annotation holds the fully qualified name (`docker.io/library/app:1`), the only form
  * `docker load` of a containerd image store accepts as the image's name.
  */
-export function layoutEntries(root: SerializedManifest, refs: readonly string[], refName?: string): Descriptor[] {
+export function layoutEntries(root: SerializedManifest, refs: readonly string[], refNames: readonly string[] = []): Descriptor[] {
   const tags = refs.map(parseTag);
-  if (refName !== undefined) {
+  if (refNames.length > 0) {
     const containerd: Record<string, string> = tags[0] ? { [CONTAINERD_NAME]: tags[0].qualified } : {};
-    return [manifestDescriptor(root, { annotations: { [REF_NAME]: refName, ...containerd } })];
+    return refNames.map((refName) => manifestDescriptor(root, { annotations: { [REF_NAME]: refName, ...containerd } }));
   }
   if (tags.length === 0) return [manifestDescriptor(root)];
   return tags.map((t) => manifestDescriptor(root, { annotations: { [REF_NAME]: t.tag, [CONTAINERD_NAME]: t.qualified } }));
@@ -193,7 +193,7 @@ export async function openOciDirectoryDestination(path: string, opts: LayoutDest
     async commit(root, refs) {
       const manifest = await putTree(blobs, root, isIndex(root));
       await writeFile(join(temp, 'oci-layout'), OCI_LAYOUT_FILE);
-      await writeFile(join(temp, 'index.json'), serializeIndex(layoutEntries(manifest, refs, opts.refName)).bytes);
+      await writeFile(join(temp, 'index.json'), serializeIndex(layoutEntries(manifest, refs, opts.refNames)).bytes);
       await replaceDirectory(temp, path);
       committed = true;
     },
@@ -235,13 +235,13 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
   const blobs = new BlobFiles(blobDir, undefined);
 
   return {
-    name: `oci:${path}${opts.refName !== undefined ? `:${opts.refName}` : ''}`,
+    name: `oci:${path}${opts.refNames?.length ? `:${opts.refNames[0]}` : ''}`,
     compression: opts.compression ?? 'none',
     beginBlob: () => blobs.begin(),
     addLayer: (layer) => blobs.addLayer(layer),
     async commit(root, refs) {
       const manifest = await putTree(blobs, root, isIndex(root));
-      const added = layoutEntries(manifest, refs, opts.refName);
+      const added = layoutEntries(manifest, refs, opts.refNames);
       await withLock(join(path, 'index.json.lock'), `oci:${path}`, async () => {
         const current = await readLayoutIndex(path);
         const names = new Set(added.map((d) => d.annotations?.[REF_NAME]).filter((n) => n !== undefined));
@@ -326,7 +326,7 @@ export async function openOciArchiveDestination(path: string, opts: ArchiveDesti
       await archive.addDirectory('blobs');
       await archive.addDirectory('blobs/sha256');
       await archive.addFile('oci-layout', OCI_LAYOUT_FILE);
-      await archive.addFile('index.json', serializeIndex(layoutEntries(manifest, refs, opts.refName)).bytes);
+      await archive.addFile('index.json', serializeIndex(layoutEntries(manifest, refs, opts.refNames)).bytes);
       await archive.commit();
     },
     abort: () => blobs.abort(),
