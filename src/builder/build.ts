@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import type { Closure } from '../closure/types.js';
 import { closureWithout } from '../closure/subset.js';
 import { assembleImage, type DescribedLayer, type ImageSettings } from '../image/assemble.js';
@@ -9,12 +10,19 @@ import type { PreviousAssignment } from '../layering/stable.js';
 import type { LayerPlan, LayeringStrategy } from '../layering/types.js';
 import { prestartTarWorkers } from '../tar/writer.js';
 import type { ImageDestination } from '../transports/types.js';
-import { customisationEntries, type CustomisationSpec } from './customisation.js';
+import { customisationEntries, storeBinLister, type BinLister, type CustomisationSpec } from './customisation.js';
 import { produceLayers, type LayerJobSource, type ProduceStats } from './produce-layers.js';
 import type { LayerCache } from '../cache/layer-cache.js';
 import { storeLayerJob } from './store-layer-job.js';
 import { produceStack, type CheckedStack } from './stack.js';
 import type { Compression } from '../image/media-types.js';
+import { annotatedLayer, type PathLayer } from '../image/package.js';
+import type { Layer } from '../image/layer.js';
+import { layerTar } from '../image/layer-tar.js';
+import { concatTars } from '../tar/concat.js';
+import { lazyDeflatePool } from '../compress/deflate-pool.js';
+import { StrataError } from '../util/errors.js';
+import { produceStreamedLayer } from './stream-layer.js';
 
 export interface BuildOptions {
   closure: Closure;
@@ -40,6 +48,14 @@ export interface BuildOptions {
   /** Filled with what was built and what came from the cache. */
   stats?: ProduceStats;
   tags: readonly string[];
+  /**
+   * Store layers that exist already, by store path (published package layers): the closure is
+   * planned as ever, but a planned layer of one such path is that layer, carried byte for byte,
+   * and a layer of several is made from their tars (concatTars) — the store is never read.
+   */
+  published?: ReadonlyMap<string, PathLayer>;
+  /** Where --bin paths' bin/ entries are listed from (default: the store under storeRoot). */
+  listBin?: BinLister;
 }
 
 export interface BuildResult {
@@ -78,30 +94,63 @@ export async function produceImage(opts: BuildOptions, dest: ImageDestination): 
   const closure = closureWithout(opts.closure, new Set(providedByBase));
   const plan = closure.paths.size > 0 ? planLayers(closure, opts.layering, budget, opts.previous) : { strategy: opts.layering, layers: [] };
   // Their boot overlaps with copying base layers and scanning the first store layer.
-  if (plan.layers.length > 0) prestartTarWorkers(plan.layers.length + 1);
+  if (plan.layers.length > 0 && !opts.published) prestartTarWorkers(plan.layers.length + 1);
 
   for (const layer of baseLayers) await dest.addLayer(layer);
   const imported = opts.imports ? await produceStack(opts.imports, dest, { compression: opts.compression, mtime: opts.mtime }) : [];
+
+  const stored = opts.published ? await carryPublished(plan, opts.published, dest, opts.compression) : [];
 
   // Each layer is scanned when its turn comes, so scanning overlaps with making the layers before
   // it; layers are produced concurrently where the destination allows, through the cache; blob
   // order stays the plan's order.
   const jobs: LayerJobSource[] = [];
   const jobOpts = { storeDir: closure.storeDir, storeRoot: opts.storeRoot, mtime: opts.mtime, compression: opts.compression, identities: opts.cache !== undefined, narHashes: opts.closure.paths };
-  for (const planned of plan.layers) jobs.push(() => storeLayerJob(planned.paths, jobOpts));
+  if (!opts.published) for (const planned of plan.layers) jobs.push(() => storeLayerJob(planned.paths, jobOpts));
   // The customisation layer is scanned first: a bad --add fails the build before any work.
-  jobs.push({ entries: await customisationEntries(opts.customisation, opts.closure, opts.storeRoot) });
+  jobs.push({ entries: await customisationEntries(opts.customisation, opts.listBin ?? storeBinLister(opts.closure, opts.storeRoot)) });
   const layers = await produceLayers(jobs, dest, {
     mtime: opts.mtime,
     compression: opts.compression,
     ...(opts.cache ? { cache: opts.cache } : {}),
     ...(opts.stats ? { stats: opts.stats } : {}),
   });
-  const newLayers: DescribedLayer[] = layers.map((layer, i) => {
+  const newLayers: DescribedLayer[] = [...stored, ...layers].map((layer, i) => {
     const paths = plan.layers[i]?.paths;
     return paths ? { layer, ...storeLayerHistory(paths) } : { layer, createdBy: CUSTOMISATION_CREATED_BY };
   });
 
   const image = assembleImage(opts.base, [...imported, ...newLayers], opts.settings);
   return { image, plan, providedByBase };
+}
+
+/**
+ * The planned store layers from published ones: a one-path layer is the published layer (its
+ * descriptor annotated as a package layer), added to `dest` as it is; a layer of several paths —
+ * a budget merge — is the one blob made anew, from the published tars in plan order.
+ */
+async function carryPublished(plan: LayerPlan, published: ReadonlyMap<string, PathLayer>, dest: ImageDestination, compression: Compression): Promise<Layer[]> {
+  const out: Layer[] = [];
+  const pool = lazyDeflatePool();
+  try {
+    for (const planned of plan.layers) {
+      const sources = planned.paths.map((p) => {
+        const l = published.get(p);
+        if (l === undefined) throw new StrataError(`internal: no published layer for ${p}`);
+        return l;
+      });
+      if (sources.length === 1) {
+        const layer = annotatedLayer(sources[0]!.layer, sources[0]!);
+        await dest.addLayer(layer);
+        out.push(layer);
+        continue;
+      }
+      const tars = sources.map((s) => ({ what: `the layer of ${s.storePath}`, open: async () => layerTar(s.layer, `the layer of ${s.storePath}`) }));
+      const made = await produceStreamedLayer(concatTars(tars, posix.dirname(planned.paths[0]!)), dest, compression, pool.get);
+      out.push({ ...made, storePaths: planned.paths });
+    }
+  } finally {
+    await pool.close();
+  }
+  return out;
 }

@@ -16,9 +16,25 @@ export interface CustomisationSpec {
   symlinks: readonly { link: string; target: string }[];
   /** `--remove PATH`: paths of lower (base) layers to delete, written as OCI whiteouts. */
   removes: readonly string[];
+  /** A later --bin's link replaces an earlier one of the same name instead of failing (`--allow-shadow`). */
+  shadowBins?: boolean;
 }
 
 export const emptyCustomisation: CustomisationSpec = { adds: [], bins: [], symlinks: [], removes: [] };
+
+/** The names in a store path's bin/ directory (what `--bin` links), from wherever the path's files are. */
+export type BinLister = (storePath: string) => Promise<string[]>;
+
+/** Lists bin/ of the closure's store paths on disk, under the physical `storeRoot`. */
+export function storeBinLister(closure: Closure, storeRoot: string): BinLister {
+  return async (storePath) => {
+    if (!closure.paths.has(storePath)) throw new StrataError(`--bin ${storePath}: not a store path of the closure`);
+    const binDir = join(storeRoot, storePath, 'bin');
+    return readdir(binDir).catch(() => {
+      throw new StrataError(`--bin ${storePath}: ${binDir} does not exist`);
+    });
+  };
+}
 
 /** Parses `SRC:DEST` where DEST is an absolute image path (SRC may itself contain ':'). */
 export function parseAdd(arg: string): { source: string; dest: string } {
@@ -38,10 +54,10 @@ export function parseSymlink(arg: string): { link: string; target: string } {
  * The entries of the customisation layer. Everything is sorted and deduplicated by the same
  * rules as store layers; whiteouts are then moved before their siblings, as the OCI spec asks.
  */
-export async function customisationEntries(spec: CustomisationSpec, closure: Closure, storeRoot: string): Promise<TarEntry[]> {
+export async function customisationEntries(spec: CustomisationSpec, listBin: BinLister): Promise<TarEntry[]> {
   const entries: TarEntry[] = [];
   for (const add of spec.adds) entries.push(...(await addEntries(add.source, add.dest)));
-  for (const storePath of spec.bins) entries.push(...(await binLinks(storePath, closure, storeRoot)));
+  entries.push(...(await binLinks(spec.bins, listBin, spec.shadowBins ?? false)));
   for (const s of spec.symlinks) entries.push(symlinkEntry(s.link, s.target));
 
   const addedDirs = new Set(entries.filter((e) => e.type === 'directory').map((e) => e.name));
@@ -76,13 +92,25 @@ async function addEntries(source: string, dest: string): Promise<TarEntry[]> {
   return out;
 }
 
-async function binLinks(storePath: string, closure: Closure, storeRoot: string): Promise<TarEntry[]> {
-  if (!closure.paths.has(storePath)) throw new StrataError(`--bin ${storePath}: not a store path of the closure`);
-  const binDir = join(storeRoot, storePath, 'bin');
-  const names = await readdir(binDir).catch(() => {
-    throw new StrataError(`--bin ${storePath}: ${binDir} does not exist`);
-  });
-  return [directoryEntry('bin'), ...names.sort().map((n) => symlinkEntry(`bin/${n}`, `${storePath}/bin/${n}`))];
+/**
+ * /bin/<name> → <store path>/bin/<name> for every name of every --bin path. Two paths with a
+ * command of the same name (two versions of one package) are an error naming both, unless
+ * `shadow`, when the later --bin wins.
+ */
+async function binLinks(storePaths: readonly string[], listBin: BinLister, shadow: boolean): Promise<TarEntry[]> {
+  if (storePaths.length === 0) return [];
+  const owner = new Map<string, string>();
+  for (const storePath of storePaths) {
+    for (const name of await listBin(storePath)) {
+      const other = owner.get(name);
+      if (other !== undefined && other !== storePath && !shadow) {
+        throw new StrataError(`--bin: /bin/${name} is in both ${other} and ${storePath}; pass --allow-shadow to let the later one win`);
+      }
+      owner.set(name, storePath);
+    }
+  }
+  const names = [...owner.keys()].sort();
+  return [directoryEntry('bin'), ...names.map((n) => symlinkEntry(`bin/${n}`, `${owner.get(n)}/bin/${n}`))];
 }
 
 function whiteout(name: string): TarEntry {

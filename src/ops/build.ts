@@ -1,4 +1,4 @@
-import { buildImage, type BuildResult } from '../builder/build.js';
+import { buildImage, type BuildOptions, type BuildResult } from '../builder/build.js';
 import { emptyCustomisation, type CustomisationSpec } from '../builder/customisation.js';
 import type { ProduceStats } from '../builder/produce-layers.js';
 import { defaultCacheDir, openLayerCache } from '../cache/layer-cache.js';
@@ -58,6 +58,10 @@ export interface BuildRequest extends Omit<ClosureInput, 'closure'>, SourceAcces
   readonly registry?: RegistryOptions;
   /** Filled with what was built and what came from the cache. */
   readonly stats?: ProduceStats;
+  /** Store layers that exist already, by store path (compose: published package layers); see BuildOptions. */
+  readonly published?: BuildOptions['published'];
+  /** Where --bin paths' bin/ entries are listed from (default: the store under storeRoot). */
+  readonly listBin?: BuildOptions['listBin'];
 }
 
 export interface BuildSummary extends BuildResult {
@@ -121,6 +125,8 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
         ...(cache ? { cache } : {}),
         ...(request.stats ? { stats: request.stats } : {}),
         tags: request.tags ?? [],
+        ...(request.published ? { published: request.published } : {}),
+        ...(request.listBin ? { listBin: request.listBin } : {}),
       },
       dest,
     );
