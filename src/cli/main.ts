@@ -116,6 +116,61 @@ export async function main(argv: string[]): Promise<number> {
       },
     )
     .command(
+      'publish <closure>',
+      'publish every store path of a closure as one layer, and each as a runnable package image NAME:VERSION',
+      (y) =>
+        registryFlags(y)
+          .positional('closure', { type: 'string', demandOption: true, describe: 'closure JSON (nix path-info --json --recursive, exportReferencesGraph, or strata plain form)' })
+          .option('to', { type: 'string', demandOption: true, describe: 'package repository: docker://HOST/PREFIX (packages at PREFIX/NAME) or oci:DIR' })
+          .option('store-root', { type: 'string', default: '/', describe: 'physical root the store paths are read under' })
+          .option('store-dir', { type: 'string', describe: 'logical store directory (default: from the closure, else /nix/store)' })
+          .option('root', { type: 'string', array: true, describe: 'root store path (repeatable; default: paths nothing refers to)' })
+          .option('compress', { choices: ['none', 'gzip'] as const, describe: 'layer compression (default gzip)' })
+          .option('mtime', { type: 'string', describe: 'mtime of every file (default: SOURCE_DATE_EPOCH, else 1); builds with the same share the blobs' })
+          .option('cache', { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache builds every layer afresh)' })
+          .option('cache-dir', CACHE_DIR_FLAG)
+          .option('arch', IMAGE_FLAGS.arch)
+          .option('os', IMAGE_FLAGS.os)
+          .option('variant', IMAGE_FLAGS.variant)
+          .option('created', IMAGE_FLAGS.created)
+          .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }),
+      async (args) => {
+        const { runPublish } = await import('./commands/publish.js');
+        exitCode = await runPublish(args);
+      },
+    )
+    .command(
+      'compose <packages..>',
+      'an image of published packages, by NAME[@RANGE], from exactly their published layers',
+      async (y) => {
+        const [{ OUTPUT_FORMATS }, { DEFAULT_MAX_LAYERS }] = await Promise.all([import('../transports/open-destination.js'), import('../layering/budget.js')]);
+        return registryFlags(y)
+          .positional('packages', { type: 'string', array: true, demandOption: true, describe: 'NAME or NAME@RANGE (^8, ~1.1, ">=2.39 <3", =1.1.1k), versions ordered as Nix orders them' })
+          .option('registry', { type: 'string', demandOption: true, describe: 'package repository strata publish wrote: docker://HOST/PREFIX or oci:DIR' })
+          .option('output', { alias: 'o', type: 'string', describe: 'output: any -o reference of strata build' })
+          .option('push', { type: 'string', describe: 'push to a registry instead: [docker://]HOST/REPO:TAG' })
+          .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'format of a plain-path output' })
+          .option('compress', { choices: ['none', 'gzip'] as const, describe: 'compression of new layers (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
+          .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
+          .option('mtime', { type: 'string', describe: 'mtime of files in new layers (default: SOURCE_DATE_EPOCH, else 1)' })
+          .option('max-layers', { type: 'number', default: DEFAULT_MAX_LAYERS, describe: 'total layer budget; past it the least popular store paths share one new layer' })
+          .option('add', { type: 'string', array: true, describe: 'SRC:DEST — host file, directory or glob put at image path DEST (customisation layer)' })
+          .option('bin', { type: 'string', array: true, describe: 'composed package NAME whose bin/ entries are linked into /bin' })
+          .option('symlink', { type: 'string', array: true, describe: 'LINK:TARGET symlink in the customisation layer' })
+          .option('remove', { type: 'string', array: true, describe: 'delete a lower layer\'s path (written as an OCI whiteout)' })
+          .option('import', { type: 'string', array: true, describe: 'SRC[=DEST]: stack image SRC under the packages, at image path DEST' })
+          .option('lock', { type: 'string', describe: 'lock file: keep the resolutions it records, and record new ones' })
+          .option('frozen', { type: 'boolean', default: false, describe: 'with --lock: fail instead of changing any resolution' })
+          .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
+          .options(IMAGE_FLAGS)
+          .options(IMPORT_FLAGS);
+      },
+      async (args) => {
+        const { runCompose } = await import('./commands/compose.js');
+        exitCode = await runCompose(args);
+      },
+    )
+    .command(
       'plan <closure>',
       'print the layer assignment without building',
       (y) => closureOptions(y),
@@ -199,7 +254,7 @@ export async function main(argv: string[]): Promise<number> {
         )
         .demandCommand(1, 'name a cache command: prune'),
     )
-    .demandCommand(1, 'name a command: build, stack, plan, inspect, push, index or cache prune')
+    .demandCommand(1, 'name a command: build, stack, publish, compose, plan, inspect, push, index or cache prune')
     .strict()
     .help()
     .version(false)
