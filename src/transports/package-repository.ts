@@ -44,10 +44,11 @@ async function registryPackages(ref: string, registry: RegistryOptions): Promise
   const { openRegistrySource } = await import('./registry/source.js');
   const { openRegistryDestination } = await import('./registry/destination.js');
   const base = ref.slice('docker://'.length).replace(/\/+$/, '');
-  const probe = parseRegistryReference(`${base}/probe`);
-  if (probe.tag !== undefined || probe.digest !== undefined || base.includes('@')) {
+  // HOST[:PORT] alone is a prefix too (packages at HOST/NAME); a ':' after the host is a tag.
+  if (base.includes('@') || (base.includes('/') && base.slice(base.indexOf('/')).includes(':'))) {
     throw new StrataError(`${ref}: name a registry and repository prefix (docker://HOST/PREFIX), without a tag or digest`);
   }
+  const probe = parseRegistryReference(`${base}/probe`);
   const prefix = probe.repository.slice(0, -'probe'.length); // '' or 'PREFIX/'
   const client = new RegistryClient(probe.apiHost, probe.registry, probe.repository, registry);
   const reference = (repo: string, tag: string) => `docker://${base}/${repo}:${tag}`;
