@@ -10,6 +10,9 @@ export { build, type BuildRequest, type BuildSummary } from './ops/build.js';
 export { produceImage, buildImage, type BuildOptions, type BuildResult } from './builder/build.js';
 export { stack, parseStackSource, type StackRequest, type StackSummary, type StackSourceRef } from './ops/stack.js';
 export { checkStack, produceStack, type CheckedStack } from './builder/stack.js';
+export { publish, type PublishRequest, type PublishSummary, type PublishedEntry } from './ops/publish.js';
+export { compose, type ComposeRequest, type ComposeSummary, type Resolution } from './ops/compose.js';
+export { openPackageRepository, type PackageRepository } from './transports/package-repository.js';
 export { plan, type PlanRequest } from './ops/plan.js';
 export { inspect, type InspectResult } from './ops/inspect.js';
 export { copy, type CopyOptions } from './ops/copy.js';
@@ -32,5 +35,8 @@ export { parsePlatform, formatPlatform, type Platform } from './image/platform.j
 export { resolveImage } from './image/select.js';
 export { planStack, type StackPlan, type StackSource, type StackStep } from './image/stack.js';
 export { findShadows, type Shadow } from './image/conflicts.js';
+export { PackageAnnotations, packageImage, readPackage, type PathLayer, type PublishedPackage } from './image/package.js';
+export { packageOf, versionTag, buildTag, repositoryName, type PackageId } from './closure/package.js';
+export { compareVersions, parseDrvName, parseVersionRange, highestInRange } from './closure/nix-name.js';
 export type { Closure } from './closure/types.js';
 export { StrataError } from './util/errors.js';
