@@ -58,3 +58,20 @@ test('repository names follow the registry grammar; + is spelt out', () => {
   // 'plus' is spelt out: the two names below would collide, which publish refuses (tested end to end).
   assert.equal(repositoryName('a+'), repositoryName('aplus'));
 });
+
+test('publish refuses two package names that would share a repository, before reading the store', async (t) => {
+  const { runStrata } = await import('../support/cli.js');
+  const { tempDir } = await import('../support/paths.js');
+  const { writeFileSync, existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const dir = tempDir(t, 'strata-pkgname');
+  const closure = join(dir, 'closure.json');
+  writeFileSync(closure, JSON.stringify({ version: 1, paths: [
+    { path: `${S}/${h('a')}-gtk+-3.0`, references: [] },
+    { path: `${S}/${h('b')}-gtkplus-3.0`, references: [] },
+  ] }));
+  const r = await runStrata(['publish', closure, '--store-root', dir, '--to', `oci:${join(dir, 'out')}`]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /packages "gtk\+" and "gtkplus" would both be published as repository gtkplus/);
+  assert.ok(!existsSync(join(dir, 'out')), 'nothing written');
+});
