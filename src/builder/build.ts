@@ -141,7 +141,10 @@ async function carryPublished(plan: LayerPlan, published: ReadonlyMap<string, Pa
       });
       if (sources.length === 1) {
         const layer = annotatedLayer(sources[0]!.layer, sources[0]!);
-        await dest.addLayer(layer);
+        await dest.addLayer(layer).catch((e: unknown) => {
+          // The transport names the blob; the user knows the store path.
+          throw e instanceof StrataError ? new StrataError(`the published layer of ${sources[0]!.storePath}: ${e.message}`, { cause: e }) : e;
+        });
         out.push(layer);
         continue;
       }

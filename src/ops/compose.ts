@@ -60,8 +60,15 @@ export async function compose(request: ComposeRequest): Promise<ComposeSummary> 
   const repository = await openPackageRepository(request.repository, request.registry ? { registry: request.registry } : {});
   const locked = request.lock !== undefined ? await readLock(request.lock) : new Map<string, LockEntry>();
   if (request.frozen) {
-    const stale = [...locked.keys()].filter((r) => !wanted.some((w) => w.text === r));
-    if (stale.length > 0) throw new StrataError(`--frozen: ${request.lock} also locks ${stale.join(', ')}, which this compose does not request`);
+    // Entries are keyed by the request as written: `hello` and `hello@^2` are different requests.
+    const stale = [...locked.values()].filter((e) => !wanted.some((w) => w.text === e.request));
+    if (stale.length > 0) {
+      const say = (e: LockEntry) => {
+        const same = wanted.find((w) => w.name === e.name);
+        return same ? `${JSON.stringify(e.request)} (this compose asks for ${JSON.stringify(same.text)})` : JSON.stringify(e.request);
+      };
+      throw new StrataError(`--frozen: ${request.lock} locks ${stale.map(say).join(', ')}, which this compose does not request`);
+    }
   }
 
   const resolved: Resolution[] = [];

@@ -8,13 +8,11 @@
  * cuts them (segments.ts): the leading directories, each store path, the end of the archive.
  */
 import { StrataError } from '../util/errors.js';
-import { END_OF_ARCHIVE, roundUpBlock } from './header.js';
-import { readTarStream } from './read-stream.js';
+import { END_OF_ARCHIVE } from './header.js';
+import { paddedBody, readTarStream } from './read-stream.js';
 import { checkMemberName, normalizeMemberName } from './read.js';
 import { RUN_START } from './segments.js';
 import type { TarInput } from './rewrite.js';
-
-const ZEROS = Buffer.alloc(512);
 
 export async function* concatTars(inputs: readonly TarInput[], storeDir: string): AsyncGenerator<Buffer | typeof RUN_START> {
   const seen = new Map<string, string>();
@@ -39,13 +37,7 @@ export async function* concatTars(inputs: readonly TarInput[], storeDir: string)
       if (r !== run) yield RUN_START;
       run = r;
       yield m.raw;
-      let n = 0;
-      for await (const chunk of m.body()) {
-        n += chunk.length;
-        yield chunk;
-      }
-      const pad = roundUpBlock(n) - n;
-      if (pad > 0) yield ZEROS.subarray(0, pad);
+      yield* paddedBody(m);
     }
   }
   yield RUN_START;

@@ -131,6 +131,19 @@ export async function* readTarStream(input: AsyncIterable<Buffer>, what: string)
   await chunks.drain();
 }
 
+const ZEROS = Buffer.alloc(BLOCK);
+
+/** A member's body as it is stored: its bytes, then the zeros that pad it to a whole block. */
+export async function* paddedBody(m: StreamMember): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const chunk of m.body()) {
+    n += chunk.length;
+    yield chunk;
+  }
+  const pad = paddedSize(n) - n;
+  if (pad > 0) yield ZEROS.subarray(0, pad);
+}
+
 /** One member as `scanTarStream` reports it. */
 export interface ScannedEntry {
   readonly name: string;

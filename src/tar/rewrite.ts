@@ -6,8 +6,8 @@
  * same layers twice gives the same bytes. Bodies stream through; nothing is held whole.
  */
 import { StrataError } from '../util/errors.js';
-import { END_OF_ARCHIVE, encodeFields, roundUpBlock, type HeaderFields } from './header.js';
-import { readTarStream, type StreamMember } from './read-stream.js';
+import { END_OF_ARCHIVE, encodeFields, type HeaderFields } from './header.js';
+import { paddedBody, readTarStream, type StreamMember } from './read-stream.js';
 import { checkMemberName } from './read.js';
 import type { SquashView } from './squash.js';
 import { whiteoutOf } from './whiteout.js';
@@ -30,8 +30,6 @@ export interface RewriteOptions {
    */
   readonly view?: SquashView;
 }
-
-const ZEROS = Buffer.alloc(512);
 
 /** A member name as it is once its layer is placed under `prefix` ('' leaves it; the root becomes the prefix). */
 export function placedUnder(prefix: string, name: string): string {
@@ -78,15 +76,7 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
         fields.linkname = under(target);
       }
       yield encodeFields(fields);
-      if (fields.size > 0) {
-        let n = 0;
-        for await (const chunk of m.body()) {
-          n += chunk.length;
-          yield chunk;
-        }
-        const pad = roundUpBlock(n) - n;
-        if (pad > 0) yield ZEROS.subarray(0, pad);
-      }
+      if (fields.size > 0) yield* paddedBody(m);
     }
   }
   if (!rootWritten) yield encodeFields(directory(prefix, opts.mtime));

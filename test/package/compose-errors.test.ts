@@ -210,6 +210,7 @@ describe('compose: a repository that is not what publish makes', () => {
     const err = await failing(['compose', 'hello', '--registry', `oci:${layout}`, '--push', `${registry.host}/app:1`]);
     assert.ok(err.includes(digest), `the error names the spoilt blob ${digest}:\n${err}`);
     assert.match(err, /digest mismatch/, err);
+    assert.ok(err.includes(store.releases[0].paths.hello), `the error names the store path whose layer is spoilt:\n${err}`);
     await assertNoTags(registry.host, 'app');
 
     const out = fresh('out');
@@ -309,10 +310,16 @@ describe('compose --lock and --frozen', () => {
 
     out = fresh('out');
     err = await failing(['compose', 'hello', '--lock', lock, '--frozen', '--registry', `oci:${l1}`, '-o', `oci:${out}:app`]);
-    assert.match(err, /also locks shout, which this compose does not request/, err);
+    assert.match(err, /locks "shout", which this compose does not request/, err);
     assert.ok(err.includes(lock), `the error names the lock file:\n${err}`);
     assertNoImage(out, 'app');
     assert.deepEqual(readFileSync(lock), bytes);
+
+    // A request is matched as written; the message says which request stands in its place.
+    out = fresh('out');
+    err = await failing(['compose', 'hello@^2', 'shout', '--lock', lock, '--frozen', '--registry', `oci:${l1}`, '-o', `oci:${out}:app`]);
+    assert.match(err, /locks "hello" \(this compose asks for "hello@\^2"\)/, err);
+    assertNoImage(out, 'app');
 
     const grown = await compose(['hello', 'shout', 'greeting-data', '--lock', lock, '-o', `oci:${fresh('out')}:app`]);
     const grownLock = readJson<Lock>(lock);

@@ -1,10 +1,9 @@
-import { parseAdd, parseSymlink } from '../../builder/customisation.js';
 import type { OutputFormat } from '../../transports/open-destination.js';
 import { registryOptions } from './registry-flags.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
-import { closureInput, humanSize, outputOf, reportShadowed, sourceOptions, uploadStats, type ClosureArgs } from './shared.js';
+import { closureInput, customisationOf, humanSize, importsOf, outputOf, reportShadowed, sourceOptions, uploadStats, type ClosureArgs, type CustomisationArgs } from './shared.js';
 
-export interface BuildArgs extends ClosureArgs, ImageFlags {
+export interface BuildArgs extends ClosureArgs, ImageFlags, CustomisationArgs {
   'store-root': string;
   output?: string;
   push?: string;
@@ -14,13 +13,6 @@ export interface BuildArgs extends ClosureArgs, ImageFlags {
   format: OutputFormat;
   tag?: string[];
   mtime?: string;
-  add?: string[];
-  bin?: string[];
-  symlink?: string[];
-  remove?: string[];
-  import?: string[];
-  squash: boolean;
-  'allow-shadow': boolean;
 }
 
 /** `strata build`: the flags become one typed BuildRequest, and the library does the rest. */
@@ -28,7 +20,6 @@ export async function runBuild(args: BuildArgs): Promise<number> {
   // -o takes every reference --from takes; --push REF is -o docker://REF.
   const output = outputOf(args);
   const { build } = await import('../../ops/build.js');
-  const { parseStackSource } = await import('../../ops/stack.js');
   const result = await build({
     ...closureInput(args),
     ...sourceOptions(args),
@@ -37,20 +28,13 @@ export async function runBuild(args: BuildArgs): Promise<number> {
     storeRoot: args['store-root'],
     tags: args.tag ?? [],
     ...(args.from ? { from: args.from } : {}),
-    imports: (args.import ?? []).map((i) => parseStackSource(i, '--import')),
-    squash: args.squash,
-    allowShadow: args['allow-shadow'],
+    ...(await importsOf(args)),
     ...(args.previous ? { previous: args.previous } : {}),
     ...(args['plan-in'] ? { planIn: args['plan-in'] } : {}),
     layering: args.layering,
     maxLayers: args['max-layers'],
     settings: imageSettings(args, args.from !== undefined),
-    customisation: {
-      adds: (args.add ?? []).map(parseAdd),
-      bins: args.bin ?? [],
-      symlinks: (args.symlink ?? []).map(parseSymlink),
-      removes: args.remove ?? [],
-    },
+    customisation: { ...(await customisationOf(args)), bins: args.bin ?? [] },
     mtime: resolveEpoch('--mtime', args.mtime),
     ...(args.compress ? { compression: args.compress } : {}),
     ...(args.cache === false ? { cache: false as const } : args['cache-dir'] ? { cache: args['cache-dir'] } : {}),

@@ -1,10 +1,9 @@
-import { parseAdd, parseSymlink } from '../../builder/customisation.js';
 import type { OutputFormat } from '../../transports/open-destination.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
-import { humanSize, outputOf, reportShadowed, uploadStats } from './shared.js';
+import { customisationOf, humanSize, importsOf, outputOf, reportShadowed, uploadStats, type CustomisationArgs } from './shared.js';
 
-export interface ComposeArgs extends RegistryArgs, ImageFlags {
+export interface ComposeArgs extends RegistryArgs, ImageFlags, CustomisationArgs {
   packages: string[];
   registry: string;
   output?: string;
@@ -14,13 +13,6 @@ export interface ComposeArgs extends RegistryArgs, ImageFlags {
   tag?: string[];
   mtime?: string;
   'max-layers': number;
-  add?: string[];
-  bin?: string[];
-  symlink?: string[];
-  remove?: string[];
-  import?: string[];
-  squash: boolean;
-  'allow-shadow': boolean;
   lock?: string;
   frozen: boolean;
   json: boolean;
@@ -30,7 +22,6 @@ export interface ComposeArgs extends RegistryArgs, ImageFlags {
 export async function runCompose(args: ComposeArgs): Promise<number> {
   const output = outputOf(args);
   const { compose } = await import('../../ops/compose.js');
-  const { parseStackSource } = await import('../../ops/stack.js');
   const result = await compose({
     packages: args.packages,
     repository: args.registry,
@@ -40,10 +31,8 @@ export async function runCompose(args: ComposeArgs): Promise<number> {
     maxLayers: args['max-layers'],
     settings: imageSettings(args, false),
     bins: args.bin ?? [],
-    customisation: { adds: (args.add ?? []).map(parseAdd), symlinks: (args.symlink ?? []).map(parseSymlink), removes: args.remove ?? [] },
-    imports: (args.import ?? []).map((i) => parseStackSource(i, '--import')),
-    squash: args.squash,
-    allowShadow: args['allow-shadow'],
+    customisation: await customisationOf(args),
+    ...(await importsOf(args)),
     mtime: resolveEpoch('--mtime', args.mtime),
     ...(args.compress ? { compression: args.compress } : {}),
     ...(args.lock !== undefined ? { lock: args.lock } : {}),
@@ -58,12 +47,14 @@ export async function runCompose(args: ComposeArgs): Promise<number> {
   }
   const { image } = result;
   if (args.json) {
+    const { recordedStorePaths } = await import('../../image/history.js');
+    const paths = recordedStorePaths(image);
     const summary = {
       output: result.destination,
       imageId: image.configDigest,
       manifestDigest: result.manifestDigest,
       resolved: result.resolved,
-      layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: l.storePaths ?? [] })),
+      layers: image.layers.map((l, i) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: paths[i] ?? [] })),
       merged: result.merged ?? null,
       ...(await uploadStats(output)),
     };

@@ -59,3 +59,26 @@ export async function uploadStats(output: string): Promise<object> {
 export function reportShadowed(shadowed: readonly { path: string; lower: string; upper: string }[]): void {
   for (const s of shadowed) process.stderr.write(`strata: /${s.path} of ${s.lower} is shadowed by ${s.upper}\n`);
 }
+
+/** The customisation-layer and import flags, shared by `build` and `compose`. */
+export interface CustomisationArgs {
+  add?: string[];
+  bin?: string[];
+  symlink?: string[];
+  remove?: string[];
+  import?: string[];
+  squash: boolean;
+  'allow-shadow': boolean;
+}
+
+/** `--add`, `--symlink` and `--remove` parsed (`--bin` is a store path to build, a package name to compose). */
+export async function customisationOf(args: CustomisationArgs) {
+  const { parseAdd, parseSymlink } = await import('../../builder/customisation.js');
+  return { adds: (args.add ?? []).map(parseAdd), symlinks: (args.symlink ?? []).map(parseSymlink), removes: args.remove ?? [] };
+}
+
+/** `--import SRC[=DEST]...`, `--squash` and `--allow-shadow` as a request's fields. */
+export async function importsOf(args: CustomisationArgs) {
+  const { parseStackSource } = await import('../../ops/stack.js');
+  return { imports: (args.import ?? []).map((i) => parseStackSource(i, '--import')), squash: args.squash, allowShadow: args['allow-shadow'] };
+}

@@ -222,7 +222,7 @@ class LayoutReader {
       // Media types can lie (hand-made layouts); the bytes cannot.
       const sniffed = sniffCompression(await s.blobHead(d.digest, 4));
       if (sniffed === 'zstd') throw zstdUnsupported(what);
-      if (sniffed !== compression) throw new StrataError(`${what}: media type ${mediaType} says ${compression} but the blob is ${sniffed === 'none' ? 'not compressed' : sniffed}`);
+      if (sniffed !== compression) throw new StrataError(`${what}: media type ${mediaType} says ${compression} but the blob is ${sniffed === 'none' ? 'not compressed' : sniffed} (a mislabelled or corrupt blob)`);
       // Docker media types become their OCI equivalents; nondistributable types are kept.
       const ociType = mediaType.startsWith('application/vnd.oci.') ? mediaType : ociLayerMediaType(compression);
       layers.push(new LayoutLayer(s, config.rootfs.diff_ids[i]!, d.digest, d.size, ociType, compression, what, d.annotations));
