@@ -7,13 +7,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runStrata } from '../support/cli.js';
 import { makeNixPackageStore, removeNixPackageStore, type NixPackageStore } from '../support/nix-store.js';
 import { checkLayout, checkRegistryImage } from '../support/oci-schema.js';
 import { startRegistry, type StartedRegistry } from '../support/registry.js';
-import { E2E_PACKAGES, ensurePackages, podman, podmanEnv, skopeo } from '../support/tools.js';
+import { E2E_PACKAGES, ensurePackages, podman, podmanEnv, skopeo, umoci } from '../support/tools.js';
 import { lowercaseTempDir } from '../e2e-base/helpers.js';
 
 interface Published {
@@ -190,6 +190,12 @@ describe('package-as-layer distribution', { timeout: 600_000 }, () => {
       assert.deepEqual(composed.layers.slice(0, -1).map((l) => l.digest).sort(), pub.packages.map((p) => p.layerDigest).sort());
       checkLayout(out);
       assert.equal((await podman(['run', '--rm', `oci:${out}:app`, '/bin/hello'], env)).stdout, store.releases[0].helloOutput);
+      // umoci unpacks it to the same tree: the /bin link, and every store path's files.
+      const bundle = join(dir, 'bundle');
+      await umoci(['unpack', ...(process.getuid?.() === 0 ? [] : ['--rootless']), '--image', `${out}:app`, bundle]);
+      const hello = store.releases[0].paths.hello;
+      assert.equal(readlinkSync(join(bundle, 'rootfs', 'bin', 'hello')), `${hello}/bin/hello`);
+      assert.deepEqual(readFileSync(join(bundle, 'rootfs', hello, 'bin', 'hello')), readFileSync(join(store.storeRoot, hello, 'bin', 'hello')));
     });
 
     test('publishing is reproducible: with and without the layer cache, from another directory, the same manifests', async () => {
