@@ -1,5 +1,6 @@
 import { scanTarStream } from '../tar/read-stream.js';
 import { normalizeMemberName } from '../tar/read.js';
+import { storeMemberPrefix, storePathMember } from '../tar/segments.js';
 import type { Layer } from './layer.js';
 import { layerTar } from './layer-tar.js';
 import { compareBytes } from '../util/byte-order.js';
@@ -20,14 +21,12 @@ export async function storePathsInLayer(layer: Layer, storeDir: string, source?:
 
 /** The top-level store paths among member names (any spelling: `nix/store/…`, `/nix/…`, `./nix/…`), sorted. */
 export function storePathsOf(names: Iterable<string>, storeDir: string): string[] {
-  const prefix = `${storeDir.replace(/^\/+/, '').replace(/\/+$/, '')}/`;
+  const prefix = storeMemberPrefix(storeDir);
   const found = new Set<string>();
   for (const name of names) {
-    const n = normalizeMemberName(name);
-    if (!n.startsWith(prefix)) continue;
-    const top = n.slice(prefix.length).split('/')[0]!;
-    if (top === '' || top.startsWith('.wh.')) continue;
-    found.add(`/${prefix}${top}`);
+    const top = storePathMember(normalizeMemberName(name), prefix);
+    if (top === undefined || top.length === prefix.length || top.startsWith('.wh.', prefix.length)) continue;
+    found.add(`/${top}`);
   }
   return [...found].sort(compareBytes);
 }

@@ -10,19 +10,13 @@
 import { StrataError } from '../util/errors.js';
 import { END_OF_ARCHIVE } from './header.js';
 import { paddedBody, readTarStream } from './read-stream.js';
-import { checkMemberName, normalizeMemberName } from './read.js';
-import { RUN_START } from './segments.js';
+import { checkMemberName } from './read.js';
+import { RUN_START, storeMemberPrefix, storePathMember } from './segments.js';
 import type { TarInput } from './rewrite.js';
 
 export async function* concatTars(inputs: readonly TarInput[], storeDir: string): AsyncGenerator<Buffer | typeof RUN_START> {
   const seen = new Map<string, string>();
-  const store = normalizeMemberName(storeDir) + '/';
-  // A member's run: the store path it lies in, or none (the store directory's parents).
-  const runOf = (name: string): string | undefined => {
-    if (!name.startsWith(store)) return undefined;
-    const slash = name.indexOf('/', store.length);
-    return slash < 0 ? name : name.slice(0, slash);
-  };
+  const prefix = storeMemberPrefix(storeDir);
   let run: string | undefined | null = null; // null: nothing written yet
   for (const input of inputs) {
     for await (const m of readTarStream(await input.open(), input.what)) {
@@ -33,7 +27,8 @@ export async function* concatTars(inputs: readonly TarInput[], storeDir: string)
         throw new StrataError(`${input.what}: ${JSON.stringify(name)} is also in ${first}; layers that share files cannot be merged`);
       }
       seen.set(name, input.what);
-      const r = runOf(name);
+      // A member's run: the store path it lies in, or none (the store directory's parents).
+      const r = storePathMember(name, prefix);
       if (r !== run) yield RUN_START;
       run = r;
       yield m.raw;

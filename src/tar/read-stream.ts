@@ -103,7 +103,8 @@ export async function* readTarStream(input: AsyncIterable<Buffer>, what: string)
       state.absorb(raw.typeflag, Buffer.from(data.subarray(0, raw.size)), where);
       continue;
     }
-    const stored = Buffer.concat(blocks);
+    // Usually one block, kept as the view it is (Chunks never reuses what it handed out).
+    const stored = blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks);
     blocks = [];
     const header = state.finish(raw, where);
     let left = storedBodySize(header);

@@ -24,17 +24,32 @@ export interface TarSegment {
  * The segments of the tar writeLayerTar makes of `entries` (a store layer's entries, as
  * storeLayerEntries returns them): they cover the whole tar, in order.
  */
+/** A store directory as tar members name it: `/nix/store` → `nix/store/`. */
+export function storeMemberPrefix(storeDir: string): string {
+  return storeDir.replace(/^\/+|\/+$/g, '') + '/';
+}
+
+/**
+ * The store path a normalised member name is or lies in, as a member name (`nix/store/<hash>-x`
+ * for `nix/store/<hash>-x/bin/sh`); undefined outside the store directory (`prefix`, from
+ * storeMemberPrefix). What cuts a store layer into runs, and what finds the paths a layer carries.
+ */
+export function storePathMember(name: string, prefix: string): string | undefined {
+  if (!name.startsWith(prefix)) return undefined;
+  const slash = name.indexOf('/', prefix.length);
+  return slash < 0 ? name : name.slice(0, slash);
+}
+
 export function storePathSegments(entries: readonly TarEntry[], storeDir: string, storePaths: readonly string[]): TarSegment[] {
-  const prefix = storeDir.replace(/^\/+|\/+$/g, '') + '/';
+  const prefix = storeMemberPrefix(storeDir);
   const wanted = new Set(storePaths);
   const segments: TarSegment[] = [];
   const seen = new Set<string>();
   let offset = 0;
   let current: TarSegment | undefined;
   for (let i = 0; i < entries.length; i++) {
-    const name = entries[i]!.name;
-    const slash = name.indexOf('/', prefix.length);
-    const candidate = name.startsWith(prefix) ? `/${slash < 0 ? name : name.slice(0, slash)}` : undefined;
+    const top = storePathMember(entries[i]!.name, prefix);
+    const candidate = top === undefined ? undefined : `/${top}`;
     const storePath = candidate !== undefined && wanted.has(candidate) ? candidate : undefined;
     if (current === undefined || current.storePath !== storePath) {
       if (storePath !== undefined) {
