@@ -1,6 +1,6 @@
 import type { HistoryEntry } from './config.js';
 import type { Image } from './image.js';
-import type { Layer } from './layer.js';
+import { describedAs, type Layer } from './layer.js';
 
 /**
  * How strata describes its layers in the image history. The store paths of a layer are recorded
@@ -38,18 +38,7 @@ export function layersWithHistoryPaths(image: Image): Layer[] {
   return image.layers.map((layer, i) => {
     const paths = recorded[i];
     if (layer.storePaths || !paths) return layer;
-    // Layers may be class instances with getters: copy the fields explicitly, never spread.
-    const withPaths: Layer = {
-      diffId: layer.diffId,
-      digest: layer.digest,
-      size: layer.size,
-      mediaType: layer.mediaType,
-      compression: layer.compression,
-      storePaths: paths,
-      ...(layer.annotations ? { annotations: layer.annotations } : {}),
-      open: () => layer.open(),
-    };
-    return withPaths;
+    return describedAs(layer, { storePaths: paths });
   });
 }
 

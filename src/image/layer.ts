@@ -27,3 +27,23 @@ export interface Layer {
   /** Opens the blob bytes exactly as `digest` describes them. */
   open(): Promise<Readable>;
 }
+
+/**
+ * The same blob with other descriptor-side facts (store paths, annotations): what a layer says
+ * about itself changes, its bytes and digests do not. Layers may be class instances with getters,
+ * so the fields are copied explicitly, never spread.
+ */
+export function describedAs(layer: Layer, facts: Pick<Layer, 'storePaths' | 'annotations'>): Layer {
+  const storePaths = facts.storePaths ?? layer.storePaths;
+  const annotations = facts.annotations ?? layer.annotations;
+  return {
+    diffId: layer.diffId,
+    digest: layer.digest,
+    size: layer.size,
+    mediaType: layer.mediaType,
+    compression: layer.compression,
+    ...(storePaths ? { storePaths } : {}),
+    ...(annotations ? { annotations } : {}),
+    open: () => layer.open(),
+  };
+}

@@ -14,7 +14,7 @@ import { StrataError } from '../util/errors.js';
 import { assembleImage, type DescribedLayer, type ImageSettings } from './assemble.js';
 import { storeLayerHistory } from './history.js';
 import type { Image } from './image.js';
-import type { Layer } from './layer.js';
+import { describedAs, type Layer } from './layer.js';
 
 export const PackageAnnotations = {
   storePath: 'dev.strata.nix.store-path',
@@ -61,17 +61,7 @@ export function annotatedLayer(layer: Layer, r: PathRecord): Layer {
   const want = pathAnnotations(r);
   const have = layer.annotations ?? {};
   if (Object.keys(want).length === Object.keys(have).length && Object.entries(want).every(([k, v]) => have[k] === v)) return layer;
-  // Layers may be class instances with getters: copy the fields explicitly, never spread.
-  return {
-    diffId: layer.diffId,
-    digest: layer.digest,
-    size: layer.size,
-    mediaType: layer.mediaType,
-    compression: layer.compression,
-    storePaths: [r.storePath],
-    annotations: want,
-    open: () => layer.open(),
-  };
+  return describedAs(layer, { storePaths: [r.storePath], annotations: want });
 }
 
 /** Store layers of a composed or package image, each annotated and described by its store paths. */
