@@ -11,7 +11,7 @@ import type { LayeringStrategy } from '../layering/types.js';
 import { defaultCompression, type OutputFormat } from '../transports/open-destination.js';
 import type { RegistryOptions } from '../transports/registry/client.js';
 import { openOutput } from './commit.js';
-import { defaultArchitecture, defaultCreated, resolveEpoch } from './defaults.js';
+import { completeSettings, resolveEpoch } from './defaults.js';
 import { checkStoreRoot, loadClosure, loadPrevious, openBase, type Base, type ClosureInput, type SourceAccess } from './inputs.js';
 import { openStackSources, type StackSourceRef } from './stack.js';
 import { checkStack, type CheckedStack } from '../builder/stack.js';
@@ -156,15 +156,4 @@ async function importedStorePaths(checked: CheckedStack, storeDir: string, scann
     else if (step.at === '') for (const layer of step.layers) out.push(...(await scanner.storePaths(layer, storeDir, name)));
   }
   return out;
-}
-
-/** Unset fields of the settings: created from SOURCE_DATE_EPOCH (else 1); platform from the base or first import, else the host. */
-function completeSettings(s: Partial<ImageSettings>, platformFrom: Image | undefined): ImageSettings {
-  const inherit = platformFrom !== undefined;
-  return {
-    ...s,
-    created: s.created ?? defaultCreated(),
-    ...(s.architecture === undefined ? { architecture: inherit ? platformFrom.config.architecture : defaultArchitecture() } : {}),
-    ...(s.os === undefined ? { os: inherit ? platformFrom.config.os : 'linux' } : {}),
-  };
 }

@@ -1,5 +1,6 @@
 import { arch as hostArch } from 'node:os';
-import { rfc3339 } from '../image/assemble.js';
+import { rfc3339, type ImageSettings } from '../image/assemble.js';
+import type { Image } from '../image/image.js';
 import { StrataError } from '../util/errors.js';
 
 /** Defaults a build takes when neither the caller nor a base image says otherwise. */
@@ -37,4 +38,15 @@ function parseEpoch(what: string, s: string): number {
 /** `created` of a new image when the caller sets none: SOURCE_DATE_EPOCH, else 1, as RFC 3339. */
 export function defaultCreated(): string {
   return rfc3339(resolveEpoch('--created', undefined));
+}
+
+/** Unset fields of the settings: created from SOURCE_DATE_EPOCH (else 1); platform from the base or first import, else the host. */
+export function completeSettings(s: Partial<ImageSettings>, platformFrom: Image | undefined): ImageSettings {
+  const inherit = platformFrom !== undefined;
+  return {
+    ...s,
+    created: s.created ?? defaultCreated(),
+    ...(s.architecture === undefined ? { architecture: inherit ? platformFrom.config.architecture : defaultArchitecture() } : {}),
+    ...(s.os === undefined ? { os: inherit ? platformFrom.config.os : 'linux' } : {}),
+  };
 }

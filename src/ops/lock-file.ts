@@ -7,6 +7,7 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { StrataError } from '../util/errors.js';
 import { canonicalJson } from '../util/json.js';
 import { isDigest } from '../image/digest.js';
+import { compareBytes } from '../util/byte-order.js';
 
 export interface LockEntry {
   /** The request as given (`hello@^2`). */
@@ -55,7 +56,7 @@ export async function readLock(file: string): Promise<Map<string, LockEntry>> {
 
 /** Writes the lock atomically: a temp file beside it, renamed over it. */
 export async function writeLock(file: string, entries: readonly LockEntry[]): Promise<void> {
-  const sorted = [...entries].sort((a, b) => (a.request < b.request ? -1 : a.request > b.request ? 1 : 0));
+  const sorted = [...entries].sort((a, b) => compareBytes(a.request, b.request));
   const tmp = `${file}.strata-${process.pid}.tmp`;
   try {
     await writeFile(tmp, pretty({ version: VERSION, packages: sorted }) + '\n');

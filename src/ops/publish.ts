@@ -14,19 +14,19 @@ import { storeLayerJob } from '../builder/store-layer-job.js';
 import { defaultCacheDir, openLayerCache, type LayerCache } from '../cache/layer-cache.js';
 import { buildTag, packageOf, repositoryName, versionTag, type PackageId } from '../closure/package.js';
 import { requisites } from '../closure/subset.js';
-import type { Closure } from '../closure/types.js';
+import type { Closure, StorePathInfo } from '../closure/types.js';
 import { checkProducibleCompression } from '../compress/compression.js';
 import type { ImageSettings } from '../image/assemble.js';
 import { manifestOf } from '../image/manifest.js';
 import type { Compression } from '../image/media-types.js';
-import { packageImage, readPackage, type PathLayer } from '../image/package.js';
+import { packageImage, readPackage, type PathLayer, type PathRecord } from '../image/package.js';
 import { perPathOrder } from '../layering/per-path.js';
 import { openPackageRepository, type PackageRepository } from '../transports/package-repository.js';
 import type { RegistryOptions } from '../transports/registry/client.js';
 import { StrataError } from '../util/errors.js';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defaultArchitecture, defaultCreated, resolveEpoch } from './defaults.js';
+import { completeSettings, resolveEpoch } from './defaults.js';
 import { checkStoreRoot, loadClosure, type ClosureInput } from './inputs.js';
 
 export interface PublishRequest extends ClosureInput {
@@ -97,12 +97,7 @@ export async function publish(request: PublishRequest): Promise<PublishSummary> 
     reused.set(t.path, digest);
   }
 
-  const settings: ImageSettings = {
-    created: request.settings?.created ?? defaultCreated(),
-    architecture: request.settings?.architecture ?? defaultArchitecture(),
-    os: request.settings?.os ?? 'linux',
-    ...(request.settings?.variant ? { variant: request.settings.variant } : {}),
-  };
+  const settings = completeSettings(request.settings ?? {}, undefined);
   const cache = request.cache === false ? undefined : await openLayerCache(request.cache ?? defaultCacheDir());
   const entries: PublishedEntry[] = [];
   for (const t of targets) {
@@ -183,8 +178,7 @@ async function publishOne(t: Target, closure: Closure, order: readonly string[],
     const layers: PathLayer[] = [];
     for (const q of order) {
       if (!needed.has(q)) continue;
-      const info = closure.paths.get(q)!;
-      const record = { storePath: q, references: info.references, ...(info.narHash !== undefined ? { narHash: info.narHash } : {}) };
+      const record = recordOf(closure.paths.get(q)!);
       const have = published.get(q);
       if (have !== undefined) {
         await dest.addLayer(have.layer);
@@ -201,12 +195,16 @@ async function publishOne(t: Target, closure: Closure, order: readonly string[],
       });
       layers.push({ ...record, layer: layer! });
     }
-    const info = closure.paths.get(t.path)!;
-    const image = packageImage({ storePath: t.path, references: info.references, ...(info.narHash !== undefined ? { narHash: info.narHash } : {}), pkg: t.pkg }, layers, o.settings);
+    const image = packageImage({ ...recordOf(closure.paths.get(t.path)!), pkg: t.pkg }, layers, o.settings);
     await dest.commit(image, refs);
   } catch (e) {
     await dest.abort();
     throw e;
   }
   return readBack(repository, t, published);
+}
+
+/** A closure path as a package layer records it. */
+function recordOf(info: StorePathInfo): PathRecord {
+  return { storePath: info.path, references: info.references, ...(info.narHash !== undefined ? { narHash: info.narHash } : {}) };
 }
