@@ -45,7 +45,7 @@ export async function openImageRoot(ref: string, opts: OpenSourceOptions = {}): 
 
 /** A docker-archive holds single images: its root is the image. */
 function rootOf(source: ImageSource): RootSource {
-  return { name: source.name, root: source.image, close: () => source.close() };
+  return { name: source.name, root: source.image, ...(source.names ? { names: source.names } : {}), close: () => source.close() };
 }
 
 async function openDetected(path: string): Promise<RootSource> {

@@ -95,6 +95,8 @@ export interface ImageDestination {
 export interface ImageSource {
   readonly name: string;
   readonly image: Image;
+  /** The names the source records for the image (see RootSource.names). */
+  readonly names?: readonly string[];
   /** Releases file handles or connections. */
   close(): Promise<void>;
 }
@@ -103,13 +105,20 @@ export interface ImageSource {
 export interface RootSource {
   readonly name: string;
   readonly root: Image | ImageIndex;
+  /**
+   * The names the source records for what it holds, fully qualified (`docker.io/library/app:1`):
+   * a docker-archive entry's RepoTags, an OCI index entry's `io.containerd.image.name`, the
+   * reference a registry image was read by. Unset when it records none.
+   */
+  readonly names?: readonly string[];
   close(): Promise<void>;
 }
 
 /** The image a root source stands for on `platform` (the one platform matcher decides). */
 export async function imageOf(source: RootSource, platform: Platform | undefined): Promise<ImageSource> {
   try {
-    return { name: source.name, image: await resolveImage(source.root, platform, source.name), close: () => source.close() };
+    const image = await resolveImage(source.root, platform, source.name);
+    return { name: source.name, image, ...(source.names ? { names: source.names } : {}), close: () => source.close() };
   } catch (e) {
     await source.close();
     throw e;

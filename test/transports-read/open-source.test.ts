@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openImageSource } from '../../src/transports/open-source.js';
 import { StrataError } from '../../src/util/errors.js';
@@ -40,4 +40,34 @@ test('openImageSource: a file name containing a colon still opens', async (t) =>
   ]);
   assert.equal((await openImageSource(`docker-archive:${file}`)).image.configDigest, sha(cfg));
   assert.equal((await openImageSource(`docker-archive:${file}:x:1`)).image.configDigest, sha(cfg));
+});
+
+test('openImageSource: the names a source records come back fully qualified (RepoTags, io.containerd.image.name)', async (t) => {
+  const dir = tempDir(t);
+  const l1 = await storeLayer('aaaa-base');
+  const cfg = configJson([sha(l1)]);
+  const file = join(dir, 'named.tar');
+  await writeTar(file, [
+    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: ['x:1', 'reg.example:5000/team/x:2'], Layers: ['l.tar'] }]) },
+    { name: `${hex(sha(cfg))}.json`, content: cfg },
+    { name: 'l.tar', content: l1 },
+  ]);
+  assert.deepEqual((await openImageSource(`docker-archive:${file}`)).names, ['docker.io/library/x:1', 'reg.example:5000/team/x:2']);
+
+  const untagged = join(dir, 'untagged.tar');
+  await writeTar(untagged, [
+    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: null, Layers: ['l.tar'] }]) },
+    { name: `${hex(sha(cfg))}.json`, content: cfg },
+    { name: 'l.tar', content: l1 },
+  ]);
+  assert.equal((await openImageSource(`docker-archive:${untagged}`)).names, undefined);
+
+  // An OCI layout records the full name beside the ref name, as containerd does.
+  const layout = join(dir, 'layout');
+  const { copy } = await import('../../src/ops/copy.js');
+  await copy(`docker-archive:${file}`, `oci:${layout}:v9`, { tags: ['reg.example/app:3'] });
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { annotations: Record<string, string> }[] };
+  const recorded = index.manifests.map((m) => m.annotations['io.containerd.image.name']);
+  assert.ok(recorded.includes('reg.example/app:3'), JSON.stringify(recorded));
+  assert.deepEqual((await openImageSource(`oci:${layout}:v9`)).names, ['reg.example/app:3']);
 });

@@ -77,17 +77,18 @@ export interface DockerArchiveOptions {
 export async function openDockerArchive(file: string, opts: DockerArchiveOptions = {}): Promise<ImageSource> {
   const index = opts.index ?? (await indexTarFile(file));
   const name = `docker-archive:${file}${opts.ref !== undefined ? `:${opts.ref}` : ''}`;
-  const image = index.members.has('manifest.json')
+  const { image, names } = index.members.has('manifest.json')
     ? await readFromManifest(index, name, opts.ref)
-    : await readFromParentChain(index, name, opts.ref);
-  return { name, image, close: async () => undefined };
+    : { image: await readFromParentChain(index, name, opts.ref), names: [] };
+  return { name, image, ...(names.length > 0 ? { names } : {}), close: async () => undefined };
 }
 
 function describeChoices(choices: readonly string[]): string {
   return choices.length === 0 ? '(none)' : choices.join(', ');
 }
 
-async function readFromManifest(index: TarIndex, source: string, ref: string | undefined): Promise<Image> {
+/** The chosen entry's image, and the names its RepoTags give it (fully qualified, as podman loads them). */
+async function readFromManifest(index: TarIndex, source: string, ref: string | undefined): Promise<{ image: Image; names: string[] }> {
   const file = index.file;
   const raw = parseJson(await readMember(index, resolveMember(index, 'manifest.json', 'manifest.json')), `${file}: manifest.json`);
   if (!Array.isArray(raw) || raw.length === 0) throw new StrataError(`${file}: manifest.json is not a non-empty JSON array`);
@@ -151,7 +152,8 @@ async function readFromManifest(index: TarIndex, source: string, ref: string | u
     const named = digest === diffId ? what : `layer ${i} (${layerPath}, digest ${digest}, diff ID ${diffId}) of ${source}`;
     layers.push(new ArchiveLayer(index, member, diffId, digest, compression, named));
   }
-  return { config, configBytes, configDigest: sha256Digest(configBytes), layers };
+  const names = [...new Set(tagsOf(entry).map(normalizeImageRef))];
+  return { image: { config, configBytes, configDigest: sha256Digest(configBytes), layers }, names };
 }
 
 interface LegacyJson {

@@ -21,6 +21,7 @@ import { parseImageConfig, sniffCompression, verifyBytes, verifyingLayerStream, 
  */
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
+const CONTAINERD_NAME = 'io.containerd.image.name';
 
 export interface OciReadOptions {
   /** Matches `org.opencontainers.image.ref.name` exactly. */
@@ -133,8 +134,10 @@ class LayoutReader {
   /**
    * The layout's root as it is: the entry `opts.ref` names (or the only entry), an image or an
    * index. Several entries under one name (one per platform) are read as an index over them.
+   * `names` are the entries' `io.containerd.image.name`s, the full names containerd and podman
+   * give an image they import from a layout.
    */
-  async root(opts: OciReadOptions): Promise<Image | ImageIndex> {
+  async root(opts: OciReadOptions): Promise<{ root: Image | ImageIndex; names: string[] }> {
     const s = this.store;
     const layoutFile = await s.readFile('oci-layout');
     if (layoutFile === undefined) throw new StrataError(`${s.name}: no oci-layout file (not an OCI image layout)`);
@@ -158,9 +161,10 @@ class LayoutReader {
       }
       chosen = top;
     }
-    if (chosen.length === 1) return this.node(chosen[0]!, 0);
+    const names = [...new Set(chosen.flatMap((d) => (d.annotations?.[CONTAINERD_NAME] !== undefined ? [d.annotations[CONTAINERD_NAME]] : [])))];
+    if (chosen.length === 1) return { root: await this.node(chosen[0]!, 0), names };
     const synthetic = serializeIndex(chosen);
-    return this.indexOf(synthetic, chosen, 0);
+    return { root: this.indexOf(synthetic, chosen, 0), names };
   }
 
   private descriptors(obj: Record<string, unknown>, what: string): Descriptor[] {
@@ -253,14 +257,14 @@ class LayoutLayer implements Layer {
 
 /** The layout's root (image or index) as it is, without choosing a platform. */
 export async function openOciLayoutRoot(dir: string, opts: OciReadOptions = {}): Promise<RootSource> {
-  const root = await new LayoutReader(dirStore(dir)).root(opts);
-  return { name: `oci:${dir}${opts.ref !== undefined ? `:${opts.ref}` : ''}`, root, close: async () => undefined };
+  const { root, names } = await new LayoutReader(dirStore(dir)).root(opts);
+  return { name: `oci:${dir}${opts.ref !== undefined ? `:${opts.ref}` : ''}`, root, ...(names.length > 0 ? { names } : {}), close: async () => undefined };
 }
 
 export async function openOciArchiveRoot(file: string, opts: OciReadOptions & { index?: TarIndex } = {}): Promise<RootSource> {
   const index = opts.index ?? (await indexTarFile(file));
-  const root = await new LayoutReader(archiveStore(index)).root(opts);
-  return { name: `oci-archive:${file}${opts.ref !== undefined ? `:${opts.ref}` : ''}`, root, close: async () => undefined };
+  const { root, names } = await new LayoutReader(archiveStore(index)).root(opts);
+  return { name: `oci-archive:${file}${opts.ref !== undefined ? `:${opts.ref}` : ''}`, root, ...(names.length > 0 ? { names } : {}), close: async () => undefined };
 }
 
 export async function openOciLayout(dir: string, opts: OciReadOptions = {}): Promise<ImageSource> {

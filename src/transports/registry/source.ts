@@ -64,6 +64,12 @@ export class RegistryRoot implements RootSource {
     readonly client: RegistryClient,
   ) {}
 
+  /** The reference it was read by, with the tag a pull would use. */
+  get names(): readonly string[] {
+    const r = this.reference;
+    return [formatReference(r.tag === undefined && r.digest === undefined ? { ...r, tag: 'latest' } : r)];
+  }
+
   async close(): Promise<void> {}
 }
 
