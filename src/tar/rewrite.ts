@@ -10,7 +10,8 @@ import { END_OF_ARCHIVE, encodeFields, type HeaderFields } from './header.js';
 import { paddedBody, readTarStream, type StreamMember } from './read-stream.js';
 import { checkMemberName } from './read.js';
 import type { SquashView } from './squash.js';
-import { whiteoutOf } from './whiteout.js';
+import { directoryFields } from './members.js';
+import { whiteoutOf, type Whiteout } from './whiteout.js';
 
 /** One input layer: its uncompressed tar, opened when its turn comes. */
 export interface TarInput {
@@ -29,7 +30,23 @@ export interface RewriteOptions {
    * Whiteouts are then applied, not written. Unset, every member of every input is written.
    */
   readonly view?: SquashView;
+  /** Mode of the directory made for the prefix when the inputs bring no root entry (default 0755). */
+  readonly rootMode?: number;
+  /**
+   * What a whiteout member becomes (without a view): the members to write in its place, given
+   * the member as placed and the directories written so far. Unset, whiteouts are carried as they are.
+   */
+  readonly whiteouts?: WhiteoutRewrite;
+  /** Leave the archive open (no end-of-archive blocks), for the caller to add members after. */
+  readonly open?: boolean;
 }
+
+/**
+ * Turns a whiteout into the members written in its place. `placed` is the marker member as it
+ * would be written (its name under the prefix); `directory(name)` gives the header written for a
+ * directory earlier in the same output, if any. May throw to refuse the whiteout.
+ */
+export type WhiteoutRewrite = (w: Whiteout, placed: HeaderFields, directory: (name: string) => HeaderFields | undefined, what: string) => HeaderFields[];
 
 /** A member name as it is once its layer is placed under `prefix` ('' leaves it; the root becomes the prefix). */
 export function placedUnder(prefix: string, name: string): string {
@@ -43,9 +60,16 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
   // The prefix's parents are made first; the prefix itself takes the inputs' root entry when one
   // comes first, so a relocated tree keeps its root's mode and owner.
   const parents = prefix === '' ? [] : prefix.split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/'));
-  for (const dir of parents.slice(0, -1)) yield encodeFields(directory(dir, opts.mtime));
+  for (const dir of parents.slice(0, -1)) yield encodeFields(directoryFields(dir, opts.mtime));
   let rootWritten = prefix === '';
   const emitted = new Set<string>();
+  const rootDirectory = (): HeaderFields => directoryFields(prefix, opts.mtime, opts.rootMode);
+  // Directory headers as written, for whiteout rewrites that mark a directory (names only, no bodies).
+  const directories = new Map<string, HeaderFields>();
+  const write = (f: HeaderFields): Buffer => {
+    if (opts.whiteouts && f.typeflag === '5') directories.set(f.name, f);
+    return encodeFields(f);
+  };
 
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i]!;
@@ -60,14 +84,19 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
       if (name === '' && m.type === 'directory') {
         if (rootWritten) continue;
         rootWritten = true;
-        yield encodeFields(fieldsOf(m, prefix === '' ? '.' : prefix, input.what));
+        yield write(fieldsOf(m, prefix === '' ? '.' : prefix, input.what));
         continue;
       }
       if (!rootWritten) {
         rootWritten = true;
-        yield encodeFields(directory(prefix, opts.mtime));
+        yield write(rootDirectory());
       }
       const fields = fieldsOf(m, under(name), input.what);
+      const whiteout = opts.whiteouts && opts.view === undefined ? whiteoutOf(name) : undefined;
+      if (whiteout !== undefined) {
+        for (const f of opts.whiteouts!(whiteout, fields, (n) => directories.get(n), input.what)) yield write(f);
+        continue;
+      }
       if (m.type === 'hardlink') {
         const target = checkMemberName(m.header.linkname, input.what, `hardlink target of ${JSON.stringify(m.header.name)}`);
         if (opts.view !== undefined && !emitted.has(target)) {
@@ -75,16 +104,12 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
         }
         fields.linkname = under(target);
       }
-      yield encodeFields(fields);
+      yield write(fields);
       if (fields.size > 0) yield* paddedBody(m);
     }
   }
-  if (!rootWritten) yield encodeFields(directory(prefix, opts.mtime));
-  yield Buffer.alloc(END_OF_ARCHIVE);
-}
-
-function directory(name: string, mtime: number): HeaderFields {
-  return { name, typeflag: '5', mode: 0o755, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime, size: 0, devmajor: 0, devminor: 0 };
+  if (!rootWritten) yield write(rootDirectory());
+  if (!opts.open) yield Buffer.alloc(END_OF_ARCHIVE);
 }
 
 const TYPEFLAGS: Partial<Record<StreamMember['type'], string>> = {

@@ -31,3 +31,6 @@ export function ancestorsOf(name: string): string[] {
   }
   return out;
 }
+
+/** ostree (≥ 2022.6) deploys an empty file `.ostree-wh.<name>` as an overlay whiteout of `<name>`. */
+export const OSTREE_WHITEOUT_PREFIX = '.ostree-wh.';
