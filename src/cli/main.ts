@@ -39,6 +39,14 @@ const IMPORT_FLAGS = {
   'allow-shadow': { type: 'boolean', default: false, describe: 'let an upper image replace a lower one\'s file (listed) instead of failing' },
 } as const;
 
+/** The read-only image store apps are embedded in, for `embed` and `build --embed`. */
+const STORE_FLAGS = {
+  store: { type: 'string', describe: 'absolute path of the image store in the host image (default /usr/lib/containers/storage)' },
+  whiteouts: { choices: ['refuse', 'chardev', 'ostree'] as const, describe: 'what app-layer whiteouts become: refused (default), 0:0 character devices (hosts unpacked by GNU tar or containers-storage vfs), or .ostree-wh. files (ostree/bootc hosts)' },
+  'max-app-layers': { type: 'number', describe: 'squash an app\'s layers from the N-th on into one (containers-storage mounts at most 58 from a read-only store)' },
+  name: { type: 'string', array: true, describe: 'SRC=NAME:TAG: the name an embedded image takes in the store (default: its registry reference, or the name its archive or layout records)' },
+} as const;
+
 /** Flags shared by `build` and `plan`: what decides the layer assignment. */
 async function closureOptions<T>(y: Argv<T>, closureRequired = true) {
   const [{ LAYERING_STRATEGIES }, { DEFAULT_MAX_LAYERS }] = await Promise.all([import('../layering/plan.js'), import('../layering/budget.js')]);
@@ -85,7 +93,9 @@ export async function main(argv: string[]): Promise<number> {
           .option('symlink', { type: 'string', array: true, describe: 'LINK:TARGET symlink in the customisation layer' })
           .option('remove', { type: 'string', array: true, describe: 'delete a base image path (written as an OCI whiteout)' })
           .options(IMPORT_FLAGS)
-          .option('import', { type: 'string', array: true, describe: 'SRC[=DEST]: stack image SRC on the base, at image path DEST (default /; at / its layers are kept byte for byte)' });
+          .option('import', { type: 'string', array: true, describe: 'SRC[=DEST]: stack image SRC on the base, at image path DEST (default /; at / its layers are kept byte for byte)' })
+          .option('embed', { type: 'string', array: true, describe: 'app image to embed in a read-only image store of the image (see strata embed)' })
+          .options(STORE_FLAGS);
       },
       async (args) => {
         const { runBuild } = await import('./commands/build.js');
@@ -113,6 +123,30 @@ export async function main(argv: string[]): Promise<number> {
       async (args) => {
         const { runStack } = await import('./commands/stack.js');
         exitCode = await runStack(args);
+      },
+    )
+    .command(
+      'embed <apps..>',
+      'embed app images in a host image as a read-only image store that podman runs them from (bootc physically bound images)',
+      async (y) => {
+        const { OUTPUT_FORMATS } = await import('../transports/open-destination.js');
+        return registryFlags(y)
+          .positional('apps', { type: 'string', array: true, demandOption: true, describe: 'app images: any --from reference' })
+          .option('into', { type: 'string', demandOption: true, describe: 'host image: any --from reference' })
+          .option('output', { alias: 'o', type: 'string', describe: 'output: any -o reference of strata build' })
+          .option('push', { type: 'string', describe: 'push to a registry instead: [docker://]HOST/REPO:TAG' })
+          .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'format of a plain-path output' })
+          .option('compress', { choices: ['none', 'gzip', 'zstd'] as const, describe: 'compression of the new layers (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
+          .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
+          .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from a multi-platform host (the apps follow the host)' })
+          .option('mtime', { type: 'string', describe: 'mtime of the store\'s files and directories (default: SOURCE_DATE_EPOCH, else 1)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
+          .options(IMAGE_FLAGS)
+          .options(STORE_FLAGS);
+      },
+      async (args) => {
+        const { runEmbed } = await import('./commands/embed.js');
+        exitCode = await runEmbed(args);
       },
     )
     .command(

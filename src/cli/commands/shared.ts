@@ -82,3 +82,27 @@ export async function importsOf(args: CustomisationArgs) {
   const { parseStackSource } = await import('../../ops/stack.js');
   return { imports: (args.import ?? []).map((i) => parseStackSource(i, '--import')), squash: args.squash, allowShadow: args['allow-shadow'] };
 }
+
+/** The image-store flags of `embed` and `build --embed`. */
+export interface StoreArgs {
+  store?: string;
+  whiteouts?: 'refuse' | 'chardev' | 'ostree';
+  'max-app-layers'?: number;
+  name?: string[];
+}
+
+/** The store flags as a StoreRequest's fields (`--name SRC=NAME:TAG` split at its last `=`). */
+export function storeOptions(args: StoreArgs) {
+  const names: Record<string, string> = {};
+  for (const n of args.name ?? []) {
+    const eq = n.lastIndexOf('=');
+    if (eq <= 0 || eq === n.length - 1) throw new StrataError(`--name ${JSON.stringify(n)}: expected SRC=NAME:TAG, SRC one of the images to embed`);
+    names[n.slice(0, eq)] = n.slice(eq + 1);
+  }
+  return {
+    ...(args.store !== undefined ? { store: args.store } : {}),
+    ...(args.whiteouts !== undefined ? { whiteouts: args.whiteouts } : {}),
+    ...(args['max-app-layers'] !== undefined ? { maxAppLayers: args['max-app-layers'] } : {}),
+    ...(Object.keys(names).length > 0 ? { names } : {}),
+  };
+}

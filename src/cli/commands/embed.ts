@@ -1,0 +1,55 @@
+import type { OutputFormat } from '../../transports/open-destination.js';
+import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
+import { registryOptions, type RegistryArgs } from './registry-flags.js';
+import { humanSize, outputOf, sourceOptions, storeOptions, uploadStats, type StoreArgs } from './shared.js';
+
+export interface EmbedArgs extends RegistryArgs, ImageFlags, StoreArgs {
+  apps: string[];
+  into: string;
+  output?: string;
+  push?: string;
+  format: OutputFormat;
+  compress?: 'none' | 'gzip' | 'zstd';
+  tag?: string[];
+  platform?: string;
+  mtime?: string;
+  json: boolean;
+}
+
+/** `strata embed APP... --into HOST -o DEST`: the flags become one EmbedRequest. */
+export async function runEmbed(args: EmbedArgs): Promise<number> {
+  const output = outputOf(args);
+  const { embed } = await import('../../ops/embed.js');
+  const result = await embed({
+    ...sourceOptions(args),
+    ...storeOptions(args),
+    apps: args.apps,
+    into: args.into,
+    output,
+    format: args.format,
+    tags: args.tag ?? [],
+    settings: imageSettings(args, true),
+    mtime: resolveEpoch('--mtime', args.mtime),
+    ...(args.compress ? { compression: args.compress } : {}),
+    registry: registryOptions(args),
+  });
+  const { image, plan } = result;
+  const out = args.output === '-' ? process.stderr : process.stdout;
+  if (args.json) {
+    const summary = {
+      output: result.destination,
+      imageId: image.configDigest,
+      manifestDigest: result.manifestDigest,
+      store: `/${plan.root}`,
+      images: plan.images.map((i) => ({ id: i.id, names: i.names, digest: i.digest, layer: i.layer })),
+      layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size })),
+      ...(await uploadStats(output)),
+    };
+    out.write(`${JSON.stringify(summary, null, 2)}\n`);
+  } else {
+    const total = image.layers.reduce((s, l) => s + l.size, 0);
+    const names = plan.images.flatMap((i) => i.names).join(', ');
+    out.write(`wrote ${result.destination}: ${image.layers.length} layers, ${humanSize(total)}, image id ${image.configDigest}; /${plan.root} holds ${names} (${plan.layers.length} layers)\n`);
+  }
+  return 0;
+}

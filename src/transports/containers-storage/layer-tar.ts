@@ -1,0 +1,73 @@
+/**
+ * The host-image layer that carries one stored layer: the image layer's files, member for member,
+ * under `<store>/overlay/<id>/diff/`, then the layer's `link` and `lower` files. Its bytes depend
+ * only on the image layer, its parents' IDs, the store's path and the mtime — so an app layer
+ * that did not change gives the same host layer, and a host update downloads only what changed.
+ */
+import { StrataError } from '../../util/errors.js';
+import type { HeaderFields } from '../../tar/header.js';
+import { END_OF_ARCHIVE } from '../../tar/header.js';
+import { fileMember } from '../../tar/members.js';
+import { rewriteTars, type TarInput, type WhiteoutRewrite } from '../../tar/rewrite.js';
+import { OSTREE_WHITEOUT_PREFIX } from '../../tar/whiteout.js';
+import type { StoredLayer } from './plan.js';
+
+/**
+ * What an image layer's whiteouts become inside the store. They cannot stay as they are: the
+ * host's own unpacker would apply them to the host. `refuse` fails naming the options; `chardev`
+ * writes what containers-storage itself makes of them (a 0:0 character device, and the overlay
+ * opaque xattr on a directory), right for hosts unpacked by GNU tar or containers-storage vfs;
+ * `ostree` writes `.ostree-wh.<name>` files, which ostree (≥ 2022.6) deploys as those devices.
+ */
+export type WhiteoutMode = 'refuse' | 'chardev' | 'ostree';
+export const WHITEOUT_MODES: readonly WhiteoutMode[] = ['refuse', 'chardev', 'ostree'];
+
+const OPAQUE_XATTR = 'SCHILY.xattr.trusted.overlay.opaque';
+
+/** The tar name of a stored layer's directory under the store root. */
+export function layerDir(root: string, id: string): string {
+  return `${root}/overlay/${id}`;
+}
+
+export interface StoredLayerTarOptions {
+  readonly root: string;
+  readonly mtime: number;
+  readonly whiteouts: WhiteoutMode;
+}
+
+/** The host layer's tar for `layer`, whose image-layer tar `input` opens. */
+export async function* storedLayerTar(layer: StoredLayer, input: TarInput, opts: StoredLayerTarOptions): AsyncGenerator<Buffer> {
+  const dir = layerDir(opts.root, layer.id);
+  // containers-storage makes diff/ 0555; a layer that has a root entry gives it its own mode.
+  yield* rewriteTars([input], { prefix: `${dir}/diff`, mtime: opts.mtime, rootMode: 0o555, whiteouts: whiteoutRewrite(opts.whiteouts), open: true });
+  yield fileMember(`${dir}/link`, Buffer.from(layer.link), opts.mtime);
+  if (layer.lower.length > 0) yield fileMember(`${dir}/lower`, Buffer.from(layer.lower.map((l) => `l/${l}`).join(':')), opts.mtime);
+  yield Buffer.alloc(END_OF_ARCHIVE);
+}
+
+function whiteoutRewrite(mode: WhiteoutMode): WhiteoutRewrite {
+  return (w, placed, directory, what) => {
+    const marker = placed.name.slice(placed.name.lastIndexOf('/') + 1);
+    const parent = placed.name.slice(0, placed.name.lastIndexOf('/'));
+    if (mode === 'refuse') {
+      const meaning = w.kind === 'opaque' ? `an opaque-directory marker for /${w.dir}` : `a whiteout deleting /${w.path}`;
+      throw new StrataError(
+        `${what} has ${meaning}, which cannot be carried into the host image as it is (the host's own unpacking would apply it to the host): pass --whiteouts chardev for hosts unpacked by GNU tar or containers-storage vfs, or --whiteouts ostree for ostree/bootc hosts`,
+      );
+    }
+    if (w.kind === 'opaque') {
+      // The directory's own header again, now with the opaque xattr (unpackers apply a repeated
+      // directory's metadata to the one already there).
+      const own = directory(parent) ?? { ...placed, name: parent, typeflag: '5', mode: 0o755, size: 0 };
+      const pax = new Map(own.pax ?? []);
+      pax.set(OPAQUE_XATTR, Buffer.from('y'));
+      return [{ ...own, pax }];
+    }
+    const target = marker.slice('.wh.'.length);
+    const base: HeaderFields = { ...placed, size: 0, mode: 0, devmajor: 0, devminor: 0 };
+    delete (base as { pax?: unknown }).pax;
+    return mode === 'chardev'
+      ? [{ ...base, name: `${parent}/${target}`, typeflag: '3' }]
+      : [{ ...base, name: `${parent}/${OSTREE_WHITEOUT_PREFIX}${target}`, typeflag: '0' }];
+  };
+}
