@@ -23,6 +23,9 @@ import { concatTars } from '../tar/concat.js';
 import { lazyDeflatePool } from '../compress/deflate-pool.js';
 import { StrataError } from '../util/errors.js';
 import { produceStreamedLayer } from './stream-layer.js';
+import { produceStore } from './embed.js';
+import type { StorePlan } from '../transports/containers-storage/plan.js';
+import type { WhiteoutMode } from '../transports/containers-storage/layer-tar.js';
 
 export interface BuildOptions {
   closure: Closure;
@@ -56,6 +59,8 @@ export interface BuildOptions {
   published?: ReadonlyMap<string, PathLayer>;
   /** Where --bin paths' bin/ entries are listed from (default: the store under storeRoot). */
   listBin?: BinLister;
+  /** An image store of app images, embedded on top of everything else (planStore). */
+  store?: { plan: StorePlan; whiteouts: WhiteoutMode };
 }
 
 export interface BuildResult {
@@ -89,7 +94,8 @@ export async function buildImage(opts: BuildOptions, dest: ImageDestination): Pr
  */
 export async function produceImage(opts: BuildOptions, dest: ImageDestination): Promise<BuildResult> {
   const baseLayers = opts.base?.layers ?? [];
-  const budget = storeLayerBudget(opts.maxLayers, baseLayers.length + (opts.imports?.plan.steps.length ?? 0));
+  const storeLayers = opts.store ? opts.store.plan.layers.length + 1 : 0;
+  const budget = storeLayerBudget(opts.maxLayers, baseLayers.length + (opts.imports?.plan.steps.length ?? 0) + storeLayers);
   const providedByBase = [...(opts.basePaths ?? [])].filter((p) => opts.closure.paths.has(p)).sort();
   const closure = closureWithout(opts.closure, new Set(providedByBase));
   const plan = closure.paths.size > 0 ? planLayers(closure, opts.layering, budget, opts.previous) : { strategy: opts.layering, layers: [] };
@@ -120,7 +126,9 @@ export async function produceImage(opts: BuildOptions, dest: ImageDestination): 
     return paths ? { layer, ...storeLayerHistory(paths) } : { layer, createdBy: CUSTOMISATION_CREATED_BY };
   });
 
-  const image = assembleImage(opts.base, [...imported, ...newLayers], opts.settings);
+  const embedded = opts.store ? await produceStore(opts.store.plan, dest, { compression: opts.compression, mtime: opts.mtime, whiteouts: opts.store.whiteouts }) : [];
+
+  const image = assembleImage(opts.base, [...imported, ...newLayers, ...embedded], opts.settings);
   return { image, plan, providedByBase };
 }
 

@@ -21,6 +21,7 @@ import type { Image } from '../image/image.js';
 import { LayerScanner } from '../image/layer-scan.js';
 import { planStack, type StackSource } from '../image/stack.js';
 import { StrataError } from '../util/errors.js';
+import { hostPlatform, prepareStore, type PreparedStore, type StoreRequest } from './embed.js';
 
 /** Everything a build takes, typed: what the CLI's flags turn into, once, at the edge. */
 export interface BuildRequest extends Omit<ClosureInput, 'closure'>, SourceAccess {
@@ -62,6 +63,8 @@ export interface BuildRequest extends Omit<ClosureInput, 'closure'>, SourceAcces
   readonly published?: BuildOptions['published'];
   /** Where --bin paths' bin/ entries are listed from (default: the store under storeRoot). */
   readonly listBin?: BuildOptions['listBin'];
+  /** App images embedded on top, as a read-only image store (`--embed`; see ops/embed.ts). */
+  readonly embed?: StoreRequest;
 }
 
 export interface BuildSummary extends BuildResult {
@@ -92,7 +95,11 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
     await base?.source.close();
     throw e;
   });
+  let store: PreparedStore | undefined;
   try {
+    const platformFrom = base?.source.image ?? opened.sources[0]?.image;
+    const settings = completeSettings(request.settings ?? {}, platformFrom);
+    if (request.embed) store = await prepareStore(request.embed, request, hostPlatform(platformFrom, settings));
     const checked = imports.length > 0 ? await checkImports(opened.sources, base, scanner, request.allowShadow ?? false) : undefined;
     const basePaths = new Set(base?.paths ?? []);
     if (checked) for (const p of await importedStorePaths(checked, closure.storeDir, scanner)) basePaths.add(p);
@@ -105,9 +112,8 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
       compression,
       mtime,
       registry: request.registry ?? {},
-      sources: [...(request.from ? [request.from] : []), ...imports.map((i) => i.ref)],
+      sources: [...(request.from ? [request.from] : []), ...imports.map((i) => i.ref), ...(request.embed?.apps ?? [])],
     });
-    const platformFrom = base?.source.image ?? opened.sources[0]?.image;
     const result = await buildImage(
       {
         closure,
@@ -118,7 +124,8 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
         ...(base ? { base: base.source.image } : {}),
         basePaths,
         ...(checked ? { imports: checked } : {}),
-        settings: completeSettings(request.settings ?? {}, platformFrom),
+        settings,
+        ...(store ? { store: { plan: store.plan, whiteouts: store.whiteouts } } : {}),
         customisation: { ...emptyCustomisation, ...(request.customisation ?? {}) },
         mtime,
         compression,
@@ -132,6 +139,7 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
     );
     return { ...result, destination: dest.name, manifestDigest: manifestOf(result.image).digest, shadowed: checked?.shadowed ?? [] };
   } finally {
+    await store?.close();
     await opened.close();
     await base?.source.close();
   }

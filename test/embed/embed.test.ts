@@ -225,6 +225,22 @@ describe('embedding app images in a host image (physically bound images)', { tim
     });
   });
 
+  test('strata build --embed puts the same store layers on top of a build, and the host runs the app', async () => {
+    const r1 = nix.releases[0];
+    const embedded = await embedJson([`oci:${apps}:shout`, '--into', `oci:${host}:base`, '-o', `oci:${join(dir, 'by-embed')}:1`]);
+    const out = join(dir, 'by-build');
+    const built = JSON.parse(await strata(['build', r1.closureFile, '--store-root', nix.storeRoot, '--root', r1.paths.busybox, '--embed', `oci:${apps}:shout`, '-o', `oci:${out}:1`, '--json'])) as { layers: { digest: string }[] };
+    const storeLayers = layoutLayers(apps, 'shout').length + 1;
+    assert.deepEqual(built.layers.slice(-storeLayers).map((l) => l.digest), embedded.layers.slice(-storeLayers).map((l) => l.digest));
+    const unpacked = join(dir, 'unpacked-build');
+    await unpackWithGnuTar(out, '1', unpacked);
+    await withReadOnlyStore(join(unpacked, STORE), join(dir, 'p5'), async (podman) => {
+      assert.equal(await runApp(podman, 'reg.example/shout:1'), 'SHOUT: embedded\n');
+    });
+    const stray = join(dir, 'stray');
+    await refused(['build', r1.closureFile, '--store-root', nix.storeRoot, '--whiteouts', 'chardev', '-o', `oci:${stray}:1`], stray, '--whiteouts', '--embed');
+  });
+
   test('bad input: a store path bootc owns, under /var, relative or not normal; an app that cannot be read or has no name', async () => {
     const out = join(dir, 'bad');
     const app = `oci:${apps}:hello-a`;

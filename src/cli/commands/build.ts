@@ -1,9 +1,11 @@
 import type { OutputFormat } from '../../transports/open-destination.js';
 import { registryOptions } from './registry-flags.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
-import { closureInput, customisationOf, humanSize, importsOf, outputOf, reportShadowed, sourceOptions, uploadStats, type ClosureArgs, type CustomisationArgs } from './shared.js';
+import { closureInput, customisationOf, humanSize, importsOf, outputOf, reportShadowed, sourceOptions, storeOptions, uploadStats, type ClosureArgs, type CustomisationArgs, type StoreArgs } from './shared.js';
+import { StrataError } from '../../util/errors.js';
 
-export interface BuildArgs extends ClosureArgs, ImageFlags, CustomisationArgs {
+export interface BuildArgs extends ClosureArgs, ImageFlags, CustomisationArgs, StoreArgs {
+  embed?: string[];
   'store-root': string;
   output?: string;
   push?: string;
@@ -15,10 +17,15 @@ export interface BuildArgs extends ClosureArgs, ImageFlags, CustomisationArgs {
   mtime?: string;
 }
 
+const STORE_FLAG_OF = { store: '--store', whiteouts: '--whiteouts', maxAppLayers: '--max-app-layers', names: '--name' } as const;
+
 /** `strata build`: the flags become one typed BuildRequest, and the library does the rest. */
 export async function runBuild(args: BuildArgs): Promise<number> {
   // -o takes every reference --from takes; --push REF is -o docker://REF.
   const output = outputOf(args);
+  const store = storeOptions(args);
+  const stray = Object.keys(store)[0] as keyof typeof STORE_FLAG_OF | undefined;
+  if (!args.embed?.length && stray) throw new StrataError(`${STORE_FLAG_OF[stray]} is for the image store of --embed: name the apps to embed with --embed`);
   const { build } = await import('../../ops/build.js');
   const result = await build({
     ...closureInput(args),
@@ -39,6 +46,7 @@ export async function runBuild(args: BuildArgs): Promise<number> {
     ...(args.compress ? { compression: args.compress } : {}),
     ...(args.cache === false ? { cache: false as const } : args['cache-dir'] ? { cache: args['cache-dir'] } : {}),
     registry: registryOptions(args),
+    ...(args.embed?.length ? { embed: { apps: args.embed, ...store } } : {}),
   });
   const { image } = result;
   const total = image.layers.reduce((s, l) => s + l.size, 0);
