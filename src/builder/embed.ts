@@ -43,11 +43,9 @@ export async function produceStore(plan: StorePlan, dest: ImageDestination, opts
     const at = `/${plan.root}`;
     for (const stored of plan.layers) {
       const what = `layer ${stored.layer.digest} of ${stored.source}`;
-      let diffSize = 0;
-      const input: TarInput = { what, open: async () => counted(layerTar(stored.layer, what), (n) => (diffSize += n)) };
-      const tar = storedLayerTar(stored, input, { root: plan.root, mtime: opts.mtime, whiteouts: opts.whiteouts });
+      const input: TarInput = { what, open: async () => layerTar(stored.layer, what) };
+      const tar = storedLayerTar(stored, input, { root: plan.root, mtime: opts.mtime, whiteouts: opts.whiteouts }, (f) => facts.set(stored.id, f));
       const layer = await produceStreamedLayer(tar, dest, opts.compression, deflater.get);
-      facts.set(stored.id, { diffSize });
       out.push({ layer, createdBy: `strata: store layer ${stored.id} (${stored.imageName} layer ${stored.index}) in ${at}` });
     }
     const metadata = metadataTar(plan, facts, opts.mtime);
@@ -57,13 +55,6 @@ export async function produceStore(plan: StorePlan, dest: ImageDestination, opts
     return out;
   } finally {
     await deflater.close();
-  }
-}
-
-async function* counted(tar: AsyncIterable<Buffer>, add: (n: number) => void): AsyncGenerator<Buffer> {
-  for await (const chunk of tar) {
-    add(chunk.length);
-    yield chunk;
   }
 }
 

@@ -150,6 +150,12 @@ describe('embedding app images in a host image (physically bound images)', { tim
       assert.deepEqual(listed[0]!.Names, ['reg.example/hello:1']);
       assert.equal(listed[0]!.ReadOnly, true);
       assert.equal(await runApp(podman, 'reg.example/hello:1'), nix.releases[0].helloOutput);
+      // podman gives each layer's tar back from diff/ and its tar-split: the app's own DiffIDs.
+      const saved = join(dir, 'saved.tar');
+      await podman(['save', '--format', 'docker-archive', '-o', saved, 'reg.example/hello:1']);
+      const inspected = JSON.parse((await skopeo(['inspect', '--config', `docker-archive:${saved}`])).stdout) as { rootfs: { diff_ids: string[] } };
+      const appConfig = JSON.parse(readFileSync(join(apps, 'blobs', 'sha256', appId.slice(7)), 'utf8')) as { rootfs: { diff_ids: string[] } };
+      assert.deepEqual(inspected.rootfs.diff_ids, appConfig.rootfs.diff_ids);
     });
   });
 

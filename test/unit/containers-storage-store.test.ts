@@ -112,14 +112,17 @@ async function storedMembers(entries: Entry[], mode: WhiteoutMode) {
   const plan = planStore([app('reg.example/w:1', imageOf([layerOf(Buffer.from('base')), layerOf(await tarBuffer(entries))]))], ROOT);
   const stored = plan.layers[1]!;
   const input = { what: 'layer L of W', open: async () => (await stored.layer.open()) as AsyncIterable<Buffer> };
-  return { stored, list: await members(storedLayerTar(stored, input, { root: ROOT, mtime: 7, whiteouts: mode })) };
+  let facts: { diffSize: number } | undefined;
+  const list = await members(storedLayerTar(stored, input, { root: ROOT, mtime: 7, whiteouts: mode }, (f) => (facts = f)));
+  assert.equal(facts?.diffSize, stored.layer.size);
+  return { stored, list };
 }
 
 test('stored layer: the files under overlay/<id>/diff (0555 without a root entry), then link and lower', async () => {
   const { stored, list } = await storedMembers([{ name: 'etc/', type: 'directory' }, { name: 'etc/hello', content: 'hi\n' }], 'refuse');
   const dir = `${ROOT}/overlay/${stored.id}`;
   const names = list.map((m) => m.name.replace(/\/$/, ''));
-  assert.deepEqual(names, ['usr', 'usr/lib', 'usr/lib/containers', ROOT, `${ROOT}/overlay`, dir, `${dir}/diff`, `${dir}/diff/etc`, `${dir}/diff/etc/hello`, `${dir}/link`, `${dir}/lower`]);
+  assert.deepEqual(names, ['usr', 'usr/lib', 'usr/lib/containers', ROOT, `${ROOT}/overlay`, dir, `${dir}/diff`, `${dir}/diff/etc`, `${dir}/diff/etc/hello`, `${dir}/link`, `${dir}/lower`, `${ROOT}/overlay-layers`, `${ROOT}/overlay-layers/${stored.id}.tar-split.gz`]);
   assert.equal(list.find((m) => m.name.replace(/\/$/, '') === `${dir}/diff`)!.mode, 0o555);
   assert.equal(list.find((m) => m.name === `${dir}/diff/etc/hello`)!.body, 'hi\n');
   assert.equal(list.find((m) => m.name === `${dir}/link`)!.body, stored.link);

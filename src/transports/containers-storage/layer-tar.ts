@@ -1,16 +1,20 @@
 /**
  * The host-image layer that carries one stored layer: the image layer's files, member for member,
- * under `<store>/overlay/<id>/diff/`, then the layer's `link` and `lower` files. Its bytes depend
+ * under `<store>/overlay/<id>/diff/`, then the layer's `link` and `lower` files and its tar-split
+ * record (overlay-layers/<id>.tar-split.gz). Its bytes depend
  * only on the image layer, its parents' IDs, the store's path and the mtime — so an app layer
  * that did not change gives the same host layer, and a host update downloads only what changed.
  */
 import { StrataError } from '../../util/errors.js';
 import type { HeaderFields } from '../../tar/header.js';
 import { END_OF_ARCHIVE } from '../../tar/header.js';
-import { fileMember } from '../../tar/members.js';
+import { BLOCK_SIZE, loadMemberCompressor } from '../../compress/deflate-block.js';
+import { directoryMember, fileMember } from '../../tar/members.js';
 import { rewriteTars, type TarInput, type WhiteoutRewrite } from '../../tar/rewrite.js';
 import { OSTREE_WHITEOUT_PREFIX } from '../../tar/whiteout.js';
 import type { StoredLayer } from './plan.js';
+import type { LayerFacts } from './records.js';
+import { TarSplitter } from './tar-split.js';
 
 /**
  * What an image layer's whiteouts become inside the store. They cannot stay as they are: the
@@ -35,14 +39,44 @@ export interface StoredLayerTarOptions {
   readonly whiteouts: WhiteoutMode;
 }
 
-/** The host layer's tar for `layer`, whose image-layer tar `input` opens. */
-export async function* storedLayerTar(layer: StoredLayer, input: TarInput, opts: StoredLayerTarOptions): AsyncGenerator<Buffer> {
+/**
+ * The host layer's tar for `layer`, whose image-layer tar `input` opens. The image layer is read
+ * once: as its bytes pass they are counted and packed into its tar-split, and `done` gets what
+ * that showed before the last member is written.
+ */
+export async function* storedLayerTar(layer: StoredLayer, input: TarInput, opts: StoredLayerTarOptions, done: (facts: LayerFacts) => void): AsyncGenerator<Buffer> {
   const dir = layerDir(opts.root, layer.id);
+  const splitter = new TarSplitter(input.what);
+  let diffSize = 0;
+  const watched: TarInput = {
+    what: input.what,
+    open: async () => {
+      const tar = await input.open();
+      return (async function* () {
+        for await (const chunk of tar) {
+          diffSize += chunk.length;
+          splitter.feed(chunk);
+          yield chunk;
+        }
+      })();
+    },
+  };
   // containers-storage makes diff/ 0555; a layer that has a root entry gives it its own mode.
-  yield* rewriteTars([input], { prefix: `${dir}/diff`, mtime: opts.mtime, rootMode: 0o555, whiteouts: whiteoutRewrite(opts.whiteouts), open: true });
+  yield* rewriteTars([watched], { prefix: `${dir}/diff`, mtime: opts.mtime, rootMode: 0o555, whiteouts: whiteoutRewrite(opts.whiteouts), open: true });
   yield fileMember(`${dir}/link`, Buffer.from(layer.link), opts.mtime);
   if (layer.lower.length > 0) yield fileMember(`${dir}/lower`, Buffer.from(layer.lower.map((l) => `l/${l}`).join(':')), opts.mtime);
+  yield directoryMember(`${opts.root}/overlay-layers`, opts.mtime);
+  yield fileMember(`${opts.root}/overlay-layers/${layer.id}.tar-split.gz`, await gzipped(splitter.finish()), opts.mtime);
+  done({ diffSize });
   yield Buffer.alloc(END_OF_ARCHIVE);
+}
+
+/** Gzip with strata's reproducible member compressor (deflate-block.ts), whatever zlib the host has. */
+async function gzipped(data: Buffer): Promise<Buffer> {
+  const compress = await loadMemberCompressor();
+  const members: Buffer[] = [];
+  for (let i = 0; i < data.length; i += BLOCK_SIZE) members.push(Buffer.from(compress(data.subarray(i, i + BLOCK_SIZE))));
+  return Buffer.concat(members);
 }
 
 function whiteoutRewrite(mode: WhiteoutMode): WhiteoutRewrite {
