@@ -14,6 +14,7 @@ import { runStrata } from '../support/cli.js';
 import { layoutLayers, unpackWithGnuTar, withReadOnlyStore, type StorePodman } from '../support/host-store.js';
 import { makeNixPackageStore, removeNixPackageStore, type NixPackageStore } from '../support/nix-store.js';
 import { checkLayout } from '../support/oci-schema.js';
+import { startRegistry } from '../support/registry.js';
 import { E2E_PACKAGES, ensurePackages, skopeo } from '../support/tools.js';
 import { lowercaseTempDir } from '../e2e-base/helpers.js';
 
@@ -245,6 +246,25 @@ describe('embedding app images in a host image (physically bound images)', { tim
     });
     const stray = join(dir, 'stray');
     await refused(['build', r1.closureFile, '--store-root', nix.storeRoot, '--whiteouts', 'chardev', '-o', `oci:${stray}:1`], stray, '--whiteouts', '--embed');
+  });
+
+  test('an app read from a registry keeps the reference it was read by as its name, and runs', async () => {
+    const reg = await startRegistry();
+    try {
+      await strata(['push', `oci:${apps}:hello-a`, `docker://${reg.host}/team/hello:7`]);
+      const out = join(dir, 'from-registry');
+      const result = await embedJson([`docker://${reg.host}/team/hello:7`, '--into', `oci:${host}:base`, '-o', `oci:${out}:1`]);
+      assert.deepEqual(result.images.map((i) => [`sha256:${i.id}`, i.names]), [[configDigestOf(apps, 'hello-a'), [`${reg.host}/team/hello:7`]]]);
+      const same = await embedJson([`oci:${apps}:hello-a`, '--name', `oci:${apps}:hello-a=${reg.host}/team/hello:7`, '--into', `oci:${host}:base`, '-o', `oci:${join(dir, 'from-layout')}:1`]);
+      assert.equal(same.manifestDigest, result.manifestDigest, 'the same image under the same name: the same host image, wherever it was read from');
+      const unpacked = join(dir, 'unpacked-registry');
+      await unpackWithGnuTar(out, '1', unpacked);
+      await withReadOnlyStore(join(unpacked, STORE), join(dir, 'p6'), async (podman) => {
+        assert.equal(await runApp(podman, `${reg.host}/team/hello:7`), nix.releases[0].helloOutput);
+      });
+    } finally {
+      await reg.stop();
+    }
   });
 
   test('bad input: a store path bootc owns, under /var, relative or not normal; an app that cannot be read or has no name', async () => {
