@@ -11,7 +11,7 @@ import { paddedBody, readTarStream, type StreamMember } from './read-stream.js';
 import { checkMemberName } from './read.js';
 import type { SquashView } from './squash.js';
 import { directoryFields } from './members.js';
-import { whiteoutOf, type Whiteout } from './whiteout.js';
+import { ancestorsOf, whiteoutOf, type Whiteout } from './whiteout.js';
 
 /** One input layer: its uncompressed tar, opened when its turn comes. */
 export interface TarInput {
@@ -66,6 +66,9 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
   const rootDirectory = (): HeaderFields => directoryFields(prefix, opts.mtime, opts.rootMode);
   // Directory headers as written, for whiteout rewrites that mark a directory (names only, no bodies).
   const directories = new Map<string, HeaderFields>();
+  // Symlinks of the input being placed: a later member beneath one would, once the output is
+  // unpacked, be written through it — relative to the new root, so outside the placed tree.
+  const symlinks = new Set<string>();
   const write = (f: HeaderFields): Buffer => {
     if (opts.whiteouts && f.typeflag === '5') directories.set(f.name, f);
     return encodeFields(f);
@@ -91,6 +94,12 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
         rootWritten = true;
         yield write(rootDirectory());
       }
+      if (prefix !== '') {
+        if (m.type === 'symlink') symlinks.add(name);
+        else symlinks.delete(name);
+        throughSymlink(name, symlinks, input.what, 'member');
+        if (m.type === 'hardlink') throughSymlink(checkMemberName(m.header.linkname, input.what), symlinks, input.what, `hardlink target of ${JSON.stringify(name)}`);
+      }
       const fields = fieldsOf(m, under(name), input.what);
       const whiteout = opts.whiteouts && opts.view === undefined ? whiteoutOf(name) : undefined;
       if (whiteout !== undefined) {
@@ -110,6 +119,16 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
   }
   if (!rootWritten) yield write(rootDirectory());
   if (!opts.open) yield Buffer.alloc(END_OF_ARCHIVE);
+}
+
+/** Refuses a name that lies beneath one of `symlinks` (a symlink the same input made earlier). */
+function throughSymlink(name: string, symlinks: ReadonlySet<string>, what: string, field: string): void {
+  if (symlinks.size === 0) return;
+  for (const dir of ancestorsOf(name)) {
+    if (symlinks.has(dir)) {
+      throw new StrataError(`${what}: ${field} ${JSON.stringify(name)} lies beneath the symlink ${JSON.stringify(dir)} of the same layer; placed elsewhere it would be written through the link, outside the layer's tree`);
+    }
+  }
 }
 
 const TYPEFLAGS: Partial<Record<StreamMember['type'], string>> = {

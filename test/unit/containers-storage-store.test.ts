@@ -163,3 +163,14 @@ test('metadata layer: the same images give the same bytes; names sorted, directo
   assert.equal(links.length, 2);
   assert.ok(metadataTar(plan, sizes, 6).compare(tar) !== 0, 'the mtime is the only time in it');
 });
+
+test('stored layer: a member beneath a symlink of its own layer is refused (it would be written through the link into the host)', async () => {
+  const escape: Entry[] = [{ name: 'etc', type: 'symlink', linkname: '/' }, { name: 'etc/passwd', content: 'root::0:0::/:/bin/sh\n' }];
+  await assert.rejects(storedMembers(escape, 'refuse'), (e: unknown) => e instanceof StrataError && e.message.includes('"etc/passwd"') && e.message.includes('symlink "etc"'));
+  const hardlink: Entry[] = [{ name: 'etc', type: 'symlink', linkname: '/' }, { name: 'shadow', type: 'link', linkname: 'etc/shadow' }];
+  await assert.rejects(storedMembers(hardlink, 'refuse'), (e: unknown) => e instanceof StrataError && e.message.includes('hardlink target'));
+  // A symlink replaced by a directory of the same name is no longer one.
+  const replaced: Entry[] = [{ name: 'etc', type: 'symlink', linkname: '/' }, { name: 'etc/', type: 'directory' }, { name: 'etc/ok', content: 'fine' }];
+  const { list } = await storedMembers(replaced, 'refuse');
+  assert.ok(list.some((m) => m.name.endsWith('/diff/etc/ok')));
+});
