@@ -15,7 +15,7 @@
  * Timings are printed, never asserted.
  */
 import { createCipheriv, createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, writeSync, openSync, closeSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, statSync, writeSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';

@@ -17,7 +17,6 @@ import { openStackSources, type StackSourceRef } from './stack.js';
 import { checkStack, type CheckedStack } from '../builder/stack.js';
 import type { Closure } from '../closure/types.js';
 import type { Shadow } from '../image/conflicts.js';
-import type { Image } from '../image/image.js';
 import { LayerScanner } from '../image/layer-scan.js';
 import { planStack, type StackSource } from '../image/stack.js';
 import { StrataError } from '../util/errors.js';

@@ -1,4 +1,5 @@
 import { isIndex, type Image, type ImageIndex } from '../image/image.js';
+import type { ImageSettings } from '../image/assemble.js';
 import type { Compression } from '../image/media-types.js';
 import { openImageDestination, type OutputFormat } from '../transports/open-destination.js';
 import type { RegistryOptions } from '../transports/registry/client.js';
@@ -13,6 +14,21 @@ export async function commitTo(dest: ImageDestination, root: Image | ImageIndex,
     await dest.abort();
     throw e;
   }
+}
+
+/** What an operation that writes a new image (stack, embed) is told about its output. */
+export interface OutputRequest {
+  /** Where the image goes: any reference `strata build -o` takes. */
+  readonly output: string;
+  /** Format of a plain-path output (default docker-archive). */
+  readonly format?: OutputFormat;
+  readonly tags?: readonly string[];
+  /** Config fields set on top of the config the image starts from (env merged by key). */
+  readonly settings?: Partial<ImageSettings>;
+  /** mtime of the files and directories strata makes (default: SOURCE_DATE_EPOCH, else 1). */
+  readonly mtime?: number;
+  /** Compression of new layers (default: gzip for registries and OCI outputs, none for docker-archive). */
+  readonly compression?: Compression;
 }
 
 export interface OutputOptions {

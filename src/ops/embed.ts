@@ -5,18 +5,17 @@ import { assembleImage, type ImageSettings } from '../image/assemble.js';
 import type { Image } from '../image/image.js';
 import { LayerScanner } from '../image/layer-scan.js';
 import { manifestOf } from '../image/manifest.js';
-import type { Compression } from '../image/media-types.js';
 import { formatPlatform, normalizePlatform, samePlatform, type Platform } from '../image/platform.js';
 import { configPlatform } from '../image/select.js';
 import { MAX_STACK_LAYERS } from '../image/stack.js';
 import { parseTag } from '../image/tag.js';
 import type { WhiteoutMode } from '../transports/containers-storage/layer-tar.js';
 import { MAX_STORE_LAYERS, planStore, type StoreImage, type StorePlan } from '../transports/containers-storage/plan.js';
-import { defaultCompression, type OutputFormat } from '../transports/open-destination.js';
+import { defaultCompression } from '../transports/open-destination.js';
 import { openImageSource } from '../transports/open-source.js';
 import type { ImageSource } from '../transports/types.js';
 import { StrataError } from '../util/errors.js';
-import { openOutput } from './commit.js';
+import { openOutput, type OutputRequest } from './commit.js';
 import { defaultCreated, resolveEpoch } from './defaults.js';
 import type { SourceAccess } from './inputs.js';
 
@@ -119,19 +118,10 @@ export function hostPlatform(image: Image | undefined, settings: Partial<ImageSe
   return { os: settings.os ?? p?.os ?? 'linux', architecture: settings.architecture ?? p?.architecture ?? 'amd64', ...(p?.variant ? { variant: p.variant } : {}) };
 }
 
-/** Everything an embed takes, typed. */
-export interface EmbedRequest extends StoreRequest, SourceAccess {
+/** Everything an embed takes, typed; the settings go on top of the host's config. */
+export interface EmbedRequest extends StoreRequest, OutputRequest, SourceAccess {
   /** The host image the store goes into. */
   readonly into: string;
-  /** Where the host image goes: any reference `strata build -o` takes. */
-  readonly output: string;
-  readonly format?: OutputFormat;
-  readonly tags?: readonly string[];
-  /** Config fields set on the host image's config. */
-  readonly settings?: Partial<ImageSettings>;
-  /** mtime of the store's directories and metadata files (default: SOURCE_DATE_EPOCH, else 1). */
-  readonly mtime?: number;
-  readonly compression?: Compression;
 }
 
 export interface EmbedSummary {

@@ -1,19 +1,18 @@
 import { checkStack, produceStack } from '../builder/stack.js';
 import { checkProducibleCompression } from '../compress/compression.js';
-import { assembleImage, type ImageSettings } from '../image/assemble.js';
+import { assembleImage } from '../image/assemble.js';
 import type { Shadow } from '../image/conflicts.js';
 import { LayerScanner } from '../image/layer-scan.js';
 import { manifestOf } from '../image/manifest.js';
 import type { Image } from '../image/image.js';
-import type { Compression } from '../image/media-types.js';
 import { imagePath } from '../image/image-path.js';
 import { planStack, stackTemplate, type StackPlan, type StackSource } from '../image/stack.js';
-import { defaultCompression, type OutputFormat } from '../transports/open-destination.js';
+import { defaultCompression } from '../transports/open-destination.js';
 import { openImageSource } from '../transports/open-source.js';
 import { parseLocalReference } from '../transports/reference.js';
 import type { ImageSource } from '../transports/types.js';
 import { StrataError } from '../util/errors.js';
-import { openOutput } from './commit.js';
+import { openOutput, type OutputRequest } from './commit.js';
 import { defaultCreated, resolveEpoch } from './defaults.js';
 import type { SourceAccess } from './inputs.js';
 
@@ -70,23 +69,14 @@ async function historyLabel(ref: string, image: Image): Promise<string> {
   return `${transport}${local?.name ? ` ${local.name}` : ''} (config ${image.configDigest})`;
 }
 
-/** Everything a stack takes, typed. */
-export interface StackRequest extends SourceAccess {
+/** Everything a stack takes, typed; the settings go on top of the last source's config. */
+export interface StackRequest extends OutputRequest, SourceAccess {
   /** The images, bottom first. */
   readonly sources: readonly StackSourceRef[];
-  /** Where the image goes: any reference `strata build -o` takes. */
-  readonly output: string;
-  readonly format?: OutputFormat;
-  readonly tags?: readonly string[];
-  /** Config fields set on top of the last source's config (env merged by key). */
-  readonly settings?: Partial<ImageSettings>;
   /** Merge each source's layers into one, applying its whiteouts. */
   readonly squash?: boolean;
   /** Let an upper source replace a lower one's file (reported in `shadowed`) instead of failing. */
   readonly allowShadow?: boolean;
-  /** mtime of directories made for an image path (default: SOURCE_DATE_EPOCH, else 1). */
-  readonly mtime?: number;
-  readonly compression?: Compression;
 }
 
 export interface StackSummary {

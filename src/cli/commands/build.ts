@@ -1,20 +1,13 @@
-import type { OutputFormat } from '../../transports/open-destination.js';
 import { registryOptions } from './registry-flags.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
-import { closureInput, customisationOf, humanSize, importsOf, outputOf, reportShadowed, sourceOptions, storeOptions, uploadStats, type ClosureArgs, type CustomisationArgs, type StoreArgs } from './shared.js';
+import { closureInput, customisationOf, humanSize, importsOf, outputOf, reportShadowed, sourceOptions, storeOptions, uploadStats, type ClosureArgs, type CustomisationArgs, type StoreArgs, type OutputArgs } from './shared.js';
 import { StrataError } from '../../util/errors.js';
 
-export interface BuildArgs extends ClosureArgs, ImageFlags, CustomisationArgs, StoreArgs {
+export interface BuildArgs extends OutputArgs, ClosureArgs, ImageFlags, CustomisationArgs, StoreArgs {
   embed?: string[];
   'store-root': string;
-  output?: string;
-  push?: string;
-  compress?: 'none' | 'gzip' | 'zstd';
   cache?: boolean;
   'cache-dir'?: string;
-  format: OutputFormat;
-  tag?: string[];
-  mtime?: string;
 }
 
 const STORE_FLAG_OF = { store: '--store', whiteouts: '--whiteouts', maxAppLayers: '--max-app-layers', names: '--name' } as const;

@@ -1,18 +1,11 @@
-import type { OutputFormat } from '../../transports/open-destination.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
-import { humanSize, outputOf, sourceOptions, storeOptions, uploadStats, type StoreArgs } from './shared.js';
+import { humanSize, outputOf, sourceOptions, storeOptions, uploadStats, type StoreArgs, type OutputArgs } from './shared.js';
 
-export interface EmbedArgs extends RegistryArgs, ImageFlags, StoreArgs {
+export interface EmbedArgs extends OutputArgs, RegistryArgs, ImageFlags, StoreArgs {
   apps: string[];
   into: string;
-  output?: string;
-  push?: string;
-  format: OutputFormat;
-  compress?: 'none' | 'gzip' | 'zstd';
-  tag?: string[];
   platform?: string;
-  mtime?: string;
   json: boolean;
 }
 

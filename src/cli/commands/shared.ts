@@ -2,6 +2,7 @@ import type { LayeringStrategy } from '../../layering/types.js';
 import type { ClosureInput } from '../../ops/inputs.js';
 import { parsePlatform } from '../../image/platform.js';
 import { StrataError } from '../../util/errors.js';
+import type { OutputFormat } from '../../transports/open-destination.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
 
 export interface ClosureArgs extends RegistryArgs {
@@ -40,6 +41,16 @@ export function humanSize(n: number): string {
     i++;
   }
   return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** The flags of a command that writes a new image: where, in what form, under which names. */
+export interface OutputArgs {
+  output?: string;
+  push?: string;
+  format: OutputFormat;
+  compress?: 'none' | 'gzip' | 'zstd';
+  tag?: string[];
+  mtime?: string;
 }
 
 /** `-o REF` or `--push REF` (which is `-o docker://REF`): exactly one of them. */

@@ -1,17 +1,10 @@
-import type { OutputFormat } from '../../transports/open-destination.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
-import { humanSize, outputOf, reportShadowed, sourceOptions, uploadStats } from './shared.js';
+import { humanSize, outputOf, reportShadowed, sourceOptions, uploadStats, type OutputArgs } from './shared.js';
 
-export interface StackArgs extends RegistryArgs, ImageFlags {
+export interface StackArgs extends OutputArgs, RegistryArgs, ImageFlags {
   sources: string[];
-  output?: string;
-  push?: string;
-  format: OutputFormat;
-  compress?: 'none' | 'gzip' | 'zstd';
-  tag?: string[];
   platform?: string;
-  mtime?: string;
   squash: boolean;
   'allow-shadow': boolean;
   json: boolean;
