@@ -17,6 +17,7 @@ export class ClosureIndex {
   readonly indexOf: ReadonlyMap<string, number>;
   private readonly depCache: (Set<number> | undefined)[];
   private readonly userCache: (Set<number> | undefined)[];
+  private bits: Uint32Array | undefined;
 
   constructor(closure: Closure) {
     // Sort explicitly rather than trust map order: a hand-built Closure may not honour it.
@@ -57,25 +58,94 @@ export class ClosureIndex {
     return (this.userCache[i] ??= reach(i, this.directUsers));
   }
 
+  /** 32-bit words in one closure bitset (`closureBits`). */
+  get words(): number {
+    return (this.paths.length + 31) >>> 5;
+  }
+
   /**
-   * For every path, how many paths depend on it transitively (`users(i).size` for every i), from
-   * the dependency sets alone: the user sets of widely used paths are as large as the closure.
+   * Every path's closure (itself and all it depends on) as a bitset: row i is words
+   * [i·words, (i+1)·words). Made once, bottom up (a path's row is its own bit OR its references'
+   * rows), so it costs n·words words however deep the graph is, where sets of indices would cost
+   * the sum of all closure sizes.
+   */
+  closureBits(): Uint32Array {
+    if (this.bits) return this.bits;
+    const n = this.paths.length;
+    const words = this.words;
+    const bits = new Uint32Array(n * words);
+    const state = new Uint8Array(n); // 0 new, 1 on the stack, 2 done
+    const stack: number[] = [];
+    for (let start = 0; start < n; start++) {
+      if (state[start] !== 0) continue;
+      stack.push(start);
+      while (stack.length > 0) {
+        const i = stack[stack.length - 1]!;
+        if (state[i] === 0) {
+          state[i] = 1;
+          for (const r of this.refs[i]!) if (state[r] === 0) stack.push(r);
+          continue;
+        }
+        stack.pop();
+        if (state[i] === 2) continue;
+        state[i] = 2;
+        const row = i * words;
+        bits[row + (i >>> 5)]! |= 1 << (i & 31);
+        // A reference still on the stack is a cycle (Nix forbids them; hand-made closures may not):
+        // the reach() sets resolve those, so fall back to them for this row.
+        if (this.refs[i]!.some((r) => state[r] !== 2)) {
+          for (const d of this.dependencies(i)) bits[row + (d >>> 5)]! |= 1 << (d & 31);
+          continue;
+        }
+        for (const r of this.refs[i]!) {
+          const rr = r * words;
+          for (let w = 0; w < words; w++) bits[row + w]! |= bits[rr + w]!;
+        }
+      }
+    }
+    this.bits = bits;
+    return bits;
+  }
+
+  /**
+   * For every path, how many paths depend on it transitively (`users(i).size` for every i),
+   * counted from the closure bitsets: the user sets of widely used paths are as large as the closure.
    */
   userCounts(): Int32Array {
-    const counts = new Int32Array(this.paths.length);
-    for (let i = 0; i < this.paths.length; i++) for (const d of this.dependencies(i)) counts[d]! += 1;
+    const n = this.paths.length;
+    const words = this.words;
+    const bits = this.closureBits();
+    const counts = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const row = i * words;
+      for (let w = 0; w < words; w++) {
+        let x = bits[row + w]!;
+        while (x !== 0) {
+          const low = x & -x;
+          const d = w * 32 + 31 - Math.clz32(low);
+          if (d !== i) counts[d]! += 1;
+          x ^= low;
+        }
+      }
+    }
     return counts;
   }
 
   /** Total narSize of the members and everything they depend on. */
   closureSize(members: Iterable<number>): number {
-    const seen = new Set<number>();
-    for (const m of members) {
-      seen.add(m);
-      for (const d of this.dependencies(m)) seen.add(d);
-    }
+    const words = this.words;
+    const bits = this.closureBits();
+    const union = new Uint32Array(words);
+    for (const m of members) for (let w = 0; w < words; w++) union[w]! |= bits[m * words + w]!;
     let total = 0;
-    for (const i of seen) total += this.sizes[i]!;
+    for (let w = 0; w < words; w++) {
+      let x = union[w]!;
+      while (x !== 0) {
+        const low = x & -x;
+        total += this.sizes[w * 32 + 31 - Math.clz32(low)]!;
+        x ^= low;
+      }
+    }
     return total;
   }
 }
