@@ -48,8 +48,24 @@ const UNIFORM_SHARE = 0.3;
 const nearTop = (users: number) => 1 / ((1 + users) * (1 + users));
 /** How many best partners each cluster caches (see pack); any value gives the same plan. */
 const CANDIDATES = 16;
-/** Pairs up to which pack keeps every pair's delta (8 bytes each: 2^25 pairs, 256 MiB, ~8,000 clusters). */
+/** Pairs up to which agglomerate keeps every pair's delta (8 bytes each: 2^25 pairs, 256 MiB, ~8,000 clusters). */
 const MATRIX_LIMIT = 2 ** 25;
+/**
+ * Paths up to which every pair of clusters is compared from the start: plans of closures up to
+ * this size are exactly what they always were (the golden cases). Larger ones are preclustered
+ * down to `exactTarget` clusters first.
+ */
+const EXACT_LIMIT = 1536;
+
+/**
+ * How many clusters a large closure is preclustered down to: 1,024 while closures fit in 160
+ * words (5,120 paths), then fewer, so that the full comparison (clusters² × words) costs about
+ * the same however large the closure; never below 512. On random closures of 3,000 paths the
+ * plan's expected cost is within 4 % of the full greedy's (bench/plan-scale.ts prints it).
+ */
+function exactTarget(words: number): number {
+  return Math.max(512, Math.min(1024, Math.floor(1024 * Math.sqrt(160 / words))));
+}
 
 export function stablePlan(closure: Closure, budget: number, previous?: PreviousAssignment): LayerPlan {
   check(Number.isInteger(budget) && budget >= 1, `layer budget must be a positive integer, got ${budget}`);
@@ -95,23 +111,24 @@ export function stablePlan(closure: Closure, budget: number, previous?: Previous
 }
 
 /**
- * Greedy agglomerative packing of `free` (ascending indices) into at most `slots` layers.
- *
- * Each step merges the pair of clusters with the smallest (delta, a, b), a < b: the rise in total
- * expected cost, ties broken by cluster index. Rather than keeping every pair in a heap (quadratic
- * memory, and most entries go stale), each cluster a caches its best few partners b > a; a merge
- * only touches the pairs that involve the two merged clusters, so most rows keep their cache.
- *
- * The arithmetic of a pair's delta must match bit for bit whatever order of evaluation the plan
- * was defined with (golden plans pin it): the cluster merged most recently is the first operand
- * (`pairDelta`), and products run over words in ascending order.
+ * Packs `free` (ascending indices) into at most `slots` layers: greedy agglomeration from one
+ * cluster per path (agglomerate), which compares every pair of clusters. Past EXACT_LIMIT paths
+ * that is too slow (pairs grow as the square, their closures with the closure), so the paths are
+ * first clustered down to a few hundred clusters by merges along references only (precluster).
  */
 function pack(g: ClosureIndex, free: readonly number[], slots: number): number[][] {
+  const table = byteProducts(keepProbabilities(g));
+  const start = free.length > EXACT_LIMIT && free.length > slots ? precluster(g, table, free, Math.max(exactTarget(g.words), slots)) : free.map((i) => [i]);
+  return agglomerate(g, table, start, slots);
+}
+
+/**
+ * keep[d] = 1 − q(d): the probability that d itself does not change in a release. The q(d) sum to
+ * CHANGES_PER_RELEASE, so no product of keeps underflows, and with two or more paths every
+ * q(d) < 1, so no keep is 0 (the merge arithmetic divides by products of them).
+ */
+function keepProbabilities(g: ClosureIndex): Float64Array {
   const n = g.size;
-  const words = (n + 31) >>> 5;
-  // keep[d] = 1 − q(d): the probability that d itself does not change in a release. The q(d)
-  // sum to CHANGES_PER_RELEASE, so no product of keeps underflows, and with two or more paths
-  // every q(d) < 1, so no keep is 0 (the merge arithmetic divides by products of them).
   const keep = new Float64Array(n);
   const userCounts = g.userCounts();
   let topWeight = 0;
@@ -119,21 +136,51 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
   for (let d = 0; d < n; d++) {
     keep[d] = 1 - CHANGES_PER_RELEASE * (UNIFORM_SHARE / n + (1 - UNIFORM_SHARE) * nearTop(userCounts[d]!) / topWeight);
   }
-  const table = byteProducts(keep);
+  return keep;
+}
 
-  const m = free.length;
-  // Cluster c's closure bitset is bits[c·words ..]; nonzero[c] lists its nonzero words, ascending,
-  // so intersections cost the sparser closure's words rather than all of them.
-  const bits = new Uint32Array(m * words);
-  const nonzero: Int32Array[] = new Array(m);
-  const keepAll = new Float64Array(m);
-  const size = new Float64Array(m);
-  const cost = new Float64Array(m);
-  const members: number[][] = new Array(m);
-  // The merge step at which the cluster last grew (0: never); decides the operand order.
-  const stamp = new Int32Array(m);
+/**
+ * Clusters of paths with what the cost model needs of each: the union of its members' closures
+ * as a bitset (bits[c·words ..]) and its nonzero words, ascending, so intersections cost the
+ * sparser closure's words rather than all of them; the product of keep over that closure; its
+ * size and expected cost per release.
+ */
+class Clusters {
+  readonly words: number;
+  readonly bits: Uint32Array;
+  readonly nonzero: Int32Array[];
+  readonly keepAll: Float64Array;
+  readonly size: Float64Array;
+  readonly cost: Float64Array;
+  readonly members: number[][];
 
-  const refresh = (c: number) => {
+  constructor(g: ClosureIndex, private readonly table: Float64Array, start: readonly (readonly number[])[]) {
+    const m = start.length;
+    const words = (this.words = g.words);
+    const closures = g.closureBits();
+    this.bits = new Uint32Array(m * words);
+    this.nonzero = new Array(m);
+    this.keepAll = new Float64Array(m);
+    this.size = new Float64Array(m);
+    this.cost = new Float64Array(m);
+    this.members = new Array(m);
+    start.forEach((list, c) => {
+      const base = c * words;
+      let size = 0;
+      for (const i of list) {
+        const row = i * words;
+        for (let w = 0; w < words; w++) this.bits[base + w]! |= closures[row + w]!;
+        size += g.sizes[i]!;
+      }
+      this.members[c] = [...list];
+      this.size[c] = size;
+      this.refresh(c);
+    });
+  }
+
+  /** Recomputes c's nonzero words, keep product and cost from its bits and size. */
+  refresh(c: number): void {
+    const { bits, words, table } = this;
     const base = c * words;
     let count = 0;
     for (let w = 0; w < words; w++) if (bits[base + w] !== 0) count++;
@@ -147,23 +194,14 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
         p *= wordProduct(table, w, x);
       }
     }
-    nonzero[c] = list;
-    keepAll[c] = p;
-    cost[c] = (1 - p) * size[c]!;
-  };
-  for (let c = 0; c < m; c++) {
-    const i = free[c]!;
-    const base = c * words;
-    bits[base + (i >>> 5)]! |= 1 << (i & 31);
-    for (const d of g.dependencies(i)) bits[base + (d >>> 5)]! |= 1 << (d & 31);
-    members[c] = [i];
-    size[c] = g.sizes[i]!;
-    refresh(c);
+    this.nonzero[c] = list;
+    this.keepAll[c] = p;
+    this.cost[c] = (1 - p) * this.size[c]!;
   }
-  if (m <= slots) return members;
 
-  /** The rise in expected cost if `first` and `second` merge (first: the more recently grown). */
-  const delta = (first: number, second: number): number => {
+  /** The rise in expected cost if `first` and `second` merge (the operand order is part of the plan's definition). */
+  delta(first: number, second: number): number {
+    const { bits, words, table, nonzero } = this;
     // Π(A ∪ B) = Π(A)·Π(B) / Π(A ∩ B); only words the two closures share cost anything, and
     // those are among the sparser closure's nonzero words.
     const listF = nonzero[first]!, listS = nonzero[second]!;
@@ -178,9 +216,137 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
         shared *= table[t + (x & 255)]! * table[t + 256 + ((x >>> 8) & 255)]! * table[t + 512 + ((x >>> 16) & 255)]! * table[t + 768 + (x >>> 24)]!;
       }
     }
-    const merged = (keepAll[first]! * keepAll[second]!) / shared;
-    return (1 - merged) * (size[first]! + size[second]!) - cost[first]! - cost[second]!;
+    const merged = (this.keepAll[first]! * this.keepAll[second]!) / shared;
+    return (1 - merged) * (this.size[first]! + this.size[second]!) - this.cost[first]! - this.cost[second]!;
+  }
+
+  /** Merges b into a. */
+  absorb(a: number, b: number): void {
+    const { bits, words } = this;
+    const ba = a * words, bb = b * words;
+    for (let w = 0; w < words; w++) bits[ba + w]! |= bits[bb + w]!;
+    this.members[a] = mergeSorted(this.members[a]!, this.members[b]!);
+    this.size[a] = this.size[a]! + this.size[b]!;
+    this.refresh(a);
+  }
+}
+
+/**
+ * Clusters `free` down to `target` clusters, cheaply: the same greedy as agglomerate (smallest
+ * rise in expected cost first, ties by cluster index), but over pairs joined by a reference
+ * only, kept in a heap and re-evaluated when they come up after either side grew. A path and
+ * what it refers to are what merges cheaply (a change to the dependency changes the user
+ * anyway), so these are most of the merges the full comparison would make; the few hundred
+ * clusters left are then compared in full. Pairs grow with the references, not their square.
+ */
+function precluster(g: ClosureIndex, table: Float64Array, free: readonly number[], target: number): number[][] {
+  const m = free.length;
+  const cs = new Clusters(g, table, free.map((i) => [i]));
+  const position = new Int32Array(g.size).fill(-1);
+  free.forEach((i, c) => (position[i] = c));
+  const leader = new Int32Array(m);
+  for (let c = 0; c < m; c++) leader[c] = c;
+  const find = (c: number): number => {
+    while (leader[c] !== c) c = leader[c] = leader[leader[c]!]!;
+    return c;
   };
+  const version = new Int32Array(m);
+  const heap = new PairHeap();
+  for (let c = 0; c < m; c++) {
+    for (const r of g.refs[free[c]!]!) {
+      const other = position[r]!;
+      if (other < 0) continue;
+      const [a, b] = other < c ? [other, c] : [c, other];
+      heap.push(cs.delta(a, b), a, b, 0, 0);
+    }
+  }
+  let alive = m;
+  while (alive > target && heap.length > 0) {
+    const e = heap.pop();
+    let a = find(e.a), b = find(e.b);
+    if (a === b) continue;
+    if (a > b) [a, b] = [b, a];
+    if (a !== e.a || b !== e.b || version[a] !== e.va || version[b] !== e.vb) {
+      heap.push(cs.delta(a, b), a, b, version[a]!, version[b]!);
+      continue;
+    }
+    cs.absorb(a, b);
+    leader[b] = a;
+    version[a]! += 1;
+    alive -= 1;
+  }
+  const out: number[][] = [];
+  for (let c = 0; c < m; c++) if (find(c) === c) out.push(cs.members[c]!);
+  return out;
+}
+
+/** A binary min-heap of candidate pairs, keyed by (delta, a, b). */
+class PairHeap {
+  private readonly items: { d: number; a: number; b: number; va: number; vb: number }[] = [];
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  push(d: number, a: number, b: number, va: number, vb: number): void {
+    const items = this.items;
+    items.push({ d, a, b, va, vb });
+    let k = items.length - 1;
+    while (k > 0) {
+      const up = (k - 1) >> 1;
+      if (!less(items[k]!, items[up]!)) break;
+      [items[k], items[up]] = [items[up]!, items[k]!];
+      k = up;
+    }
+  }
+
+  pop(): { d: number; a: number; b: number; va: number; vb: number } {
+    const items = this.items;
+    const top = items[0]!;
+    const last = items.pop()!;
+    if (items.length > 0) {
+      items[0] = last;
+      let k = 0;
+      for (;;) {
+        const l = 2 * k + 1, r = l + 1;
+        let best = k;
+        if (l < items.length && less(items[l]!, items[best]!)) best = l;
+        if (r < items.length && less(items[r]!, items[best]!)) best = r;
+        if (best === k) break;
+        [items[k], items[best]] = [items[best]!, items[k]!];
+        k = best;
+      }
+    }
+    return top;
+  }
+}
+
+function less(x: { d: number; a: number; b: number }, y: { d: number; a: number; b: number }): boolean {
+  return x.d < y.d || (x.d === y.d && (x.a < y.a || (x.a === y.a && x.b < y.b)));
+}
+
+/**
+ * Greedy agglomerative packing of the `start` clusters (each ascending, ordered by first member)
+ * into at most `slots` layers.
+ *
+ * Each step merges the pair of clusters with the smallest (delta, a, b), a < b: the rise in total
+ * expected cost, ties broken by cluster index. Rather than keeping every pair in a heap (quadratic
+ * memory, and most entries go stale), each cluster a caches its best few partners b > a; a merge
+ * only touches the pairs that involve the two merged clusters, so most rows keep their cache.
+ *
+ * The arithmetic of a pair's delta must match bit for bit whatever order of evaluation the plan
+ * was defined with (golden plans pin it): the cluster merged most recently is the first operand
+ * (`pairDelta`), and products run over words in ascending order.
+ */
+function agglomerate(g: ClosureIndex, table: Float64Array, start: readonly (readonly number[])[], slots: number): number[][] {
+  const m = start.length;
+  const cs = new Clusters(g, table, start);
+  const members = cs.members;
+  // The merge step at which the cluster last grew (0: never); decides the operand order.
+  const stamp = new Int32Array(m);
+  const delta = (first: number, second: number): number => cs.delta(first, second);
+  if (m <= slots) return members;
+
   const pairDelta = (a: number, b: number): number => (stamp[b]! > stamp[a]! ? delta(b, a) : delta(a, b));
 
   // Alive clusters as a doubly linked list in ascending index order. Cluster 0 never dies (a
@@ -289,11 +455,7 @@ function pack(g: ClosureIndex, free: readonly number[], slots: number): number[]
     }
     const b = candJ[a * K]!;
     // Merge b into a (a has the smaller first member, so the cluster keeps its tie-break rank).
-    const ba = a * words, bb = b * words;
-    for (let w = 0; w < words; w++) bits[ba + w]! |= bits[bb + w]!;
-    members[a] = mergeSorted(members[a]!, members[b]!);
-    size[a] = size[a]! + size[b]!;
-    refresh(a);
+    cs.absorb(a, b);
     stamp[a] = step;
     count -= 1;
     next[prev[b]!]! = next[b]!;
@@ -346,4 +508,17 @@ function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
   let i = 0, j = 0;
   while (i < a.length || j < b.length) out.push(j >= b.length || (i < a.length && a[i]! < b[j]!) ? a[i++]! : b[j++]!);
   return out;
+}
+
+/**
+ * What the packing model says a plan costs: the bytes a client is expected to download per
+ * release, Σ c(L)·size(L) over the layers. For comparing plans (benchmarks, tests), not for planning.
+ */
+export function expectedCost(closure: Closure, layers: readonly (readonly string[])[]): number {
+  const g = new ClosureIndex(closure);
+  const table = byteProducts(keepProbabilities(g));
+  const cs = new Clusters(g, table, layers.map((l) => l.map((p) => g.indexOf.get(p)!).sort((a, b) => a - b)));
+  let total = 0;
+  for (let c = 0; c < layers.length; c++) total += cs.cost[c]!;
+  return total;
 }
