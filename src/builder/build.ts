@@ -79,6 +79,7 @@ export async function buildImage(opts: BuildOptions, dest: ImageDestination): Pr
   try {
     const result = await produceImage(opts, dest);
     await dest.commit(result.image, opts.tags);
+    await opts.cache?.stampUsed();
     return result;
   } catch (err) {
     await dest.abort();

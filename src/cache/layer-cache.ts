@@ -15,6 +15,9 @@
  *                                   back from there instead of keeping copies of its own
  *   locations/<hex>.json             { digest, size, container, offset }: blob <hex> is a byte range
  *                                   of a container (consulted when blobs/ has no file for it)
+ *   stamps/<hex>.json                { path, offset, stamp }: blob <hex> at `offset` of `path` was
+ *                                   verified when the file had this device, inode, size, mtime and
+ *                                   ctime (nanoseconds); while it still has them the blob is trusted
  *   tmp/                            files being written; renamed into place when complete
  *
  * Containers: an uncompressed layer written into an output file is not written a second time
@@ -27,14 +30,17 @@
  *
  * Safe with several builds on one cache: everything is written to a unique temporary file and
  * renamed into place, and two builds publishing the same entry publish the same bytes (outputs are
- * deterministic), so whichever rename lands last changes nothing. Readers never trust an entry:
- * a blob is hashed before use, and a truncated or altered one is deleted and rebuilt.
+ * deterministic), so whichever rename lands last changes nothing. Readers never trust an entry
+ * blindly: a blob is hashed before use, and a truncated or altered one is deleted and rebuilt —
+ * unless its file still has the stamp it had when it was last verified (as git's index and
+ * ccache trust an unchanged stat). Writing a file changes its ctime, which no one can set back,
+ * so an edited blob is hashed again; `verify: true` (--verify-cache) hashes every blob.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { digestHex, isDigest, type Digest } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
 import { StrataError } from '../util/errors.js';
@@ -64,6 +70,10 @@ export interface CachedLayer {
 export interface CacheStats {
   /** Identity lookups answered with a verified blob. */
   hits: number;
+  /** Blobs used without being hashed, their file's stamp unchanged since they were verified. */
+  trusted: number;
+  /** Blobs hashed to verify them (alone, or while being copied). */
+  hashed: number;
   misses: number;
   /** Entries found broken (bad index JSON, missing, truncated or altered blob) and dropped. */
   corrupt: number;
@@ -89,7 +99,11 @@ export interface CachedBlob {
   readonly offset: number;
   readonly fileSize: number;
   readonly size: number;
-  /** Hashes the blob (on a tar worker): true when it matches; false once a bad entry is dropped. */
+  /** Its file has the stamp it had when the blob was last verified: it need not be hashed again. */
+  readonly trusted: boolean;
+  /** The container it lies in (its name under containers/), when it is not a blob file of the cache's own. */
+  readonly container?: string;
+  /** Hashes the blob (on a tar worker) unless trusted: true when it matches; false once a bad entry is dropped. */
   verify(): Promise<boolean>;
   /** The digest the caller's own pass computed (undefined: it could not read it): true when it matches. */
   checked(digest: Digest | undefined): Promise<boolean>;
@@ -199,29 +213,32 @@ const IO_CHUNK = 1 << 20;
 const COMPRESSIONS = new Set(['none', 'gzip', 'zstd']);
 
 export class LayerCache {
-  readonly stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, published: 0, errors: 0 };
+  readonly stats: CacheStats = { hits: 0, trusted: 0, hashed: 0, misses: 0, corrupt: 0, published: 0, errors: 0 };
   /** <dir>/v1: the layout described at the top of this file. */
   readonly root: string;
   /** Its directories: blobs, the index records that name blobs, and temporary files. */
-  readonly dirs: { blobs: string; containers: string; locations: string; records: readonly string[]; tmp: string };
+  readonly dirs: { blobs: string; containers: string; locations: string; stamps: string; records: readonly string[]; tmp: string };
   /** Files this instance linked as containers, and the names it gave them (see adoptContainer). */
   private readonly adopted = new Map<string, Promise<string | undefined>>();
+  /** Blobs this instance verified, used or placed in containers: stamped again once the build's output is complete (stampUsed). */
+  private readonly used = new Map<Digest, BlobLocation>();
 
-  private constructor(readonly dir: string) {
+  private constructor(readonly dir: string, private readonly verifyAll: boolean) {
     this.root = join(dir, 'v1');
     this.dirs = {
       blobs: join(this.root, 'blobs', 'sha256'),
       containers: join(this.root, 'containers'),
       locations: join(this.root, 'locations'),
+      stamps: join(this.root, 'stamps'),
       records: ['layers', 'segments', ...[...COMPRESSIONS].map((c) => join('diffids', c))].map((d) => join(this.root, d)),
       tmp: join(this.root, 'tmp'),
     };
   }
 
-  static async open(dir: string): Promise<LayerCache> {
-    const c = new LayerCache(dir);
+  static async open(dir: string, opts: CacheOptions = {}): Promise<LayerCache> {
+    const c = new LayerCache(dir, opts.verify ?? false);
     try {
-      await Promise.all([c.dirs.blobs, c.dirs.containers, c.dirs.locations, ...c.dirs.records, c.dirs.tmp].map((d) => mkdir(d, { recursive: true })));
+      await Promise.all([c.dirs.blobs, c.dirs.containers, c.dirs.locations, c.dirs.stamps, ...c.dirs.records, c.dirs.tmp].map((d) => mkdir(d, { recursive: true })));
     } catch (e) {
       throw new StrataError(`cannot use cache directory ${dir}: ${(e as Error).message}`, { cause: e });
     }
@@ -315,10 +332,13 @@ export class LayerCache {
       this.stats.errors++;
       return undefined;
     }
-    const checked = async (digest: Digest | undefined): Promise<boolean> => {
+    const trusted = await this.isTrusted(entry.digest, loc, fh);
+    const accept = async (digest: Digest | undefined): Promise<boolean> => {
       if (digest === entry.digest) {
         this.stats.hits++;
         await this.markUsed(loc);
+        await this.stamp(entry.digest, loc, fh);
+        this.used.set(entry.digest, loc);
         return true;
       }
       // Unreadable is not proof of corruption (EIO, a permission change): a miss, the entry kept.
@@ -326,13 +346,26 @@ export class LayerCache {
       else await this.dropCorrupt(entry, loc);
       return false;
     };
+    // The caller hashed it (alone, or while copying it).
+    const checked = async (digest: Digest | undefined): Promise<boolean> => {
+      this.stats.hashed++;
+      return accept(digest);
+    };
     return {
       fd: fh.fd,
       path,
       offset,
       fileSize,
       size: entry.size,
-      verify: async () => checked(await hashFileOnWorker({ fd: fh.fd, path, size: fileSize }, offset, entry.size).catch(() => undefined)),
+      trusted,
+      ...(loc.record !== undefined ? { container: basename(path) } : {}),
+      verify: async () => {
+        if (trusted) {
+          this.stats.trusted++;
+          return accept(entry.digest);
+        }
+        return checked(await hashFileOnWorker({ fd: fh.fd, path, size: fileSize }, offset, entry.size).catch(() => undefined));
+      },
       checked,
       copyTo: (out) => copyFile(fh, entry.size, out, path, offset),
       close: () => fh.close(),
@@ -356,7 +389,15 @@ export class LayerCache {
       // Hashed on a tar worker: blobs verify in parallel, off the thread that scans the store.
       const fileSize = (await fh.stat()).size;
       if (!fits(loc, fileSize, size)) return result('mismatch');
-      const ok = (await hashFileOnWorker({ fd: fh.fd, path: loc.path, size: fileSize }, loc.offset, size)) === digest;
+      const trusted = await this.isTrusted(digest, loc, fh);
+      if (trusted) this.stats.trusted++;
+      else this.stats.hashed++;
+      const ok = trusted || (await hashFileOnWorker({ fd: fh.fd, path: loc.path, size: fileSize }, loc.offset, size)) === digest;
+      if (ok) {
+        await this.markUsed(loc);
+        await this.stamp(digest, loc, fh);
+        this.used.set(digest, loc);
+      }
       // A piece's reader checks the file's size again: its whole size, as it was when hashed.
       return ok ? result('ok', fileSize) : result('mismatch');
     } catch {
@@ -375,6 +416,45 @@ export class LayerCache {
   private async markUsed(loc: BlobLocation): Promise<void> {
     const now = new Date();
     await utimes(loc.record ?? loc.path, now, now).catch(() => undefined);
+  }
+
+  private stampPath(digest: Digest): string {
+    return join(this.dirs.stamps, `${digestHex(digest)}.json`);
+  }
+
+  /** Whether the open file `fh` still has the stamp recorded when blob `digest` in it was verified. */
+  private async isTrusted(digest: Digest, loc: BlobLocation, fh: FileHandle): Promise<boolean> {
+    if (this.verifyAll) return false;
+    const raw = readRecord(this.stampPath(digest));
+    if (raw === undefined) return false;
+    try {
+      const rec = JSON.parse(raw) as { path?: unknown; offset?: unknown; stamp?: unknown };
+      return rec.path === loc.path && rec.offset === loc.offset && rec.stamp === fileStamp(await fh.stat({ bigint: true }));
+    } catch {
+      return false;
+    }
+  }
+
+  /** Records the stamp of the file holding blob `digest`, just verified (best effort). */
+  private async stamp(digest: Digest, loc: BlobLocation, fh?: FileHandle): Promise<void> {
+    try {
+      const st = fh ? await fh.stat({ bigint: true }) : await stat(loc.path, { bigint: true });
+      await this.writeAtomic(this.stampPath(digest), { path: loc.path, offset: loc.offset, stamp: fileStamp(st) });
+    } catch {
+      // An unstamped blob is hashed next time: slower, never wrong.
+    }
+  }
+
+  /**
+   * Stamps again every blob this build verified, trusted or placed in a container, once its
+   * output is complete (committed): they were hashed as they were made, copied or checked, and
+   * linking them into the output (or removing the previous output) changed their files' ctime.
+   * Nothing writes an output after its commit but its user, whose write changes the stamp.
+   */
+  async stampUsed(): Promise<void> {
+    const used = [...this.used];
+    this.used.clear();
+    for (const [digest, loc] of used) await this.stamp(digest, loc);
   }
 
   /**
@@ -414,6 +494,7 @@ export class LayerCache {
   async placeInContainer(digest: Digest, size: number, name: string, offset: number): Promise<boolean> {
     try {
       await this.writeAtomic(this.locationPath(digest), { digest, size, container: name, offset });
+      this.used.set(digest, { path: join(this.dirs.containers, name), offset });
       return true;
     } catch {
       this.stats.errors++;
@@ -483,6 +564,9 @@ export class LayerCache {
         try {
           // Rename over an existing blob of this digest: it is either identical or corrupt.
           await rename(tmp, this.blobPath(entry.digest));
+          // Hashed as it was written: trusted until its file changes.
+          await this.stamp(entry.digest, { path: this.blobPath(entry.digest), offset: 0 });
+          this.used.set(entry.digest, { path: this.blobPath(entry.digest), offset: 0 });
           await this.indexLayer(entry);
           return true;
         } catch {
@@ -552,7 +636,6 @@ export class LayerCache {
       state = (async () => {
         const loc = await this.locateBlob(digest);
         const found = await this.checkBlob(digest, size, loc);
-        if (found.state === 'ok') await this.markUsed(loc!);
         if (found.state === 'unreadable') this.stats.errors++;
         if (found.state === 'mismatch') {
           this.stats.corrupt++;
@@ -587,6 +670,9 @@ export class LayerCache {
         try {
           if (broken) throw new Error('write failed');
           await rename(tmp, this.blobPath(piece.digest));
+          const loc = { path: this.blobPath(piece.digest), offset: 0 };
+          await this.stamp(piece.digest, loc);
+          this.used.set(piece.digest, loc);
           return piece;
         } catch {
           this.stats.errors++;
@@ -633,8 +719,18 @@ export class LayerCache {
   }
 }
 
-export function openLayerCache(dir: string): Promise<LayerCache> {
-  return LayerCache.open(dir);
+export interface CacheOptions {
+  /** Hash every blob before use, trusting no stamp (`--verify-cache`). */
+  readonly verify?: boolean;
+}
+
+export function openLayerCache(dir: string, opts: CacheOptions = {}): Promise<LayerCache> {
+  return LayerCache.open(dir, opts);
+}
+
+/** What changes whenever a file's bytes change: device, inode, size, and mtime and ctime in nanoseconds. */
+function fileStamp(st: import('node:fs').BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
 /** A record's text, or undefined when there is none (or it cannot be read: a miss). Read synchronously, as written (writeAtomic). */

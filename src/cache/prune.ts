@@ -19,7 +19,7 @@ export interface PruneResult {
   /** Blob files and containers removed and kept. */
   blobsRemoved: number;
   blobsKept: number;
-  /** Records (locations, layers, diffids, segments) dropped because what they name is gone or they were unreadable. */
+  /** Records (locations, layers, diffids, segments, stamps) dropped because what they name is gone or they were unreadable. */
   recordsRemoved: number;
   tmpRemoved: number;
 }
@@ -90,6 +90,10 @@ export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date
       const named = rec === undefined ? [] : rec.tar !== undefined ? [rec.tar.digest, ...(rec.gzip ? [rec.gzip.digest] : [])] : [rec.digest];
       if (named.length === 0 || !named.every((d) => typeof d === 'string' && present.has(d))) await drop(path);
     }
+  }
+  // Stamps are named by their blob's digest: one whose blob is gone stamps nothing.
+  for (const name of await readdir(cache.dirs.stamps).catch(() => [] as string[])) {
+    if (!present.has(`sha256:${name.replace(/\.json$/, '')}`)) await drop(join(cache.dirs.stamps, name));
   }
   let tmpRemoved = 0;
   const tmpDir = cache.dirs.tmp;

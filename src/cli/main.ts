@@ -83,6 +83,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('compress', { choices: ['none', 'gzip', 'zstd'] as const, describe: 'layer compression (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
           .option('cache', { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache builds every layer afresh)' })
           .option('cache-dir', CACHE_DIR_FLAG)
+          .option('verify-cache', { type: 'boolean', default: false, describe: 'hash every cached layer before use (by default a layer whose file is unchanged since it was last verified — same inode, size, mtime and ctime — is trusted)' })
           .option('push', { type: 'string', describe: 'push to a registry instead of writing a file: [docker://]HOST/REPO:TAG' })
           .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'output format' })
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })

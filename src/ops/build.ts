@@ -1,7 +1,7 @@
 import { buildImage, type BuildOptions, type BuildResult } from '../builder/build.js';
 import { emptyCustomisation, type CustomisationSpec } from '../builder/customisation.js';
 import type { ProduceStats } from '../builder/produce-layers.js';
-import { defaultCacheDir, openLayerCache } from '../cache/layer-cache.js';
+import { defaultCacheDir, openLayerCache, type CacheStats } from '../cache/layer-cache.js';
 import { checkProducibleCompression } from '../compress/compression.js';
 import type { ImageSettings } from '../image/assemble.js';
 import { manifestOf } from '../image/manifest.js';
@@ -55,6 +55,8 @@ export interface BuildRequest extends Omit<ClosureInput, 'closure'>, SourceAcces
   readonly compression?: Compression;
   /** Layer cache directory, or false for none (default: $XDG_CACHE_HOME/strata). */
   readonly cache?: string | false;
+  /** Hash every cached blob before use, trusting no stamp (`--verify-cache`). */
+  readonly verifyCache?: boolean;
   readonly registry?: RegistryOptions;
   /** Filled with what was built and what came from the cache. */
   readonly stats?: ProduceStats;
@@ -68,6 +70,8 @@ export interface BuildRequest extends Omit<ClosureInput, 'closure'>, SourceAcces
 
 export interface BuildSummary extends BuildResult {
   readonly destination: string;
+  /** What the layer cache did (absent with no cache). */
+  readonly cache?: CacheStats;
   readonly manifestDigest: string;
   /** Paths an import replaced in a lower source (with allowShadow). */
   readonly shadowed: readonly Shadow[];
@@ -105,7 +109,7 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
     const compression = request.compression ?? defaultCompression(request.output, request.format);
     checkProducibleCompression(compression);
     const mtime = request.mtime ?? resolveEpoch('--mtime', undefined);
-    const cache = request.cache === false ? undefined : await openLayerCache(request.cache ?? defaultCacheDir());
+    const cache = request.cache === false ? undefined : await openLayerCache(request.cache ?? defaultCacheDir(), { verify: request.verifyCache ?? false });
     const dest = await openOutput(request.output, {
       ...(request.format ? { format: request.format } : {}),
       compression,
@@ -136,7 +140,7 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
       },
       dest,
     );
-    return { ...result, destination: dest.name, manifestDigest: manifestOf(result.image).digest, shadowed: checked?.shadowed ?? [] };
+    return { ...result, destination: dest.name, manifestDigest: manifestOf(result.image).digest, shadowed: checked?.shadowed ?? [], ...(cache ? { cache: { ...cache.stats } } : {}) };
   } finally {
     await store?.close();
     await opened.close();

@@ -8,6 +8,7 @@ export interface BuildArgs extends OutputArgs, ClosureArgs, ImageFlags, Customis
   'store-root': string;
   cache?: boolean;
   'cache-dir'?: string;
+  'verify-cache'?: boolean;
 }
 
 const STORE_FLAG_OF = { store: '--store', whiteouts: '--whiteouts', maxAppLayers: '--max-app-layers', names: '--name' } as const;
@@ -38,6 +39,7 @@ export async function runBuild(args: BuildArgs): Promise<number> {
     mtime: resolveEpoch('--mtime', args.mtime),
     ...(args.compress ? { compression: args.compress } : {}),
     ...(args.cache === false ? { cache: false as const } : args['cache-dir'] ? { cache: args['cache-dir'] } : {}),
+    ...(args['verify-cache'] ? { verifyCache: true } : {}),
     registry: registryOptions(args),
     ...(args.embed?.length ? { embed: { apps: args.embed, ...store } } : {}),
   });
@@ -50,6 +52,7 @@ export async function runBuild(args: BuildArgs): Promise<number> {
     layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: l.storePaths ?? [] })),
     providedByBase: result.providedByBase,
     shadowed: result.shadowed,
+    ...(result.cache ? { cache: result.cache } : {}),
     ...(await uploadStats(output)),
   };
   const out = args.output === '-' ? process.stderr : process.stdout;
