@@ -216,6 +216,11 @@ async function produceOne(
 async function copyUncompressed(index: number, job: LayerJob, entry: CachedLayer, blob: CachedBlob, cache: LayerCache, containers: Set<string>, begin: (size?: number) => Promise<BlobWriter>, make: (into: () => Promise<BlobWriter>) => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
   const writer = await begin(entry.size);
   const again = async (): Promise<BlobWriter> => writer;
+  if (await adopted(blob, writer)) {
+    // The output's file is now the container's: that container must outlive this build's retiring.
+    if (blob.container) containers.add(blob.container);
+    return finish(index, job, entry, writer, stats);
+  }
   if (writer.region && writer.restart) {
     // The worker copies exactly entry.size bytes or fails; a failure reads as "could not check".
     const copied = await copyFileOnWorker({ fd: blob.fd, path: blob.path, size: blob.fileSize }, [writer.region], blob.offset, blob.size).catch(() => undefined);
@@ -241,11 +246,22 @@ async function copyUncompressed(index: number, job: LayerJob, entry: CachedLayer
 async function copyVerified(index: number, job: LayerJob, entry: CachedLayer, blob: CachedBlob, begin: (size?: number) => Promise<BlobWriter>, make: () => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
   if (!(await blob.verify())) return make();
   const writer = await begin(entry.size);
+  if (await adopted(blob, writer, true)) return finish(index, job, entry, writer, stats);
   await blob.copyTo(writer).catch(async (e: unknown) => {
     await writer.abort();
     throw e;
   });
   return finish(index, job, entry, writer, stats);
+}
+
+/**
+ * A trusted cached blob that is a whole file of its own becomes the destination's blob by a link
+ * where the destination can take one (an OCI layout directory): no byte read, hashed or written.
+ */
+async function adopted(blob: CachedBlob, writer: BlobWriter, verified = false): Promise<boolean> {
+  if (!blob.trusted || !writer.adopt || blob.offset !== 0 || blob.fileSize !== blob.size) return false;
+  if (!verified && !(await blob.verify())) return false;
+  return writer.adopt(blob.path);
 }
 
 async function finish(index: number, job: LayerJob, entry: CachedLayer, writer: BlobWriter, stats?: ProduceStats): Promise<Layer> {

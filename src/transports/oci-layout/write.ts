@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -117,6 +117,7 @@ class BlobFiles implements LayoutBlobs {
     const tmp = this.tempName();
     const fh = await open(tmp, 'wx', 0o644);
     let written = 0;
+    let adopted = false;
     return {
       // Each write has reached the file when it resolves, so the producer may reuse the buffer.
       releasesChunks: true,
@@ -126,6 +127,17 @@ class BlobFiles implements LayoutBlobs {
         written = 0;
         await fh.truncate(0);
       },
+      // A blob file of the layout is its own file: a verified blob elsewhere on this filesystem
+      // (the layer cache's, or the layout's previous build's) becomes it by a link, not a copy.
+      async adopt(file) {
+        const linked = `${tmp}.link`;
+        if (!(await link(file, linked).then(() => true, () => false))) return false;
+        await fh.close();
+        adopted = true;
+        await rename(linked, tmp);
+        written = (await stat(tmp)).size;
+        return true;
+      },
       async write(chunk) {
         // The position is claimed before awaiting: producers keep several writes in flight.
         const at = written;
@@ -133,13 +145,13 @@ class BlobFiles implements LayoutBlobs {
         await writeFully(fh, chunk, at);
       },
       close: async (digest, size) => {
-        await fh.close();
+        if (!adopted) await fh.close();
         if (size !== written) throw new StrataError(`internal: blob is ${written} bytes, producer says ${size}`);
         await this.place(tmp, digest);
         return async () => createReadStream(join(this.readDir(), digestHex(digest)));
       },
       abort: async () => {
-        await fh.close().catch(() => undefined);
+        if (!adopted) await fh.close().catch(() => undefined);
         await rm(tmp, { force: true });
       },
     };
