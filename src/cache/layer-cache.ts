@@ -37,6 +37,7 @@
  * so an edited blob is hashed again; `verify: true` (--verify-cache) hashes every blob.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { holdTemp } from '../util/temp-paths.js';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -697,6 +698,8 @@ export class LayerCache {
     const tmp = this.tmpPath(kind);
     const fh = await open(tmp, 'wx', 0o644).catch(() => undefined);
     if (!fh) this.stats.errors++;
+    // Held until renamed into place or removed; an interrupt removes it (prune would, later).
+    else holdTemp(tmp);
     return fh && { tmp, fh };
   }
 

@@ -8,6 +8,7 @@
  * only for the command given.
  */
 import yargs, { type Argv } from 'yargs';
+import { removeHeldTemps } from '../util/temp-paths.js';
 import { hideBin } from 'yargs/helpers';
 import { StrataError } from '../util/errors.js';
 import { registryFlags } from './commands/registry-flags.js';
@@ -333,6 +334,25 @@ function report(err: unknown): number {
   return 70;
 }
 
+/**
+ * SIGINT (Ctrl-C, a CI cancel) and SIGTERM (a CI timeout, `docker stop`) end the process at once,
+ * but not before every temporary file and directory a writer still holds is removed: an output
+ * appears whole (renamed into place) or not at all, and nothing is left beside it. A registry
+ * tag is untouched too, since a push writes its manifest last. The exit status is the shell's
+ * 128 + signal number.
+ */
+function cleanUpOnSignals(): void {
+  const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+  for (const [signal, code] of Object.entries(codes)) {
+    process.once(signal, () => {
+      const removed = removeHeldTemps();
+      process.stderr.write(`strata: interrupted by ${signal}${removed > 0 ? `; removed ${removed} temporary file${removed === 1 ? '' : 's'}` : ''}\n`);
+      process.exit(code);
+    });
+  }
+}
+
+cleanUpOnSignals();
 main(hideBin(process.argv)).then(
   (code) => {
     process.exitCode = code;

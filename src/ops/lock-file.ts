@@ -4,6 +4,7 @@
  * Written canonically, requests sorted, so the file only changes when a resolution does.
  */
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { holdTemp, releaseTemp } from '../util/temp-paths.js';
 import { StrataError } from '../util/errors.js';
 import { canonicalJson } from '../util/json.js';
 import { isDigest } from '../image/digest.js';
@@ -58,11 +59,14 @@ export async function readLock(file: string): Promise<Map<string, LockEntry>> {
 export async function writeLock(file: string, entries: readonly LockEntry[]): Promise<void> {
   const sorted = [...entries].sort((a, b) => compareBytes(a.request, b.request));
   const tmp = `${file}.strata-${process.pid}.tmp`;
+  holdTemp(tmp);
   try {
     await writeFile(tmp, pretty({ version: VERSION, packages: sorted }) + '\n');
     await rename(tmp, file);
+    releaseTemp(tmp);
   } catch (e) {
     await rm(tmp, { force: true });
+    releaseTemp(tmp);
     throw new StrataError(`lock file ${file}: cannot write it: ${(e as Error).message}`);
   }
 }

@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { holdTemp, releaseTemp } from '../util/temp-paths.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -93,6 +94,7 @@ export async function openOutputDestination(spec: OutputSpec): Promise<ImageDest
  */
 async function toStdout(format: 'docker-archive' | 'oci-archive', opts: { mtime: number; compression?: Compression }): Promise<ImageDestination> {
   const dir = await mkdtemp(join(tmpdir(), 'strata-stdout-'));
+  holdTemp(dir);
   const file = join(dir, 'image.tar');
   const inner = format === 'docker-archive' ? await openDockerArchiveDestination(file, opts) : await openOciArchiveDestination(file, opts);
   return {
@@ -104,11 +106,13 @@ async function toStdout(format: 'docker-archive' | 'oci-archive', opts: { mtime:
         await pipeline(createReadStream(file), process.stdout, { end: false });
       } finally {
         await rm(dir, { recursive: true, force: true });
+        releaseTemp(dir);
       }
     },
     async abort() {
       await inner.abort();
       await rm(dir, { recursive: true, force: true });
+      releaseTemp(dir);
     },
   };
 }

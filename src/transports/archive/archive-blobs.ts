@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { releaseTemp } from '../../util/temp-paths.js';
 import { rm } from 'node:fs/promises';
 import type { Digest } from '../../image/digest.js';
 import type { Layer } from '../../image/layer.js';
@@ -57,6 +58,7 @@ export class ArchiveBlobs {
         if (!spooled.digest || spooled.size === undefined) throw new StrataError('internal: a layer blob was never finished');
         const member = await copyIntoArchive(this.archive, createReadStream(spooled.path), spooled.size, `layer ${spooled.digest}`);
         await rm(spooled.path, { force: true });
+        releaseTemp(spooled.path);
         if (!byDigest.has(spooled.digest)) byDigest.set(spooled.digest, member);
       } else {
         const { digest, member } = slot.placed;
@@ -70,7 +72,7 @@ export class ArchiveBlobs {
 
   async abort(): Promise<void> {
     await this.archive.abort();
-    await Promise.all(this.slots.map((s) => (s.kind === 'spooled' ? rm(s.spooled.path, { force: true }) : undefined)));
+    await Promise.all(this.slots.map((s) => (s.kind === 'spooled' ? rm(s.spooled.path, { force: true }).then(() => releaseTemp(s.spooled.path)) : undefined)));
   }
 }
 

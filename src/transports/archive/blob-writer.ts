@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { holdTemp, releaseTemp } from '../../util/temp-paths.js';
 import { open, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../../image/digest.js';
@@ -78,6 +79,7 @@ export interface SpooledBlob {
  */
 export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Promise<BlobWriter> {
   const fh = await open(path, 'wx', 0o600);
+  holdTemp(path);
   let written = 0;
   return {
     // Each write has reached the file when it resolves, so the producer may reuse the buffer.
@@ -99,6 +101,7 @@ export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Pro
     async abort() {
       await fh.close().catch(() => undefined);
       await rm(path, { force: true });
+      releaseTemp(path);
     },
   };
 }

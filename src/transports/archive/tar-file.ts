@@ -1,4 +1,5 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { holdTemp, releaseTemp } from '../../util/temp-paths.js';
 import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
@@ -43,6 +44,7 @@ export class ArchiveFile {
     await requireParent(finalPath);
     const tempPath = join(dirname(finalPath), `.${basename(finalPath)}.strata-${randomBytes(6).toString('hex')}.tmp`);
     const fh = await open(tempPath, 'wx', 0o644);
+    holdTemp(tempPath);
     return new ArchiveFile(fh, tempPath, finalPath, mtime);
   }
 
@@ -119,6 +121,7 @@ export class ArchiveFile {
     // build gives; durability across power loss is the filesystem's (as for tar and docker save).
     await this.fh.close();
     await rename(this.tempPath, this.finalPath);
+    releaseTemp(this.tempPath);
     this.closed = true;
   }
 
@@ -127,6 +130,7 @@ export class ArchiveFile {
     this.closed = true;
     await this.fh.close().catch(() => undefined);
     await rm(this.tempPath, { force: true });
+    releaseTemp(this.tempPath);
   }
 }
 

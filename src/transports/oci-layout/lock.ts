@@ -1,4 +1,5 @@
 import { open, readFile, rm } from 'node:fs/promises';
+import { holdTemp, releaseTemp } from '../../util/temp-paths.js';
 import { StrataError } from '../../util/errors.js';
 
 const WAIT_MS = 50;
@@ -14,6 +15,7 @@ export async function withLock<T>(lockFile: string, what: string, fn: () => Prom
   for (;;) {
     try {
       const fh = await open(lockFile, 'wx', 0o644);
+      holdTemp(lockFile);
       await fh.writeFile(String(process.pid));
       await fh.close();
       break;
@@ -31,6 +33,7 @@ export async function withLock<T>(lockFile: string, what: string, fn: () => Prom
     return await fn();
   } finally {
     await rm(lockFile, { force: true });
+    releaseTemp(lockFile);
   }
 }
 

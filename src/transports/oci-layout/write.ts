@@ -18,6 +18,7 @@ import type { BlobWriter, ImageDestination } from '../types.js';
 import { ArchiveFile, writeFully } from '../archive/tar-file.js';
 import { ArchiveBlobs, type ArchiveDestinationOptions } from '../archive/archive-blobs.js';
 import { withLock } from './lock.js';
+import { holdTemp, releaseTemp } from '../../util/temp-paths.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CONTAINERD_NAME = 'io.containerd.image.name';
@@ -90,7 +91,9 @@ class BlobFiles implements LayoutBlobs {
   constructor(readonly blobDir: string, private readonly durable: { output: string } | undefined, private readonly readDir: () => string = () => blobDir) {}
 
   private tempName(): string {
-    return join(this.blobDir, `.incoming-${this.tag}-${this.n++}`);
+    const name = join(this.blobDir, `.incoming-${this.tag}-${this.n++}`);
+    holdTemp(name);
+    return name;
   }
 
   path(d: Digest): string {
@@ -107,10 +110,19 @@ class BlobFiles implements LayoutBlobs {
     const hex = digestHex(d);
     if (!this.created.has(hex) && (await stat(this.path(d)).then((s) => s.isFile(), () => false))) {
       await rm(tmp, { force: true });
+      releaseTemp(tmp);
       return;
     }
     await rename(tmp, this.path(d));
+    releaseTemp(tmp);
+    // Until the commit names it, a new blob is as temporary as the file it came from.
+    if (!this.created.has(hex)) holdTemp(this.path(d));
     this.created.add(hex);
+  }
+
+  /** The commit named every blob this writer added: they are the layout's now. */
+  keep(): void {
+    for (const hex of this.created) releaseTemp(join(this.blobDir, hex));
   }
 
   async begin(): Promise<BlobWriter> {
@@ -153,6 +165,7 @@ class BlobFiles implements LayoutBlobs {
       abort: async () => {
         if (!adopted) await fh.close().catch(() => undefined);
         await rm(tmp, { force: true });
+        releaseTemp(tmp);
       },
     };
   }
@@ -164,6 +177,7 @@ class BlobFiles implements LayoutBlobs {
       await pipeline(await layer.open(), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
     } catch (e) {
       await rm(tmp, { force: true });
+      releaseTemp(tmp);
       throw e;
     }
     await this.place(tmp, layer.digest);
@@ -177,7 +191,7 @@ class BlobFiles implements LayoutBlobs {
   }
 
   async removeCreated(): Promise<void> {
-    await Promise.all([...this.created].map((hex) => rm(join(this.blobDir, hex), { force: true })));
+    await Promise.all([...this.created].map((hex) => rm(join(this.blobDir, hex), { force: true }).then(() => releaseTemp(join(this.blobDir, hex)))));
     this.created.clear();
   }
 }
@@ -193,6 +207,7 @@ export async function openOciDirectoryDestination(path: string, opts: LayoutDest
   await requireParent(path);
   const temp = join(dirname(path), `.${basename(path)}.strata-${randomBytes(6).toString('hex')}.tmp`);
   const blobDir = join(temp, 'blobs', 'sha256');
+  holdTemp(temp);
   await mkdir(blobDir, { recursive: true });
   let committed = false;
   const blobs = new BlobFiles(blobDir, { output: path }, () => join(committed ? path : temp, 'blobs', 'sha256'));
@@ -208,9 +223,12 @@ export async function openOciDirectoryDestination(path: string, opts: LayoutDest
       await writeFile(join(temp, 'index.json'), serializeIndex(layoutEntries(manifest, refs, opts.refNames)).bytes);
       await replaceDirectory(temp, path);
       committed = true;
+      blobs.keep();
+      releaseTemp(temp);
     },
     async abort() {
       await rm(temp, { recursive: true, force: true });
+      releaseTemp(temp);
     },
   };
 }
@@ -241,8 +259,10 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
   // oci-layout first, so that a concurrent strata adding to the same new directory sees a layout.
   if (!(await stat(join(path, 'oci-layout')).then(() => true, () => false))) {
     const tmp = join(path, `.oci-layout.strata-${randomBytes(6).toString('hex')}.tmp`);
+    holdTemp(tmp);
     await writeFile(tmp, OCI_LAYOUT_FILE);
     await rename(tmp, join(path, 'oci-layout'));
+    releaseTemp(tmp);
   }
   const blobs = new BlobFiles(blobDir, undefined);
 
@@ -263,9 +283,12 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
           return name !== undefined ? !names.has(name) : !(d.digest === manifest.digest && added.some((a) => a.annotations?.[REF_NAME] === undefined));
         });
         const tmp = join(path, `.index.json.strata-${randomBytes(6).toString('hex')}.tmp`);
+        holdTemp(tmp);
         await writeFile(tmp, serializeIndex([...kept, ...added]).bytes);
         await rename(tmp, join(path, 'index.json'));
+        releaseTemp(tmp);
       });
+      blobs.keep();
     },
     async abort() {
       await blobs.removeCreated();

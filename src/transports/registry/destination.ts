@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { holdTemp, releaseTemp } from '../../util/temp-paths.js';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,7 +62,11 @@ export class RegistryDestination implements ImageDestination {
       this.blobCount++;
       const dir = await mkdtemp(join(this.opts.spoolDir ?? tmpdir(), 'strata-push-'));
       this.spoolDirs.add(dir);
-      return new SpoolingBlobWriter(this, dir, `new layer #${this.blobCount} for ${this.name}`, () => this.spoolDirs.delete(dir));
+      holdTemp(dir);
+      return new SpoolingBlobWriter(this, dir, `new layer #${this.blobCount} for ${this.name}`, () => {
+        this.spoolDirs.delete(dir);
+        releaseTemp(dir);
+      });
     }
     const upload = await this.client.startUpload(this.repository);
     this.uploads.add(upload);
@@ -159,7 +164,7 @@ export class RegistryDestination implements ImageDestination {
     this.uploads.clear();
     const dirs = [...this.spoolDirs];
     this.spoolDirs.clear();
-    await Promise.all([...open.map((u) => u.cancel()), ...dirs.map((d) => rm(d, { recursive: true, force: true }))]);
+    await Promise.all([...open.map((u) => u.cancel()), ...dirs.map((d) => rm(d, { recursive: true, force: true }).then(() => releaseTemp(d)))]);
   }
 }
 
@@ -262,8 +267,9 @@ class SpoolingBlobWriter implements BlobWriter {
   private async cleanup(): Promise<void> {
     await this.fd?.close().catch(() => undefined);
     this.fd = undefined;
-    this.done();
     await rm(this.dir, { recursive: true, force: true });
+    // Released only once gone, so an interrupt until then still removes it.
+    this.done();
   }
 }
 
