@@ -15,7 +15,7 @@
  * gzip rows measure deflate on realistic data; the output sizes printed show the ratios.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,7 @@ import type { Compression } from '../src/image/media-types.js';
 import { planLayers } from '../src/layering/plan.js';
 import { openDockerArchiveDestination } from '../src/transports/docker-archive/write.js';
 import { openOciDirectoryDestination } from '../src/transports/oci-layout/write.js';
-import { ensureSyntheticStore } from './synthetic-store.js';
+import { ensureSyntheticStore, firstFile } from './synthetic-store.js';
 
 const self = fileURLToPath(import.meta.url);
 const WORK = '/tmp/strata-bench-issue6';
@@ -154,17 +154,6 @@ async function main(): Promise<void> {
   rmSync(WORK, { recursive: true, force: true });
 }
 
-function firstFile(dir: string): string {
-  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const p = join(dir, e.name);
-    if (e.isFile()) return p;
-    if (e.isDirectory()) {
-      const f = firstFile(p);
-      if (f) return f;
-    }
-  }
-  return '';
-}
 
 if (process.argv[2] === '--child') {
   const [root, closurePath, compression, cacheDir, out] = process.argv.slice(3) as [string, string, Compression, string, string];

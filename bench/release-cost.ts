@@ -8,10 +8,10 @@
  *   npx tsc -p tsconfig.json && node dist/bench/release-cost.js
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureSyntheticStore } from './synthetic-store.js';
+import { ensureSyntheticStore, firstFile } from './synthetic-store.js';
 
 const WORK = '/tmp/strata-bench-release';
 const cli = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'src', 'cli', 'main.js');
@@ -33,17 +33,6 @@ function strata(args: string[]): Promise<Run> {
   });
 }
 
-function firstFile(dir: string): string {
-  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const p = join(dir, e.name);
-    if (e.isFile()) return p;
-    if (e.isDirectory()) {
-      const f = firstFile(p);
-      if (f) return f;
-    }
-  }
-  return '';
-}
 
 const store = await ensureSyntheticStore((s) => console.error(s));
 rmSync(WORK, { recursive: true, force: true });

@@ -5,7 +5,7 @@
  * medium shared libraries, a few 50–150 MB blobs, symlinks, executables, empty files, a few
  * hard links (as in an optimised store) — plus its closure JSON with a realistic reference DAG.
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SyntheticContent, type ContentKind } from './synthetic-content.js';
 
@@ -164,4 +164,17 @@ function generate(): SyntheticStore {
   const closurePath = join(BENCH_STORE_DIR, 'closure.json');
   writeFileSync(closurePath, JSON.stringify(closure, null, 1));
   return { root, closurePath, storePaths: paths, totalBytes, fileCount };
+}
+
+/** The first regular file below `dir`, by name order (a file a benchmark may change). */
+export function firstFile(dir: string): string {
+  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const p = join(dir, e.name);
+    if (e.isFile()) return p;
+    if (e.isDirectory()) {
+      const f = firstFile(p);
+      if (f) return f;
+    }
+  }
+  return '';
 }

@@ -1,6 +1,6 @@
 import { registryOptions } from './registry-flags.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
-import { closureInput, customisationOf, humanSize, importsOf, outputOf, reportShadowed, sourceOptions, storeOptions, uploadStats, type ClosureArgs, type CustomisationArgs, type StoreArgs, type OutputArgs } from './shared.js';
+import { closureInput, customisationOf, humanSize, importsOf, outputOf, reportShadowed, sourceOptions, storeOptions, uploadStats, type ClosureArgs, type CustomisationArgs, type StoreArgs, type OutputArgs, reportStream, writtenImage } from './shared.js';
 import { StrataError } from '../../util/errors.js';
 
 export interface BuildArgs extends OutputArgs, ClosureArgs, ImageFlags, CustomisationArgs, StoreArgs {
@@ -46,16 +46,14 @@ export async function runBuild(args: BuildArgs): Promise<number> {
   const { image } = result;
   const total = image.layers.reduce((s, l) => s + l.size, 0);
   const summary = {
-    output: result.destination,
-    imageId: image.configDigest,
-    manifestDigest: result.manifestDigest,
+    ...writtenImage(result),
     layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: l.storePaths ?? [] })),
     providedByBase: result.providedByBase,
     shadowed: result.shadowed,
     ...(result.cache ? { cache: result.cache } : {}),
     ...(await uploadStats(output)),
   };
-  const out = args.output === '-' ? process.stderr : process.stdout;
+  const out = reportStream(args);
   reportShadowed(result.shadowed);
   if (args.json) out.write(`${JSON.stringify(summary, null, 2)}\n`);
   else out.write(`wrote ${result.destination}: ${image.layers.length} layers, ${humanSize(total)}, image id ${image.configDigest}\n`);

@@ -1,7 +1,7 @@
 import type { OutputFormat } from '../../transports/open-destination.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
-import { customisationOf, humanSize, importsOf, outputOf, reportShadowed, uploadStats, type CustomisationArgs } from './shared.js';
+import { customisationOf, humanSize, importsOf, outputOf, reportShadowed, uploadStats, type CustomisationArgs, reportStream, writtenImage } from './shared.js';
 
 export interface ComposeArgs extends RegistryArgs, ImageFlags, CustomisationArgs {
   packages: string[];
@@ -41,7 +41,7 @@ export async function runCompose(args: ComposeArgs): Promise<number> {
     registry: registryOptions(args),
   });
   reportShadowed(result.shadowed);
-  const out = args.output === '-' ? process.stderr : process.stdout;
+  const out = reportStream(args);
   if (result.merged) {
     process.stderr.write(`strata: the layer budget merged ${result.merged.paths.length} store paths into one new layer; ${result.merged.packages.join(', ')} no longer share those layers with their package images\n`);
   }
@@ -50,9 +50,7 @@ export async function runCompose(args: ComposeArgs): Promise<number> {
     const { recordedStorePaths } = await import('../../image/history.js');
     const paths = recordedStorePaths(image);
     const summary = {
-      output: result.destination,
-      imageId: image.configDigest,
-      manifestDigest: result.manifestDigest,
+      ...writtenImage(result),
       resolved: result.resolved,
       layers: image.layers.map((l, i) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: paths[i] ?? [] })),
       merged: result.merged ?? null,

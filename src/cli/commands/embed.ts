@@ -1,6 +1,6 @@
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
-import { humanSize, outputOf, sourceOptions, storeOptions, uploadStats, type StoreArgs, type OutputArgs } from './shared.js';
+import { humanSize, outputOf, sourceOptions, storeOptions, uploadStats, type StoreArgs, type OutputArgs, reportStream, writtenImage } from './shared.js';
 
 export interface EmbedArgs extends OutputArgs, RegistryArgs, ImageFlags, StoreArgs {
   apps: string[];
@@ -27,12 +27,10 @@ export async function runEmbed(args: EmbedArgs): Promise<number> {
     registry: registryOptions(args),
   });
   const { image, plan } = result;
-  const out = args.output === '-' ? process.stderr : process.stdout;
+  const out = reportStream(args);
   if (args.json) {
     const summary = {
-      output: result.destination,
-      imageId: image.configDigest,
-      manifestDigest: result.manifestDigest,
+      ...writtenImage(result),
       store: `/${plan.root}`,
       images: plan.images.map((i) => ({ id: i.id, names: i.names, digest: i.digest, layer: i.layer })),
       layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size })),

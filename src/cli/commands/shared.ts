@@ -53,6 +53,16 @@ export interface OutputArgs {
   mtime?: string;
 }
 
+/** What every command that writes an image reports first in its --json summary. */
+export function writtenImage(result: { destination: string; manifestDigest: string; image: { configDigest: string } }) {
+  return { output: result.destination, imageId: result.image.configDigest, manifestDigest: result.manifestDigest };
+}
+
+/** Where a command's report goes: stderr when the image itself goes to stdout (`-o -`). */
+export function reportStream(args: { output?: string }): NodeJS.WriteStream {
+  return args.output === '-' ? process.stderr : process.stdout;
+}
+
 /** `-o REF` or `--push REF` (which is `-o docker://REF`): exactly one of them. */
 export function outputOf(args: { output?: string; push?: string }): string {
   if (!args.output && !args.push) throw new StrataError('no output: pass -o FILE|DIR|- or --push REGISTRY/REPO:TAG');

@@ -1,6 +1,6 @@
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
-import { humanSize, outputOf, reportShadowed, sourceOptions, uploadStats, type OutputArgs } from './shared.js';
+import { humanSize, outputOf, reportShadowed, sourceOptions, uploadStats, type OutputArgs, reportStream, writtenImage } from './shared.js';
 
 export interface StackArgs extends OutputArgs, RegistryArgs, ImageFlags {
   sources: string[];
@@ -30,12 +30,10 @@ export async function runStack(args: StackArgs): Promise<number> {
   });
   reportShadowed(result.shadowed);
   const { image, plan } = result;
-  const out = args.output === '-' ? process.stderr : process.stdout;
+  const out = reportStream(args);
   if (args.json) {
     const summary = {
-      output: result.destination,
-      imageId: image.configDigest,
-      manifestDigest: result.manifestDigest,
+      ...writtenImage(result),
       layers: plan.steps.map((step, i) => ({
         digest: image.layers[i]!.digest,
         diffId: image.layers[i]!.diffId,
