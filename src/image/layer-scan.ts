@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { MemberChecks } from '../tar/member-checks.js';
 import { readTarStream } from '../tar/read-stream.js';
 import { checkMemberName, type MemberType } from '../tar/read.js';
 import type { Layer } from './layer.js';
@@ -24,8 +25,9 @@ export interface LayerMember {
  */
 export async function scanLayer(layer: Layer, what: string): Promise<LayerMember[]> {
   const members: LayerMember[] = [];
+  const checks = new MemberChecks(what);
   for await (const m of readTarStream(layerTar(layer, what), what)) {
-    const name = checkMemberName(m.header.name, what);
+    const name = checks.check(m.header.name, m.type, m.type === 'hardlink' ? m.header.linkname : undefined);
     const h = m.header;
     let content: string | undefined;
     switch (m.type) {

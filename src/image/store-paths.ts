@@ -1,3 +1,4 @@
+import { MemberChecks } from '../tar/member-checks.js';
 import { scanTarStream } from '../tar/read-stream.js';
 import { normalizeMemberName } from '../tar/read.js';
 import { storeMemberPrefix, storePathMember } from '../tar/segments.js';
@@ -15,7 +16,8 @@ export async function storePathsInLayer(layer: Layer, storeDir: string, source?:
   const what = `layer ${layer.digest}${source ? ` of ${source}` : ''}`;
   if (layer.storePaths !== undefined) return [...layer.storePaths].sort(compareBytes);
   const names: string[] = [];
-  await scanTarStream(layerTar(layer, what), what, (e) => names.push(e.name));
+  const checks = new MemberChecks(what);
+  await scanTarStream(layerTar(layer, what), what, (e) => names.push(checks.check(e.name, e.type, e.linkname)));
   return storePathsOf(names, storeDir);
 }
 

@@ -11,7 +11,8 @@ import { paddedBody, readTarStream, type StreamMember } from './read-stream.js';
 import { checkMemberName } from './read.js';
 import type { SquashView } from './squash.js';
 import { directoryFields } from './members.js';
-import { ancestorsOf, whiteoutOf, type Whiteout } from './whiteout.js';
+import { MemberChecks } from './member-checks.js';
+import { whiteoutOf, type Whiteout } from './whiteout.js';
 
 /** One input layer: its uncompressed tar, opened when its turn comes. */
 export interface TarInput {
@@ -66,9 +67,7 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
   const rootDirectory = (): HeaderFields => directoryFields(prefix, opts.mtime, opts.rootMode);
   // Directory headers as written, for whiteout rewrites that mark a directory (names only, no bodies).
   const directories = new Map<string, HeaderFields>();
-  // Symlinks of the input being placed: a later member beneath one would, once the output is
-  // unpacked, be written through it — relative to the new root, so outside the placed tree.
-  const symlinks = new Set<string>();
+
   const write = (f: HeaderFields): Buffer => {
     if (opts.whiteouts && f.typeflag === '5') directories.set(f.name, f);
     return encodeFields(f);
@@ -76,8 +75,12 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
 
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i]!;
+    // A layer placed under a path may not write through its own symlinks: relative to the new
+    // root, that would be outside the placed tree.
+    const checks = prefix !== '' ? new MemberChecks(input.what, {}) : undefined;
     for await (const m of readTarStream(await input.open(), input.what)) {
       const name = checkMemberName(m.header.name, input.what);
+      checks?.check(m.header.name, m.type, m.type === 'hardlink' ? m.header.linkname : undefined);
       if (opts.view !== undefined) {
         if (whiteoutOf(name) !== undefined || opts.view.get(name) !== i) continue;
         // A directory kept from two places of one layer, or a root seen again: once is enough.
@@ -93,12 +96,6 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
       if (!rootWritten) {
         rootWritten = true;
         yield write(rootDirectory());
-      }
-      if (prefix !== '') {
-        if (m.type === 'symlink') symlinks.add(name);
-        else symlinks.delete(name);
-        throughSymlink(name, symlinks, input.what, 'member');
-        if (m.type === 'hardlink') throughSymlink(checkMemberName(m.header.linkname, input.what), symlinks, input.what, `hardlink target of ${JSON.stringify(name)}`);
       }
       const fields = fieldsOf(m, under(name), input.what);
       const whiteout = opts.whiteouts && opts.view === undefined ? whiteoutOf(name) : undefined;
@@ -119,16 +116,6 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
   }
   if (!rootWritten) yield write(rootDirectory());
   if (!opts.open) yield Buffer.alloc(END_OF_ARCHIVE);
-}
-
-/** Refuses a name that lies beneath one of `symlinks` (a symlink the same input made earlier). */
-function throughSymlink(name: string, symlinks: ReadonlySet<string>, what: string, field: string): void {
-  if (symlinks.size === 0) return;
-  for (const dir of ancestorsOf(name)) {
-    if (symlinks.has(dir)) {
-      throw new StrataError(`${what}: ${field} ${JSON.stringify(name)} lies beneath the symlink ${JSON.stringify(dir)} of the same layer; placed elsewhere it would be written through the link, outside the layer's tree`);
-    }
-  }
 }
 
 const TYPEFLAGS: Partial<Record<StreamMember['type'], string>> = {

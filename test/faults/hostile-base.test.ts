@@ -1,0 +1,57 @@
+/**
+ * Issue 19, part 1: a base image whose layer tries to reach outside the tree it is unpacked into
+ * is refused before anything is written — not passed on into the output for the next runtime to
+ * catch. Each case is a docker-archive with one crafted layer; the build fails naming the layer
+ * and the member, exits non-zero without a stack trace, and writes no output.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runStrata } from '../support/cli.js';
+import { tempDir } from '../support/paths.js';
+import { configJson, hex, sha, tarBuffer, writeTar, type Entry } from '../transports-read/helpers.js';
+
+async function baseWith(dir: string, entries: Entry[]): Promise<string> {
+  const layer = await tarBuffer([{ name: 'etc/', type: 'directory' }, { name: 'etc/os-release', content: 'ID=hostile\n' }, ...entries]);
+  const cfg = configJson([sha(layer)]);
+  const file = join(dir, 'base.tar');
+  await writeTar(file, [
+    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: ['hostile:1'], Layers: ['layer.tar'] }]) },
+    { name: `${hex(sha(cfg))}.json`, content: cfg },
+    { name: 'layer.tar', content: layer },
+  ]);
+  return file;
+}
+
+const ATTACKS: { name: string; entries: Entry[]; says: string[] }[] = [
+  { name: 'path traversal', entries: [{ name: '../../etc/cron.d/evil', content: '* * * * * root sh\n' }], says: ['../../etc/cron.d/evil', "'..'"] },
+  { name: 'symlink then a file through it', entries: [{ name: 'escape', type: 'symlink', linkname: '/' }, { name: 'escape/etc/passwd', content: 'root::0:0::/:/bin/sh\n' }], says: ['escape/etc/passwd', 'symlink "escape"'] },
+  { name: 'hardlink out of the root', entries: [{ name: 'shadow', type: 'link', linkname: '../../etc/shadow' }], says: ['hardlink target', '../../etc/shadow'] },
+  { name: 'hardlink through a symlink', entries: [{ name: 'd', type: 'symlink', linkname: '/etc' }, { name: 'h', type: 'link', linkname: 'd/shadow' }], says: ['hardlink target of "h"', 'symlink "d"'] },
+  { name: 'the same file twice', entries: [{ name: 'etc/motd', content: 'first\n' }, { name: 'etc/motd', content: 'second\n' }], says: ['"etc/motd" appears twice'] },
+];
+
+for (const attack of ATTACKS) {
+  test(`a base layer with ${attack.name} is refused, naming the member; nothing is written`, async (t) => {
+    const dir = tempDir(t);
+    const base = await baseWith(dir, attack.entries);
+    writeFileSync(join(dir, 'note'), 'hi\n');
+    const out = join(dir, 'out.tar');
+    const r = await runStrata(['build', '--from', base, '--add', `${join(dir, 'note')}:/note`, '-o', out]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^strata: error: layer sha256:[0-9a-f]{64}/);
+    for (const s of attack.says) assert.ok(r.stderr.includes(s), `stderr names ${s}:\n${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    assert.equal(existsSync(out), false);
+    assert.deepEqual(readdirSync(dir).sort(), ['base.tar', 'note']);
+  });
+}
+
+test('a directory given twice (strata\'s own chardev whiteouts do it) and absolute names (nixpkgs writes them) are accepted', async (t) => {
+  const dir = tempDir(t);
+  const base = await baseWith(dir, [{ name: 'var/', type: 'directory' }, { name: 'var/', type: 'directory' }, { name: '/opt/abs', content: 'x\n' }]);
+  writeFileSync(join(dir, 'note'), 'hi\n');
+  const r = await runStrata(['build', '--from', base, '--add', `${join(dir, 'note')}:/note`, '-o', join(dir, 'out.tar')]);
+  assert.equal(r.code, 0, r.stderr);
+});
