@@ -1,4 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import { MAX_METADATA_BYTES, metadataTooLarge } from '../image/limits.js';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { StrataError } from '../util/errors.js';
@@ -174,8 +175,8 @@ export function openMember(index: TarIndex, m: TarMember): Readable {
 }
 
 /** Reads a small member (a config, a manifest) whole. */
-export async function readMember(index: TarIndex, m: TarMember, limit = 64 << 20): Promise<Buffer> {
-  if (m.size > limit) throw new StrataError(`${index.file}: member ${JSON.stringify(m.name)} is ${m.size} bytes, too large for metadata`);
+export async function readMember(index: TarIndex, m: TarMember, limit = MAX_METADATA_BYTES): Promise<Buffer> {
+  if (m.size > limit) throw metadataTooLarge(`${index.file}: member ${JSON.stringify(m.name)}`, m.size, limit);
   const fh = await open(index.file, 'r');
   try {
     const buf = Buffer.alloc(m.size);

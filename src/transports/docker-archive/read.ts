@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { MAX_ARCHIVE_MANIFEST_BYTES } from '../../image/limits.js';
 import type { ImageConfig } from '../../image/config.js';
 import { isDigest, sha256Digest, type Digest } from '../../image/digest.js';
 import type { Image } from '../../image/image.js';
@@ -90,7 +91,7 @@ function describeChoices(choices: readonly string[]): string {
 /** The chosen entry's image, and the names its RepoTags give it (fully qualified, as podman loads them). */
 async function readFromManifest(index: TarIndex, source: string, ref: string | undefined): Promise<{ image: Image; names: string[] }> {
   const file = index.file;
-  const raw = parseJson(await readMember(index, resolveMember(index, 'manifest.json', 'manifest.json')), `${file}: manifest.json`);
+  const raw = parseJson(await readMember(index, resolveMember(index, 'manifest.json', 'manifest.json'), MAX_ARCHIVE_MANIFEST_BYTES), `${file}: manifest.json`);
   if (!Array.isArray(raw) || raw.length === 0) throw new StrataError(`${file}: manifest.json is not a non-empty JSON array`);
   const entries = raw.map((e: unknown, i): ManifestEntry => {
     const o = e as Partial<ManifestEntry> | null;

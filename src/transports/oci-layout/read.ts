@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { MAX_METADATA_BYTES, metadataTooLarge } from '../../image/limits.js';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -42,7 +43,7 @@ interface LayoutStore {
   openBlob(d: Digest): Readable;
 }
 
-const METADATA_LIMIT = 16 << 20;
+
 
 function dirStore(dir: string): LayoutStore {
   const blobPath = (d: Digest): string => join(dir, 'blobs', 'sha256', digestHex(d));
@@ -50,9 +51,12 @@ function dirStore(dir: string): LayoutStore {
     name: `oci:${dir}`,
     async readFile(name) {
       try {
+        const s = await stat(join(dir, name));
+        if (s.size > MAX_METADATA_BYTES) throw metadataTooLarge(`oci:${dir}: ${name}`, s.size);
         return await readFile(join(dir, name));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        if (e instanceof StrataError) throw e;
         throw new StrataError(`oci:${dir}: cannot read ${name}: ${(e as Error).message}`, { cause: e });
       }
     },
@@ -66,7 +70,7 @@ function dirStore(dir: string): LayoutStore {
     },
     async readBlob(d, limit) {
       const s = await stat(blobPath(d));
-      if (s.size > limit) throw new StrataError(`oci:${dir}: blob ${d} is ${s.size} bytes, too large for metadata`);
+      if (s.size > limit) throw metadataTooLarge(`oci:${dir}: blob ${d}`, s.size, limit);
       return readFile(blobPath(d));
     },
     async blobHead(d, n) {
@@ -124,9 +128,11 @@ class LayoutReader {
 
   /** Reads a metadata blob and checks it against its descriptor. */
   async blob(d: Descriptor, what: string): Promise<Buffer> {
+    // Refused from the descriptor alone: nothing that large is read, nor looked for.
+    if (d.size > MAX_METADATA_BYTES) throw metadataTooLarge(`${this.store.name}: ${what} ${d.digest}`, d.size);
     const size = await this.store.blobSize(d.digest);
     if (size === undefined) throw new StrataError(`${this.store.name}: ${what} ${d.digest} is missing from blobs/sha256`);
-    const bytes = await this.store.readBlob(d.digest, METADATA_LIMIT);
+    const bytes = await this.store.readBlob(d.digest, MAX_METADATA_BYTES);
     verifyBytes(bytes, d.digest, `${this.store.name}: ${what} ${d.digest}`, d.size);
     return bytes;
   }

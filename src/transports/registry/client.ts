@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { MAX_METADATA_BYTES, metadataTooLarge } from '../../image/limits.js';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -247,7 +248,7 @@ export class RegistryClient {
       await res.body?.cancel();
       throw new StrataError(`${what}: manifest unknown (the registry has no ${reference.startsWith('sha256:') ? 'such digest' : 'such tag'} in ${repo})`);
     }
-    const bytes = Buffer.from(await res.arrayBuffer());
+    const bytes = await readCapped(res, MAX_METADATA_BYTES, `${what}: the manifest`);
     const digest = sha256Digest(bytes);
     if (reference.startsWith('sha256:') && reference !== digest) {
       throw new StrataError(`${what}: the registry sent a manifest whose digest is ${digest}, not the ${reference} asked for`);
@@ -314,8 +315,9 @@ export class RegistryClient {
         return out;
       }
       let json: unknown;
+      const text = (await readCapped(res, MAX_METADATA_BYTES, `${what}: a page`)).toString('utf8');
       try {
-        json = await res.json();
+        json = JSON.parse(text);
       } catch (e) {
         throw new StrataError(`${what}: the registry answered with something that is not JSON (${(e as Error).message})`);
       }
@@ -441,7 +443,7 @@ export class RegistryClient {
       }
       break;
     }
-    const text = await res.text().catch(() => '');
+    const text = await readCapped(res, 64 << 10, `registry ${this.host}: its answer to a ping`).then((b) => b.toString('utf8'), () => '');
     if (res.status === 200) {
       this.challenge = null;
       return;
@@ -510,7 +512,8 @@ export class RegistryClient {
     } catch (e) {
       throw this.networkError(e, `token request to ${url.origin}`, 1);
     }
-    const text = await res.text();
+    // A token reply is a few kilobytes; one that is not is refused, not read.
+    const text = (await readCapped(res, 1 << 20, `token service ${url.origin}${url.pathname}: its reply`)).toString('utf8');
     if (res.status === 401 || res.status === 403) {
       if (this.creds) throw this.badCredentials(`token service ${url.origin}${url.pathname} answered ${res.status}`);
       throw this.noCredentials();
@@ -546,7 +549,7 @@ export class RegistryClient {
   }
 
   private async statusError(res: Response, what: string, attempts: number): Promise<StrataError> {
-    const text = res.status === 404 || res.headers.get('content-length') !== '0' ? await res.text().catch(() => '') : '';
+    const text = res.status === 404 || res.headers.get('content-length') !== '0' ? await readCapped(res, 64 << 10, 'an error body').then((b) => b.toString('utf8'), () => '') : '';
     let detail = text.trim().slice(0, 300);
     try {
       const doc = JSON.parse(text) as { errors?: { code?: string; message?: string; detail?: unknown }[] };
@@ -757,4 +760,29 @@ export class VerifyingStream extends Transform {
       cb(new StrataError(`${this.what}: blob content hashes to ${got}, not the ${this.digest} the manifest names`));
     } else cb();
   }
+}
+
+/**
+ * A response body read whole, but never more than `limit` bytes: a Content-Length above it is
+ * refused before reading, and a body that runs past it is cut off there.
+ */
+export async function readCapped(res: Response, limit: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > limit) {
+    await res.body?.cancel();
+    throw metadataTooLarge(what, declared, limit);
+  }
+  const parts: Buffer[] = [];
+  let n = 0;
+  if (res.body) {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      n += chunk.length;
+      if (n > limit) {
+        await res.body.cancel().catch(() => undefined);
+        throw metadataTooLarge(what, n, limit);
+      }
+      parts.push(Buffer.from(chunk));
+    }
+  }
+  return Buffer.concat(parts, n);
 }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { MAX_METADATA_BYTES, metadataTooLarge } from '../../image/limits.js';
 import { StrataError } from '../../util/errors.js';
 import type { ImageConfig } from '../../image/config.js';
 import { parseAnnotations, parseDescriptor } from '../../image/descriptor.js';
@@ -122,6 +123,7 @@ async function imageOf(client: RegistryClient, r: RegistryReference, m: FetchedM
   const layerDescs = layers.map((l, i) => parseDescriptor(l, `${name}: manifest layers[${i}]`));
 
   // Configs are small (kilobytes): read whole, checked against the manifest's digest.
+  if (config.size > MAX_METADATA_BYTES) throw metadataTooLarge(`${name}: the config ${config.digest}`, config.size);
   const configStream = await client.getBlob(r.repository, config.digest, config.size, `config of ${name}`);
   const chunks: Buffer[] = [];
   for await (const c of configStream) chunks.push(c as Buffer);
