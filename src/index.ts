@@ -20,6 +20,7 @@ export { openPackageRepository, type PackageRepository } from './transports/pack
 export { plan, type PlanRequest } from './ops/plan.js';
 export { inspect, type InspectResult } from './ops/inspect.js';
 export { copy, type CopyOptions } from './ops/copy.js';
+export { exportImage, type ExportRequest, type ExportSummary } from './ops/export.js';
 export { createIndex, appendIndex, removeFromIndex, filterIndex, type IndexSourceRef, type IndexResult } from './ops/index.js';
 export type { IndexOptions } from './image/index-ops.js';
 export { openImageSource, openImageRoot, type OpenSourceOptions } from './transports/open-source.js';

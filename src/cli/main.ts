@@ -230,6 +230,20 @@ export async function main(argv: string[]): Promise<number> {
       },
     )
     .command(
+      'export <image>',
+      'write an image\'s filesystem as one tar: its layers applied, whiteouts and all (dockerTools.exportImage)',
+      (y) =>
+        registryFlags(y)
+          .positional('image', { type: 'string', demandOption: true, describe: 'any --from reference' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'tar file to write, or - for stdout' })
+          .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in a multi-platform image' })
+          .option('json', { type: 'boolean', default: false }),
+      async (args) => {
+        const { runExport } = await import('./commands/export.js');
+        exitCode = await runExport(args);
+      },
+    )
+    .command(
       'push <source> <destination>',
       'copy an image (archive, layout or registry) to a registry, blobs unchanged',
       (y) =>
