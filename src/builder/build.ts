@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { digestHex } from '../image/digest.js';
 import type { Closure } from '../closure/types.js';
 import { closureWithout } from '../closure/subset.js';
 import { assembleImage, type DescribedLayer, type ImageSettings } from '../image/assemble.js';
@@ -52,6 +53,12 @@ export interface BuildOptions {
   stats?: ProduceStats;
   tags: readonly string[];
   /**
+   * With no `tags`: the image is tagged `<defaultName>:<first 32 hex digits of its config digest>`,
+   * as nixpkgs tags an image with its content hash, so that loading it gives a named image whose
+   * name is the same for the same content.
+   */
+  defaultName?: string;
+  /**
    * Store layers that exist already, by store path (published package layers): the closure is
    * planned as ever, but a planned layer of one such path is that layer, carried byte for byte,
    * and a layer of several is made from their tars (concatTars) — the store is never read.
@@ -68,6 +75,8 @@ export interface BuildResult {
   plan: LayerPlan;
   /** Closure paths left out because the base image has them. */
   providedByBase: string[];
+  /** The names it was committed under (the tags, or the default name). */
+  tags: readonly string[];
 }
 
 /**
@@ -78,9 +87,10 @@ export interface BuildResult {
 export async function buildImage(opts: BuildOptions, dest: ImageDestination): Promise<BuildResult> {
   try {
     const result = await produceImage(opts, dest);
-    await dest.commit(result.image, opts.tags);
+    const tags = opts.tags.length > 0 || opts.defaultName === undefined ? opts.tags : [`${opts.defaultName}:${digestHex(result.image.configDigest).slice(0, 32)}`];
+    await dest.commit(result.image, tags);
     await opts.cache?.stampUsed();
-    return result;
+    return { ...result, tags };
   } catch (err) {
     await dest.abort();
     throw err;
@@ -130,7 +140,7 @@ export async function produceImage(opts: BuildOptions, dest: ImageDestination): 
   const embedded = opts.store ? await produceStore(opts.store.plan, dest, { compression: opts.compression, mtime: opts.mtime, whiteouts: opts.store.whiteouts }) : [];
 
   const image = assembleImage(opts.base, [...imported, ...newLayers, ...embedded], opts.settings);
-  return { image, plan, providedByBase };
+  return { image, plan, providedByBase, tags: opts.tags };
 }
 
 /**

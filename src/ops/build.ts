@@ -1,4 +1,5 @@
 import { buildImage, type BuildOptions, type BuildResult } from '../builder/build.js';
+import { packageOf, repositoryName } from '../closure/package.js';
 import { emptyCustomisation, type CustomisationSpec } from '../builder/customisation.js';
 import type { ProduceStats } from '../builder/produce-layers.js';
 import { defaultCacheDir, openLayerCache, type CacheStats } from '../cache/layer-cache.js';
@@ -135,6 +136,7 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
         ...(cache ? { cache } : {}),
         ...(request.stats ? { stats: request.stats } : {}),
         tags: request.tags ?? [],
+        ...(dest.name.startsWith('docker-archive:') ? defaultName(closure) : {}),
         ...(request.published ? { published: request.published } : {}),
         ...(request.listBin ? { listBin: request.listBin } : {}),
       },
@@ -145,6 +147,22 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
     await store?.close();
     await opened.close();
     await base?.source.close();
+  }
+}
+
+/**
+ * The name a docker-archive gets when no --tag is given: the root package's repository name (a
+ * closure of one root), so that `docker load` and `podman load` give a named image. None for a
+ * closure of several roots, or none.
+ */
+function defaultName(closure: Closure): { defaultName?: string } {
+  if (closure.roots.length !== 1) return {};
+  const root = closure.paths.get(closure.roots[0]!);
+  if (!root) return {};
+  try {
+    return { defaultName: repositoryName(packageOf(root, closure.storeDir).pname) };
+  } catch {
+    return {};
   }
 }
 

@@ -47,6 +47,7 @@ export async function runBuild(args: BuildArgs): Promise<number> {
   const total = image.layers.reduce((s, l) => s + l.size, 0);
   const summary = {
     ...writtenImage(result),
+    tags: result.tags,
     layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size, storePaths: l.storePaths ?? [] })),
     providedByBase: result.providedByBase,
     shadowed: result.shadowed,
@@ -56,6 +57,9 @@ export async function runBuild(args: BuildArgs): Promise<number> {
   const out = reportStream(args);
   reportShadowed(result.shadowed);
   if (args.json) out.write(`${JSON.stringify(summary, null, 2)}\n`);
-  else out.write(`wrote ${result.destination}: ${image.layers.length} layers, ${humanSize(total)}, image id ${image.configDigest}\n`);
+  else {
+    const named = !args.tag?.length && result.tags.length > 0 ? `; named ${result.tags.join(', ')}` : '';
+    out.write(`wrote ${result.destination}: ${image.layers.length} layers, ${humanSize(total)}, image id ${image.configDigest}${named}\n`);
+  }
   return 0;
 }
