@@ -230,6 +230,21 @@ export async function main(argv: string[]): Promise<number> {
       },
     )
     .command(
+      'diff <from> <to>',
+      'what changes from one image to another: layers kept, added and removed, store paths, config, and the bytes a client that has the first downloads for the second',
+      (y) =>
+        registryFlags(y)
+          .positional('from', { type: 'string', demandOption: true, describe: 'the image a client has: any --from reference' })
+          .positional('to', { type: 'string', demandOption: true, describe: 'the image it moves to' })
+          .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in multi-platform images' })
+          .option('store-dir', { type: 'string', describe: 'store directory for layers without strata\'s records (default /nix/store)' })
+          .option('json', { type: 'boolean', default: false }),
+      async (args) => {
+        const { runDiff } = await import('./commands/diff.js');
+        exitCode = await runDiff(args);
+      },
+    )
+    .command(
       'export <image>',
       'write an image\'s filesystem as one tar: its layers applied, whiteouts and all (dockerTools.exportImage)',
       (y) =>
