@@ -29,6 +29,8 @@ export interface IdentityTarOptions {
   mtime: number;
   /** Logical store directory (`/nix/store`): the names inside the layer. */
   storeDir: string;
+  /** The store layers' ownership rules (ownershipKey), when the user set any. */
+  ownership?: string;
 }
 
 /** NAR hashes by store path: a closure's `paths` map, or a map to hash strings. */
@@ -66,6 +68,8 @@ export function segmentIdentity(storePath: string, narHashes: NarHashLookup | un
   field(h, compressionFormatTag(compression));
   field(h, String(tar.mtime));
   field(h, tar.storeDir);
+  // Owners and --perms modes change the bytes whatever the content: part of the key even by NAR hash.
+  if (tar.ownership) field(h, `ownership ${tar.ownership}`);
   field(h, storePath);
   const narHash = narHashOf(narHashes, storePath);
   if (narHash) {
@@ -113,7 +117,8 @@ export function entriesIdentity(entries: readonly TarEntry[], mtime: number, com
 /** What an entry's tar header holds besides the fixed fields (names quoted: they may hold anything). */
 function headerFields(e: TarEntry): string {
   const link = e.linkTarget !== undefined ? ` -> ${JSON.stringify(e.linkTarget)}` : '';
-  return `${e.type} ${e.mode.toString(8)} ${e.size} ${JSON.stringify(e.name)}${link}`;
+  const owner = e.owner ? ` owner ${e.owner.uid}:${e.owner.gid}:${JSON.stringify(e.owner.uname)}:${JSON.stringify(e.owner.gname)}` : '';
+  return `${e.type} ${e.mode.toString(8)} ${e.size} ${JSON.stringify(e.name)}${link}${owner}`;
 }
 
 /** Length-prefixed, so no two different field lists hash the same. */

@@ -1,7 +1,8 @@
 /**
  * The unit a layer tar is made of. A TarEntry says everything that ends up in the tar header
- * (name, type, mode, size, link target) and where a file's bytes come from; nothing about the
- * host (owner, times, inode) is carried, so nothing about the host can leak into a layer.
+ * (name, type, mode, size, link target, and an owner when the user sets one) and where a file's
+ * bytes come from; nothing about the host (owner, times, inode) is carried, so nothing about the
+ * host can leak into a layer.
  */
 export type EntryType = 'file' | 'directory' | 'symlink';
 
@@ -22,6 +23,8 @@ export interface TarEntry {
    * /etc/passwd or whiteouts). Its length must equal `size`.
    */
   content?: Uint8Array;
+  /** Who owns it in the tar header; unset, root (0:0, `root`) — the default every layer has. */
+  owner?: { readonly uid: number; readonly gid: number; readonly uname: string; readonly gname: string };
 }
 
 /**

@@ -177,6 +177,7 @@ export function encodeHeader(entry: TarEntry, plan: HeaderPlan, mtime: number, b
     mtime,
     type: TYPEFLAG[entry.type],
     ...(link ? { link } : {}),
+    ...(entry.owner ? { uid: entry.owner.uid, gid: entry.owner.gid, uname: Buffer.from(entry.owner.uname), gname: Buffer.from(entry.owner.gname) } : {}),
   });
 }
 
