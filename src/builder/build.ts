@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import type { StoreOwnership } from '../tar/ownership.js';
 import { digestHex } from '../image/digest.js';
 import type { Closure } from '../closure/types.js';
 import { closureWithout } from '../closure/subset.js';
@@ -66,6 +67,8 @@ export interface BuildOptions {
   published?: ReadonlyMap<string, PathLayer>;
   /** Where --bin paths' bin/ entries are listed from (default: the store under storeRoot). */
   listBin?: BinLister;
+  /** Owner and --perms modes of the store layers' entries (the owner also the customisation layer's). */
+  ownership?: StoreOwnership;
   /** An image store of app images, embedded on top of everything else (planStore). */
   store?: { plan: StorePlan; whiteouts: WhiteoutMode };
 }
@@ -122,10 +125,11 @@ export async function produceImage(opts: BuildOptions, dest: ImageDestination): 
   // it; layers are produced concurrently where the destination allows, through the cache; blob
   // order stays the plan's order.
   const jobs: LayerJobSource[] = [];
-  const jobOpts = { storeDir: closure.storeDir, storeRoot: opts.storeRoot, mtime: opts.mtime, compression: opts.compression, identities: opts.cache !== undefined, narHashes: opts.closure.paths };
+  const jobOpts = { storeDir: closure.storeDir, storeRoot: opts.storeRoot, mtime: opts.mtime, compression: opts.compression, identities: opts.cache !== undefined, narHashes: opts.closure.paths, ...(opts.ownership ? { ownership: opts.ownership } : {}) };
   if (!opts.published) for (const planned of plan.layers) jobs.push(() => storeLayerJob(planned.paths, jobOpts));
   // The customisation layer is scanned first: a bad --add fails the build before any work.
-  jobs.push({ entries: await customisationEntries(opts.customisation, opts.listBin ?? storeBinLister(opts.closure, opts.storeRoot)) });
+  const customisation = opts.ownership?.owner ? { ...opts.customisation, owner: opts.ownership.owner } : opts.customisation;
+  jobs.push({ entries: await customisationEntries(customisation, opts.listBin ?? storeBinLister(opts.closure, opts.storeRoot)) });
   const layers = await produceLayers(jobs, dest, {
     mtime: opts.mtime,
     compression: opts.compression,

@@ -1,4 +1,5 @@
 import { readdir, lstat } from 'node:fs/promises';
+import { ownPaths, type Owner, type PathRule } from '../tar/ownership.js';
 import { basename, join, posix } from 'node:path';
 import type { Closure } from '../closure/types.js';
 import type { TarEntry } from '../tar/entry.js';
@@ -18,6 +19,10 @@ export interface CustomisationSpec {
   removes: readonly string[];
   /** A later --bin's link replaces an earlier one of the same name instead of failing (`--allow-shadow`). */
   shadowBins?: boolean;
+  /** Owner of every entry (`--uid/--gid/--uname/--gname`); unset, root. */
+  owner?: Owner;
+  /** `--chown` and `--chmod`, in order. */
+  paths?: readonly PathRule[];
 }
 
 export const emptyCustomisation: CustomisationSpec = { adds: [], bins: [], symlinks: [], removes: [] };
@@ -73,7 +78,7 @@ export async function customisationEntries(spec: CustomisationSpec, listBin: Bin
     }
     // Removed and re-added as a file or symlink: the new entry replaces the old one by itself.
   }
-  return whiteoutsFirst(finalizeEntries(entries));
+  return whiteoutsFirst(finalizeEntries(ownPaths(entries, spec.owner, spec.paths ?? [])));
 }
 
 async function addEntries(source: string, dest: string): Promise<TarEntry[]> {

@@ -97,6 +97,13 @@ export async function main(argv: string[]): Promise<number> {
           .options(IMPORT_FLAGS)
           .option('import', { type: 'string', array: true, describe: 'SRC[=DEST]: stack image SRC on the base, at image path DEST (default /; at / its layers are kept byte for byte)' })
           .option('embed', { type: 'string', array: true, describe: 'app image to embed in a read-only image store of the image (see strata embed)' })
+          .option('uid', { type: 'number', describe: 'owner uid of every entry of the new layers (default 0)' })
+          .option('gid', { type: 'number', describe: 'owner gid of every entry of the new layers (default 0)' })
+          .option('uname', { type: 'string', describe: 'owner user name in the new layers\' headers (default root)' })
+          .option('gname', { type: 'string', describe: 'owner group name in the new layers\' headers (default root)' })
+          .option('chown', { type: 'string', array: true, describe: 'PATH=UID:GID[:recursive]: owner of a customisation-layer path (made a directory when nothing else makes it)' })
+          .option('chmod', { type: 'string', array: true, describe: 'PATH=MODE[:recursive]: mode of a customisation-layer path' })
+          .option('perms', { type: 'string', array: true, describe: 'REGEX=MODE[:UID:GID]: mode (and owner) of store files whose image path matches (nix2container perms)' })
           .options(STORE_FLAGS);
       },
       async (args) => {

@@ -1,4 +1,5 @@
 import { buildImage, type BuildOptions, type BuildResult } from '../builder/build.js';
+import type { StoreOwnership } from '../tar/ownership.js';
 import { packageOf, repositoryName } from '../closure/package.js';
 import { emptyCustomisation, type CustomisationSpec } from '../builder/customisation.js';
 import type { ProduceStats } from '../builder/produce-layers.js';
@@ -67,6 +68,8 @@ export interface BuildRequest extends Omit<ClosureInput, 'closure'>, SourceAcces
   readonly listBin?: BuildOptions['listBin'];
   /** App images embedded on top, as a read-only image store (`--embed`; see ops/embed.ts). */
   readonly embed?: StoreRequest;
+  /** Owner of every new entry (`--uid/--gid/--uname/--gname`) and `--perms` rules for store files. */
+  readonly ownership?: StoreOwnership;
 }
 
 export interface BuildSummary extends BuildResult {
@@ -139,6 +142,7 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
         ...(dest.name.startsWith('docker-archive:') ? defaultName(closure) : {}),
         ...(request.published ? { published: request.published } : {}),
         ...(request.listBin ? { listBin: request.listBin } : {}),
+        ...(request.ownership ? { ownership: request.ownership } : {}),
       },
       dest,
     );

@@ -1,9 +1,9 @@
 import { registryOptions } from './registry-flags.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
-import { closureInput, customisationOf, humanSize, importsOf, outputOf, reportShadowed, sourceOptions, storeOptions, uploadStats, type ClosureArgs, type CustomisationArgs, type StoreArgs, type OutputArgs, reportStream, writtenImage } from './shared.js';
+import { closureInput, customisationOf, humanSize, importsOf, outputOf, reportShadowed, sourceOptions, storeOptions, uploadStats, type ClosureArgs, type CustomisationArgs, type StoreArgs, type OutputArgs, type OwnershipArgs, ownershipOf, reportStream, writtenImage } from './shared.js';
 import { StrataError } from '../../util/errors.js';
 
-export interface BuildArgs extends OutputArgs, ClosureArgs, ImageFlags, CustomisationArgs, StoreArgs {
+export interface BuildArgs extends OutputArgs, ClosureArgs, ImageFlags, CustomisationArgs, StoreArgs, OwnershipArgs {
   embed?: string[];
   'store-root': string;
   cache?: boolean;
@@ -21,6 +21,7 @@ export async function runBuild(args: BuildArgs): Promise<number> {
   const stray = Object.keys(store)[0] as keyof typeof STORE_FLAG_OF | undefined;
   if (!args.embed?.length && stray) throw new StrataError(`${STORE_FLAG_OF[stray]} is for the image store of --embed: name the apps to embed with --embed`);
   const { build } = await import('../../ops/build.js');
+  const { ownership, paths } = await ownershipOf(args);
   const result = await build({
     ...closureInput(args),
     ...sourceOptions(args),
@@ -35,7 +36,8 @@ export async function runBuild(args: BuildArgs): Promise<number> {
     layering: args.layering,
     maxLayers: args['max-layers'],
     settings: imageSettings(args, args.from !== undefined),
-    customisation: { ...(await customisationOf(args)), bins: args.bin ?? [] },
+    customisation: { ...(await customisationOf(args)), bins: args.bin ?? [], paths },
+    ...(ownership ? { ownership } : {}),
     mtime: resolveEpoch('--mtime', args.mtime),
     ...(args.compress ? { compression: args.compress } : {}),
     ...(args.cache === false ? { cache: false as const } : args['cache-dir'] ? { cache: args['cache-dir'] } : {}),

@@ -127,3 +127,59 @@ export function storeOptions(args: StoreArgs) {
     ...(Object.keys(names).length > 0 ? { names } : {}),
   };
 }
+
+/** The ownership flags of `build`. */
+export interface OwnershipArgs {
+  uid?: number;
+  gid?: number;
+  uname?: string;
+  gname?: string;
+  chown?: string[];
+  chmod?: string[];
+  perms?: string[];
+}
+
+/**
+ * `--uid/--gid/--uname/--gname` (every new entry), `--perms REGEX=MODE[:UID:GID]` (store files),
+ * `--chown PATH=UID:GID[:recursive]` and `--chmod PATH=MODE[:recursive]` (customisation layer).
+ */
+export async function ownershipOf(args: OwnershipArgs) {
+  const { checkId, checkName, parseMode } = await import('../../tar/ownership.js');
+  const { imagePath } = await import('../../image/image-path.js');
+  const split = (flag: string, v: string): [string, string] => {
+    const eq = v.lastIndexOf('=');
+    if (eq <= 0 || eq === v.length - 1) throw new StrataError(`${flag} ${JSON.stringify(v)}: expected ${flag === '--perms' ? 'REGEX=MODE[:UID:GID]' : flag === '--chown' ? 'PATH=UID:GID[:recursive]' : 'PATH=MODE[:recursive]'}`);
+    return [v.slice(0, eq), v.slice(eq + 1)];
+  };
+  const id = (flag: string, s: string | undefined) => (s === undefined || s === '' ? undefined : checkId(/^\d+$/.test(s) ? Number(s) : NaN, flag));
+  const given = args.uid !== undefined || args.gid !== undefined || args.uname !== undefined || args.gname !== undefined;
+  const owner = given
+    ? { uid: checkId(args.uid ?? 0, '--uid'), gid: checkId(args.gid ?? 0, '--gid'), uname: checkName(args.uname ?? 'root', '--uname'), gname: checkName(args.gname ?? 'root', '--gname') }
+    : undefined;
+  const perms = (args.perms ?? []).map((v) => {
+    const [pattern, rest] = split('--perms', v);
+    try {
+      new RegExp(pattern);
+    } catch (e) {
+      throw new StrataError(`--perms ${JSON.stringify(v)}: ${(e as Error).message}`);
+    }
+    const [mode, uid, gid] = rest.split(':');
+    return { pattern, mode: parseMode(mode!, '--perms'), ...(uid ? { uid: id('--perms', uid)! } : {}), ...(gid ? { gid: id('--perms', gid)! } : {}) };
+  });
+  const chown = (args.chown ?? []).map((v) => {
+    const [path, rest] = split('--chown', v);
+    const [uid, gid, rec, ...extra] = rest.split(':');
+    if (extra.length > 0 || (rec !== undefined && rec !== 'recursive') || uid === undefined || gid === undefined) throw new StrataError(`--chown ${JSON.stringify(v)}: expected PATH=UID:GID[:recursive]`);
+    return { path: imagePath(path, '--chown'), recursive: rec === 'recursive', uid: id('--chown', uid)!, gid: id('--chown', gid)! };
+  });
+  const chmod = (args.chmod ?? []).map((v) => {
+    const [path, rest] = split('--chmod', v);
+    const [mode, rec, ...extra] = rest.split(':');
+    if (extra.length > 0 || (rec !== undefined && rec !== 'recursive')) throw new StrataError(`--chmod ${JSON.stringify(v)}: expected PATH=MODE[:recursive]`);
+    return { path: imagePath(path, '--chmod'), recursive: rec === 'recursive', mode: parseMode(mode!, '--chmod') };
+  });
+  return {
+    ...(owner || perms.length > 0 ? { ownership: { ...(owner ? { owner } : {}), ...(perms.length > 0 ? { perms } : {}) } } : {}),
+    paths: [...chown, ...chmod],
+  };
+}
