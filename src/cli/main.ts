@@ -55,8 +55,9 @@ async function closureOptions<T>(y: Argv<T>, closureRequired = true) {
     .positional('closure', {
       type: 'string',
       demandOption: closureRequired,
-      describe: `closure JSON (nix path-info --json --recursive, exportReferencesGraph, or strata plain form)${closureRequired ? '' : '; optional when --add, --import or --from give the image content'}`,
+      describe: `closure JSON (nix path-info --json --recursive, exportReferencesGraph, or strata plain form), or a store path or ./result, whose closure Nix is asked for${closureRequired ? '' : '; optional when --add, --import or --from give the image content'}`,
     })
+    .option('nix-store', { type: 'string', describe: 'store Nix is asked about for a store-path argument (nix --store)' })
     .option('store-dir', { type: 'string', describe: 'logical store directory (default: from the closure, else /nix/store)' })
     .option('root', { type: 'string', array: true, describe: 'root store path (repeatable; default: paths nothing refers to)' })
     .option('max-layers', { type: 'number', default: DEFAULT_MAX_LAYERS, describe: 'total layer budget, base layers and customisation layer included' })

@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import { queryClosure, storePathArgument } from '../closure/nix-query.js';
 import { readClosureFile } from '../closure/read.js';
 import type { Closure } from '../closure/types.js';
 import { layerHistory, recordedStorePaths, storePathsFromHistory } from '../image/history.js';
@@ -24,14 +25,20 @@ export interface ClosureInput {
   readonly storeDir?: string;
   /** Root store paths (default: the paths nothing refers to). */
   readonly roots?: readonly string[];
+  /** The store Nix is asked about when `closure` names a store path (`nix … --store`). */
+  readonly nixStore?: string;
 }
 
+/** A closure file read, or — when `closure` names a store path or a symlink to one (`./result`) — Nix asked for its closure. */
 export async function loadClosure(input: ClosureInput): Promise<Closure> {
   if (typeof input.closure !== 'string') return input.closure;
-  return readClosureFile(input.closure, {
+  const opts = {
     ...(input.storeDir ? { storeDir: input.storeDir } : {}),
     ...(input.roots?.length ? { roots: [...input.roots] } : {}),
-  });
+  };
+  const storePath = await storePathArgument(input.closure, input.storeDir ?? '/nix/store');
+  if (storePath !== undefined) return queryClosure(storePath, { ...opts, ...(input.nixStore ? { nixStore: input.nixStore } : {}) });
+  return readClosureFile(input.closure, opts);
 }
 
 export interface SourceAccess {

@@ -181,7 +181,7 @@ export async function removeNixPackageStore(dir: string): Promise<void> {
 }
 
 /** Environment confining nix to `root`: config only from NIX_CONFIG, state and caches inside root. */
-async function nixEnv(root: string): Promise<NodeJS.ProcessEnv> {
+export async function nixEnv(root: string): Promise<NodeJS.ProcessEnv> {
   const d = async (...parts: string[]) => { const p = join(root, ...parts); await mkdir(p, { recursive: true }); return p; };
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {

@@ -15,6 +15,7 @@ export interface ClosureArgs extends RegistryArgs {
   platform?: string;
   previous?: string;
   'plan-in'?: string;
+  'nix-store'?: string;
   json: boolean;
 }
 
@@ -24,6 +25,7 @@ export function closureInput(args: ClosureArgs): Omit<ClosureInput, 'closure'> &
     ...(args.closure !== undefined ? { closure: args.closure } : {}),
     ...(args['store-dir'] ? { storeDir: args['store-dir'] } : {}),
     ...(args.root?.length ? { roots: args.root } : {}),
+    ...(args['nix-store'] ? { nixStore: args['nix-store'] } : {}),
   };
 }
 
