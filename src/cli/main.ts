@@ -73,6 +73,7 @@ export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const parser = yargs(argv)
     .scriptName('strata')
+    .completion('completion', 'print a bash/zsh completion script: strata completion >> ~/.bashrc')
     .usage('$0 <command> [options]\n\nDaemonless, byte-reproducible layered images from Nix closures.')
     .command(
       'build [closure]',
@@ -80,6 +81,10 @@ export async function main(argv: string[]): Promise<number> {
       async (y) => {
         const { OUTPUT_FORMATS } = await import('../transports/open-destination.js');
         return (await closureOptions(y, false))
+          .example('$0 build closure.json -o app.tar --tag app:1', 'a docker-archive from a closure file')
+          .example('$0 build ./result --push reg.example/app:1', "a store path (nix build's result): Nix is asked for the closure")
+          .example('$0 build closure.json --from docker://reg/base:1 -o oci:out:app --entrypoint /bin/app', 'on a base image, into an OCI layout')
+          .example('$0 build closure.json --previous app-1.tar -o app-2.tar', "keep the previous release's layers where they still fit")
           .option('store-root', { type: 'string', default: '/', describe: 'physical root the store paths are read under' })
           .option('output', { alias: 'o', type: 'string', describe: 'output file or directory, or - for stdout' })
           .option('compress', { choices: ['none', 'gzip', 'zstd'] as const, describe: 'layer compression (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
@@ -118,6 +123,8 @@ export async function main(argv: string[]): Promise<number> {
       async (y) => {
         const { OUTPUT_FORMATS } = await import('../transports/open-destination.js');
         return registryFlags(y)
+          .example('$0 stack oci:out:kernel oci:out:ovmf -o oci:out:both', 'two images as one, their layers shared')
+          .example('$0 stack docker://reg/tool:1=/opt/tool --squash -o tool.tar', 'an image placed at /opt/tool, squashed')
           .positional('sources', { type: 'string', array: true, demandOption: true, describe: 'images, bottom first: any --from reference, optionally =DEST' })
           .option('output', { alias: 'o', type: 'string', describe: 'output: any -o reference of strata build' })
           .option('push', { type: 'string', describe: 'push to a registry instead: [docker://]HOST/REPO:TAG' })
@@ -141,6 +148,8 @@ export async function main(argv: string[]): Promise<number> {
       async (y) => {
         const { OUTPUT_FORMATS } = await import('../transports/open-destination.js');
         return registryFlags(y)
+          .example('$0 embed docker://reg/app:1 --into oci:host:base -o oci:host:apps', "an app in the host's /usr/lib/containers/storage")
+          .example('$0 embed oci:apps:web --name oci:apps:web=reg/web:2 --whiteouts chardev --into host.tar -o host-apps.tar', 'name it, and write its whiteouts as devices')
           .positional('apps', { type: 'string', array: true, demandOption: true, describe: 'app images: any --from reference' })
           .option('into', { type: 'string', demandOption: true, describe: 'host image: any --from reference' })
           .option('output', { alias: 'o', type: 'string', describe: 'output: any -o reference of strata build' })
@@ -164,6 +173,7 @@ export async function main(argv: string[]): Promise<number> {
       'publish every store path of a closure as one layer, and each as a runnable package image NAME:VERSION',
       (y) =>
         registryFlags(y)
+          .example('$0 publish closure.json --to docker://reg/pkgs', 'every store path as a layer and a package image')
           .positional('closure', { type: 'string', demandOption: true, describe: 'closure JSON (nix path-info --json --recursive, exportReferencesGraph, or strata plain form)' })
           .option('to', { type: 'string', demandOption: true, describe: 'package repository: docker://HOST/PREFIX (packages at PREFIX/NAME) or oci:DIR' })
           .option('store-root', { type: 'string', default: '/', describe: 'physical root the store paths are read under' })
@@ -189,6 +199,7 @@ export async function main(argv: string[]): Promise<number> {
       async (y) => {
         const [{ OUTPUT_FORMATS }, { DEFAULT_MAX_LAYERS }] = await Promise.all([import('../transports/open-destination.js'), import('../layering/budget.js')]);
         return registryFlags(y)
+          .example('$0 compose hello@^2 --registry docker://reg/pkgs --bin hello --push reg/app:1', 'an image from published packages')
           .positional('packages', { type: 'string', array: true, demandOption: true, describe: 'NAME or NAME@RANGE (^8, ~1.1, ">=2.39 <3", =1.1.1k), versions ordered as Nix orders them' })
           .option('registry', { type: 'string', demandOption: true, describe: 'package repository strata publish wrote: docker://HOST/PREFIX or oci:DIR' })
           .option('output', { alias: 'o', type: 'string', describe: 'output: any -o reference of strata build' })
@@ -217,7 +228,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'plan <closure>',
       'print the layer assignment without building',
-      (y) => closureOptions(y),
+      async (y) => (await closureOptions(y)).example('$0 plan closure.json --max-layers 40 --json', 'the layer assignment, without building'),
       async (args) => {
         const { runPlan } = await import('./commands/plan.js');
         exitCode = await runPlan(args);
@@ -228,6 +239,8 @@ export async function main(argv: string[]): Promise<number> {
       'show an image\'s layers, sizes, digests and store paths',
       (y) =>
         registryFlags(y)
+          .example('$0 inspect docker://reg/app:1', 'layers, sizes, store paths')
+          .example('$0 inspect app-2.tar --previous app-1.tar', 'which layers a client of app-1 already has')
           .positional('image', { type: 'string', demandOption: true, describe: 'docker-archive file, OCI layout dir, oci-archive, or a transport reference' })
           .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in a multi-platform image' })
           .option('previous', { type: 'string', describe: 'previous release: mark which layers are reused and how much is new' })
@@ -242,6 +255,7 @@ export async function main(argv: string[]): Promise<number> {
       'what changes from one image to another: layers kept, added and removed, store paths, config, and the bytes a client that has the first downloads for the second',
       (y) =>
         registryFlags(y)
+          .example('$0 diff app-1.tar app-2.tar', 'what changed, and what a client of app-1 downloads')
           .positional('from', { type: 'string', demandOption: true, describe: 'the image a client has: any --from reference' })
           .positional('to', { type: 'string', demandOption: true, describe: 'the image it moves to' })
           .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in multi-platform images' })
@@ -257,6 +271,7 @@ export async function main(argv: string[]): Promise<number> {
       'write an image\'s filesystem as one tar: its layers applied, whiteouts and all (dockerTools.exportImage)',
       (y) =>
         registryFlags(y)
+          .example('$0 export oci:out:app -o rootfs.tar', 'the filesystem as one tar')
           .positional('image', { type: 'string', demandOption: true, describe: 'any --from reference' })
           .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'tar file to write, or - for stdout' })
           .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in a multi-platform image' })
@@ -271,6 +286,7 @@ export async function main(argv: string[]): Promise<number> {
       'copy an image (archive, layout or registry) to a registry, blobs unchanged',
       (y) =>
         registryFlags(y)
+          .example('$0 push app.tar docker://reg/app:1', 'an archive to a registry')
           .positional('source', { type: 'string', demandOption: true, describe: 'docker-archive file, OCI layout, oci-archive, or docker://REF' })
           .positional('destination', { type: 'string', demandOption: true, describe: '[docker://]HOST/REPO:TAG' })
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'extra tags in the destination repository' })
@@ -308,6 +324,9 @@ export async function main(argv: string[]): Promise<number> {
             .option('output', { alias: 'o', type: 'string', demandOption: true })
             .option('platform', { type: 'string', array: true, describe: 'OS/ARCH[/VARIANT] to keep (repeatable; default all)' })
             .option('exclude', { type: 'string', array: true, describe: 'OS/ARCH[/VARIANT] to drop (repeatable)' }).option('json', { type: 'boolean', default: false }), run('filter'))
+        .example('$0 index create -o oci:out:multi oci:out:amd64 oci:out:arm64', 'one index over two platforms\' images')
+        .example('$0 index append docker://reg/app:1 oci:out:riscv64 --replace', 'add (or replace) a platform in a pushed index')
+        .example('$0 index filter docker://reg/app:1 -o oci:out:x86 --platform linux/amd64', 'keep only some platforms')
         .demandCommand(1, 'name an index command: create, append, remove or filter');
     })
     .command('cache', 'manage the layer cache', (y) =>
@@ -325,6 +344,7 @@ export async function main(argv: string[]): Promise<number> {
             exitCode = await runCachePrune(args);
           },
         )
+        .example('$0 cache prune --max-size 10G', 'at the end of a CI job: keep the 10 GB used most recently')
         .demandCommand(1, 'name a cache command: prune'),
     )
     .demandCommand(1, 'name a command: build, stack, publish, compose, plan, inspect, push, index or cache prune')

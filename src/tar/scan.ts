@@ -201,8 +201,23 @@ export async function storeLayerEntries(storeDir: string, storeRoot: string, sto
     if (posix.dirname(p) !== dir || posix.basename(p).startsWith('.')) {
       throw new StrataError(`store path ${p} does not lie directly inside the store directory ${dir}`);
     }
+    const physical = join(storeRoot || '/', p);
+    let there = true;
+    try {
+      lstatSync(physical);
+    } catch (e) {
+      there = (e as NodeJS.ErrnoException).code !== 'ENOENT';
+    }
+    if (!there) {
+      const root = storeRoot || '/';
+      throw new StrataError(
+        root === '/'
+          ? `store path ${p} is not in this machine's store (${physical} does not exist): realise it (nix-store --realise ${p}), or pass --store-root DIR if the store lives under DIR${p}`
+          : `store path ${p} is not under --store-root ${root} (${physical} does not exist): pass the directory that holds ${posix.dirname(p)} as --store-root, or realise the path there`,
+      );
+    }
     // A loop, not push(...spread): a large store path would overflow the argument limit.
-    for (const e of await scanTree(join(storeRoot || '/', p), p, 'store', stamps)) entries.push(e);
+    for (const e of await scanTree(physical, p, 'store', stamps)) entries.push(e);
   }
   return finalizeEntries(entries);
 }

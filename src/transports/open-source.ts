@@ -53,10 +53,10 @@ async function openDetected(path: string): Promise<RootSource> {
   try {
     st = await stat(path);
   } catch (e) {
-    throw new StrataError(`base image ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message} (expected a path or docker-archive:, oci:, oci-archive:, docker:// reference)`);
+    throw new StrataError(`image ${path} ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : `cannot be read: ${(e as Error).message}`} (expected a path or docker-archive:, oci:, oci-archive:, docker:// reference)`);
   }
   if (st.isDirectory()) {
-    if (!(await exists(`${path}/oci-layout`))) throw new StrataError(`base image ${path}: directory has no oci-layout file (not an OCI image layout)`);
+    if (!(await exists(`${path}/oci-layout`))) throw new StrataError(`image ${path}: directory has no oci-layout file (not an OCI image layout)`);
     return openOciLayoutRoot(path);
   }
   // Scan the archive once and hand the index to whichever reader the contents call for.
@@ -65,5 +65,5 @@ async function openDetected(path: string): Promise<RootSource> {
   // Docker >= 25 archives carry both; manifest.json is what docker-archive readers use.
   if (has('manifest.json') || has('repositories')) return rootOf(await openDockerArchive(path, { index }));
   if (has('oci-layout')) return openOciArchiveRoot(path, { index });
-  throw new StrataError(`base image ${path}: tar archive has neither manifest.json, repositories nor oci-layout — not a docker-archive or oci-archive`);
+  throw new StrataError(`image ${path}: tar archive has neither manifest.json, repositories nor oci-layout — not a docker-archive or oci-archive`);
 }

@@ -18,7 +18,7 @@ function naming(...needles: string[]) {
 test('openImageSource: unrecognisable inputs are errors naming the path', async (t) => {
   const dir = tempDir(t);
   const missing = join(dir, 'nope.tar');
-  await assert.rejects(openImageSource(missing), naming(missing, 'no such file'));
+  await assert.rejects(openImageSource(missing), naming(missing, 'not found'));
   await assert.rejects(openImageSource(dir), naming(dir, 'oci-layout'));
   const other = join(dir, 'other.tar');
   await writeTar(other, [{ name: 'hello.txt', content: 'hi' }]);
