@@ -21,62 +21,99 @@ export async function openDockerArchiveDestination(path: string, opts: ArchiveDe
     beginBlob: (expectedSize) => blobs.beginBlob(expectedSize),
     addLayer: (layer) => blobs.addLayer(layer),
     async commit(root: Image | ImageIndex, refs: readonly string[]): Promise<void> {
-      if (isIndex(root)) throw new StrataError(`docker-archive:${path}: a docker-archive holds single images, not an index; write the index to oci:DIR, oci-archive:FILE or docker://REF`);
-      const image = root;
+      // `docker-archive:FILE:NAME:TAG` names the image as skopeo does, before any --tag.
+      const named = opts.tag !== undefined ? [opts.tag, ...refs.filter((r) => r !== opts.tag)] : refs;
+      const entries = isIndex(root) ? await namedImages(root, path, blobs) : [{ image: root, refs: named }];
       const { byDigest, duplicates } = await blobs.placeAll();
       for (const d of duplicates) await blobs.archive.nameMember(d.member, `${digestHex(d.digest)}.tar`);
-      // `docker-archive:FILE:NAME:TAG` names the image as skopeo does, before any --tag.
-      await writeDockerArchiveMetadata(blobs.archive, image, opts.tag !== undefined ? [opts.tag, ...refs.filter((r) => r !== opts.tag)] : refs, byDigest);
+      await writeDockerArchiveMetadata(blobs.archive, entries, byDigest);
       await blobs.archive.commit();
     },
     abort: () => blobs.abort(),
   };
 }
 
+const CONTAINERD_NAME = 'io.containerd.image.name';
+
+/**
+ * The images of an index whose children are all named (`io.containerd.image.name`), as `docker
+ * save A B` holds several: each one entry of manifest.json under its names, each layer blob once.
+ * Their layers are added to the archive here. Any other index (a multi-platform one) is refused:
+ * a docker-archive has no platforms to choose between.
+ */
+async function namedImages(index: ImageIndex, path: string, blobs: ArchiveBlobs): Promise<{ image: Image; refs: string[] }[]> {
+  const refuse = (): never => {
+    throw new StrataError(`docker-archive:${path}: a docker-archive holds single images (or several named ones, as strata merge writes), not an index; write the index to oci:DIR, oci-archive:FILE or docker://REF`);
+  };
+  const out: { image: Image; refs: string[] }[] = [];
+  const added = new Set<string>();
+  for (const d of index.children) {
+    const name = d.annotations?.[CONTAINERD_NAME];
+    if (name === undefined) refuse();
+    const node = await index.child(d);
+    if (isIndex(node)) refuse();
+    const image = node as Image;
+    for (const layer of image.layers) {
+      if (added.has(layer.digest)) continue;
+      added.add(layer.digest);
+      await blobs.addLayer(layer);
+    }
+    out.push({ image, refs: name!.split(',') });
+  }
+  return out;
+}
+
 async function writeDockerArchiveMetadata(
   archive: ArchiveFile,
-  image: Image,
-  refs: readonly string[],
+  entries: readonly { image: Image; refs: readonly string[] }[],
   byDigest: Map<Digest, ReservedMember>,
 ): Promise<void> {
-  const tags = refs.map(parseTag);
-  const v1Ids = legacyIds(image);
-  const layerPaths: string[] = [];
+  // Shared by every image: a layer blob is named once, and a v1 directory (the same chain of
+  // layers below) is written once, however many images have it.
   const firstPathOf = new Map<Digest, string>();
-
-  for (const [i, layer] of image.layers.entries()) {
-    const member = byDigest.get(layer.digest);
-    if (!member) throw new StrataError(`internal: layer ${layer.digest} was never written to ${archive.finalPath}`);
-    const dir = v1Ids[i]!.id;
-    const earlier = firstPathOf.get(layer.digest);
-    if (earlier === undefined) {
-      // The layer's bytes were streamed into place before its v1 id was known; name them now.
-      await archive.nameMember(member, `${dir}/layer.tar`);
-      firstPathOf.set(layer.digest, `${dir}/layer.tar`);
-      layerPaths.push(`${dir}/layer.tar`);
-    } else {
-      // The same blob twice (e.g. two empty layers): one copy, linked the way `docker save` does.
-      // manifest.json names the regular file, since skopeo reports a symlink's size as 0.
-      await archive.addSymlink(`${dir}/layer.tar`, `../${earlier}`);
-      layerPaths.push(earlier);
+  const v1Written = new Set<string>();
+  const manifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
+  const repositories: Record<string, Record<string, string>> = {};
+  const configs = new Set<string>();
+  for (const { image, refs } of entries) {
+    const tags = refs.map(parseTag);
+    const v1Ids = legacyIds(image);
+    const layerPaths: string[] = [];
+    for (const [i, layer] of image.layers.entries()) {
+      const member = byDigest.get(layer.digest);
+      if (!member) throw new StrataError(`internal: layer ${layer.digest} was never written to ${archive.finalPath}`);
+      const dir = v1Ids[i]!.id;
+      const earlier = firstPathOf.get(layer.digest);
+      if (earlier === undefined) {
+        // The layer's bytes were streamed into place before its v1 id was known; name them now.
+        await archive.nameMember(member, `${dir}/layer.tar`);
+        firstPathOf.set(layer.digest, `${dir}/layer.tar`);
+        layerPaths.push(`${dir}/layer.tar`);
+      } else {
+        // The same blob twice (e.g. two empty layers): one copy, linked the way `docker save` does.
+        // manifest.json names the regular file, since skopeo reports a symlink's size as 0.
+        if (earlier !== `${dir}/layer.tar` && !v1Written.has(dir)) await archive.addSymlink(`${dir}/layer.tar`, `../${earlier}`);
+        layerPaths.push(earlier);
+      }
     }
+    for (const v1 of v1Ids) {
+      if (v1Written.has(v1.id)) continue;
+      v1Written.add(v1.id);
+      await archive.addDirectory(v1.id);
+      await archive.addFile(`${v1.id}/VERSION`, Buffer.from('1.0'));
+      await archive.addFile(`${v1.id}/json`, canonicalJsonBytes(v1.json));
+    }
+    const configName = `${digestHex(image.configDigest)}.json`;
+    if (!configs.has(configName)) {
+      configs.add(configName);
+      await archive.addFile(configName, image.configBytes);
+    }
+    manifest.push({ Config: configName, RepoTags: tags.map((t) => t.full), Layers: layerPaths });
+    const top = v1Ids.at(-1)?.id;
+    if (top !== undefined) for (const t of tags) (repositories[t.name] ??= {})[t.tag] = top;
   }
-  for (const v1 of v1Ids) {
-    await archive.addDirectory(v1.id);
-    await archive.addFile(`${v1.id}/VERSION`, Buffer.from('1.0'));
-    await archive.addFile(`${v1.id}/json`, canonicalJsonBytes(v1.json));
-  }
-
-  const configName = `${digestHex(image.configDigest)}.json`;
-  await archive.addFile(configName, image.configBytes);
-  const manifest = [{ Config: configName, RepoTags: tags.map((t) => t.full), Layers: layerPaths }];
   await archive.addFile('manifest.json', Buffer.from(canonicalJson(manifest)));
-  if (tags.length > 0 && v1Ids.length > 0) {
-    const top = v1Ids[v1Ids.length - 1]!.id;
-    const repositories: Record<string, Record<string, string>> = {};
-    for (const t of tags) (repositories[t.name] ??= {})[t.tag] = top;
-    await archive.addFile('repositories', Buffer.from(canonicalJson(repositories)));
-  }
+  if (Object.keys(repositories).length > 0) await archive.addFile('repositories', Buffer.from(canonicalJson(repositories)));
 }
 
 interface LegacyLayer {
