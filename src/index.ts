@@ -22,6 +22,7 @@ export { inspect, type InspectResult } from './ops/inspect.js';
 export { copy, type CopyOptions } from './ops/copy.js';
 export { exportImage, type ExportRequest, type ExportSummary } from './ops/export.js';
 export { diffImages, type ImageDiff, type DiffLayer } from './ops/diff.js';
+export { mergeImages, parseMergeSource, type MergeRequest, type MergeSummary, type MergeSource } from './ops/merge.js';
 export { createIndex, appendIndex, removeFromIndex, filterIndex, type IndexSourceRef, type IndexResult } from './ops/index.js';
 export type { IndexOptions } from './image/index-ops.js';
 export { openImageSource, openImageRoot, type OpenSourceOptions } from './transports/open-source.js';

@@ -282,6 +282,22 @@ export async function main(argv: string[]): Promise<number> {
       },
     )
     .command(
+      'merge <sources..>',
+      'several images in one docker-archive, shared layers once (dockerTools.mergeImages); a load gives every image by its names',
+      (y) =>
+        registryFlags(y)
+          .example('$0 merge app-1.tar docker://reg/tool:2 -o both.tar', 'one archive, both images')
+          .example('$0 merge oci:out:app=app:1 oci:out:tool=tool:1 -o both.tar', 'named as given')
+          .positional('sources', { type: 'string', array: true, demandOption: true, describe: 'SRC[=NAME:TAG[,NAME:TAG]]: any --from reference, and its names (default: those its source records)' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'the docker-archive to write' })
+          .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from multi-platform sources' })
+          .option('json', { type: 'boolean', default: false }),
+      async (args) => {
+        const { runMerge } = await import('./commands/merge.js');
+        exitCode = await runMerge(args);
+      },
+    )
+    .command(
       'push <source> <destination>',
       'copy an image (archive, layout or registry) to a registry, blobs unchanged',
       (y) =>

@@ -46,6 +46,8 @@ async function namedImages(index: ImageIndex, path: string, blobs: ArchiveBlobs)
     throw new StrataError(`docker-archive:${path}: a docker-archive holds single images (or several named ones, as strata merge writes), not an index; write the index to oci:DIR, oci-archive:FILE or docker://REF`);
   };
   const out: { image: Image; refs: string[] }[] = [];
+  // By DiffID: the same content compressed two ways (one image from an archive, one from a gzip
+  // layout) is still one layer, stored once; loaders check the DiffID, not the blob.
   const added = new Set<string>();
   for (const d of index.children) {
     const name = d.annotations?.[CONTAINERD_NAME];
@@ -54,8 +56,8 @@ async function namedImages(index: ImageIndex, path: string, blobs: ArchiveBlobs)
     if (isIndex(node)) refuse();
     const image = node as Image;
     for (const layer of image.layers) {
-      if (added.has(layer.digest)) continue;
-      added.add(layer.digest);
+      if (added.has(layer.diffId)) continue;
+      added.add(layer.diffId);
       await blobs.addLayer(layer);
     }
     out.push({ image, refs: name!.split(',') });
@@ -70,7 +72,10 @@ async function writeDockerArchiveMetadata(
 ): Promise<void> {
   // Shared by every image: a layer blob is named once, and a v1 directory (the same chain of
   // layers below) is written once, however many images have it.
-  const firstPathOf = new Map<Digest, string>();
+  // Two maps, not one: an uncompressed blob's digest is its DiffID, which may also be the DiffID
+  // of another, compressed blob of the same content.
+  const firstPathOf = new Map<Digest, string>(); // by blob digest
+  const pathOfContent = new Map<Digest, string>(); // by DiffID
   const v1Written = new Set<string>();
   const manifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
   const repositories: Record<string, Record<string, string>> = {};
@@ -80,14 +85,17 @@ async function writeDockerArchiveMetadata(
     const v1Ids = legacyIds(image);
     const layerPaths: string[] = [];
     for (const [i, layer] of image.layers.entries()) {
-      const member = byDigest.get(layer.digest);
-      if (!member) throw new StrataError(`internal: layer ${layer.digest} was never written to ${archive.finalPath}`);
       const dir = v1Ids[i]!.id;
-      const earlier = firstPathOf.get(layer.digest);
+      const member = byDigest.get(layer.digest);
+      // A blob written is named once; a layer whose blob was not written (merge keeps one blob
+      // per DiffID) is the blob of the same content written for another image.
+      const earlier = firstPathOf.get(layer.digest) ?? (member === undefined ? pathOfContent.get(layer.diffId) : undefined);
       if (earlier === undefined) {
+        if (!member) throw new StrataError(`internal: layer ${layer.digest} was never written to ${archive.finalPath}`);
         // The layer's bytes were streamed into place before its v1 id was known; name them now.
         await archive.nameMember(member, `${dir}/layer.tar`);
         firstPathOf.set(layer.digest, `${dir}/layer.tar`);
+        if (!pathOfContent.has(layer.diffId)) pathOfContent.set(layer.diffId, `${dir}/layer.tar`);
         layerPaths.push(`${dir}/layer.tar`);
       } else {
         // The same blob twice (e.g. two empty layers): one copy, linked the way `docker save` does.
