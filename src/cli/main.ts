@@ -95,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'output format' })
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
           .option('mtime', { type: 'string', describe: 'mtime of every file in new layers (default: SOURCE_DATE_EPOCH, else 1)' })
+          .option('progress', { choices: ['auto', 'tty', 'plain', 'none'] as const, default: 'auto' as const, describe: 'progress on stderr: auto (a status line on a terminal, unless --json), tty, plain (a line per layer) or none' })
           .options(IMAGE_FLAGS)
           .option('add', { type: 'string', array: true, describe: 'SRC:DEST — host file, directory or glob put at image path DEST (customisation layer)' })
           .option('bin', { type: 'string', array: true, describe: 'store path whose bin/ entries are linked into /bin' })
@@ -133,6 +134,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
           .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from multi-platform sources' })
           .option('mtime', { type: 'string', describe: 'mtime of directories made for a DEST (default: SOURCE_DATE_EPOCH, else 1)' })
+          .option('progress', { choices: ['auto', 'tty', 'plain', 'none'] as const, default: 'auto' as const, describe: 'progress on stderr: auto (a status line on a terminal, unless --json), tty, plain (a line per layer) or none' })
           .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
           .options(IMAGE_FLAGS)
           .options(IMPORT_FLAGS);
@@ -159,6 +161,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
           .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from a multi-platform host (the apps follow the host)' })
           .option('mtime', { type: 'string', describe: 'mtime of the store\'s files and directories (default: SOURCE_DATE_EPOCH, else 1)' })
+          .option('progress', { choices: ['auto', 'tty', 'plain', 'none'] as const, default: 'auto' as const, describe: 'progress on stderr: auto (a status line on a terminal, unless --json), tty, plain (a line per layer) or none' })
           .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
           .options(IMAGE_FLAGS)
           .options(STORE_FLAGS);
@@ -307,6 +310,7 @@ export async function main(argv: string[]): Promise<number> {
           .positional('destination', { type: 'string', demandOption: true, describe: '[docker://]HOST/REPO:TAG' })
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'extra tags in the destination repository' })
           .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in a multi-platform source' })
+          .option('progress', { choices: ['auto', 'tty', 'plain', 'none'] as const, default: 'auto' as const, describe: 'progress on stderr: auto (a status line on a terminal, unless --json), tty, plain or none' })
           .option('json', { type: 'boolean', default: false }),
       async (args) => {
         const { runPush } = await import('./commands/push.js');

@@ -1,4 +1,5 @@
 import { buildImage, type BuildOptions, type BuildResult } from '../builder/build.js';
+import type { ProgressSink } from '../transports/progress.js';
 import type { StoreOwnership } from '../tar/ownership.js';
 import { packageOf, repositoryName } from '../closure/package.js';
 import { emptyCustomisation, type CustomisationSpec } from '../builder/customisation.js';
@@ -70,6 +71,8 @@ export interface BuildRequest extends Omit<ClosureInput, 'closure'>, SourceAcces
   readonly embed?: StoreRequest;
   /** Owner of every new entry (`--uid/--gid/--uname/--gname`) and `--perms` rules for store files. */
   readonly ownership?: StoreOwnership;
+  /** Told of each layer and of the bytes as they are written (the CLI's progress display). */
+  readonly progress?: ProgressSink;
 }
 
 export interface BuildSummary extends BuildResult {
@@ -119,6 +122,7 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
       compression,
       mtime,
       registry: request.registry ?? {},
+      ...(request.progress ? { progress: request.progress } : {}),
       sources: [...(request.from ? [request.from] : []), ...imports.map((i) => i.ref), ...(request.embed?.apps ?? [])],
     });
     const result = await buildImage(

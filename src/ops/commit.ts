@@ -1,4 +1,5 @@
 import { isIndex, type Image, type ImageIndex } from '../image/image.js';
+import { withProgress, type ProgressSink } from '../transports/progress.js';
 import type { ImageSettings } from '../image/assemble.js';
 import type { Compression } from '../image/media-types.js';
 import { openImageDestination, type OutputFormat } from '../transports/open-destination.js';
@@ -29,6 +30,8 @@ export interface OutputRequest {
   readonly mtime?: number;
   /** Compression of new layers (default: gzip for registries and OCI outputs, none for docker-archive). */
   readonly compression?: Compression;
+  /** Told of each layer and of the bytes as they are written. */
+  readonly progress?: ProgressSink;
 }
 
 export interface OutputOptions {
@@ -38,6 +41,8 @@ export interface OutputOptions {
   readonly registry: RegistryOptions;
   /** References the new image's layers come from: a registry output mounts from those in its registry. */
   readonly sources: readonly string[];
+  /** Told of each layer and of the bytes as they are written (the CLI's progress display). */
+  readonly progress?: ProgressSink;
 }
 
 /**
@@ -46,6 +51,11 @@ export interface OutputOptions {
  * mounts layers from the sources' repositories of the same registry instead of uploading them.
  */
 export async function openOutput(output: string, opts: OutputOptions): Promise<ImageDestination> {
+  const dest = await openBare(output, opts);
+  return opts.progress ? withProgress(dest, opts.progress) : dest;
+}
+
+async function openBare(output: string, opts: OutputOptions): Promise<ImageDestination> {
   const { mtime, compression, registry } = opts;
   if (!output.startsWith('docker://')) return openImageDestination(output, { ...(opts.format ? { format: opts.format } : {}), mtime, compression, registry });
   const { sameRegistryRepository } = await import('../transports/registry/reference.js');

@@ -1,4 +1,5 @@
 import { isIndex } from '../image/image.js';
+import { withProgress, type ProgressSink } from '../transports/progress.js';
 import { nodeManifest } from '../image/walk.js';
 import type { Platform } from '../image/platform.js';
 import { resolveImage } from '../image/select.js';
@@ -14,6 +15,8 @@ export interface CopyOptions {
   readonly tags?: readonly string[];
   readonly registry?: RegistryOptions;
   readonly mtime?: number;
+  /** Told of each blob and of the bytes as they are written. */
+  readonly progress?: ProgressSink;
 }
 
 /**
@@ -26,7 +29,8 @@ export async function copy(src: string, dest: string, opts: CopyOptions = {}): P
   const source = await openImageRoot(src, registry);
   try {
     const root = opts.platform ? await resolveImage(source.root, opts.platform, source.name) : source.root;
-    const destination = await openImageDestination(dest, { mtime: opts.mtime ?? 1, ...registry });
+    const opened = await openImageDestination(dest, { mtime: opts.mtime ?? 1, ...registry });
+    const destination = opts.progress ? withProgress(opened, opts.progress) : opened;
     await commitTo(destination, root, opts.tags ?? []);
     return { destination: destination.name, digest: nodeManifest(root).digest, layers: isIndex(root) ? 0 : root.layers.length };
   } finally {

@@ -156,6 +156,7 @@ export async function embed(request: EmbedRequest): Promise<EmbedSummary> {
         mtime,
         registry: request.registry ?? {},
         sources: [request.into, ...request.apps],
+        ...(request.progress ? { progress: request.progress } : {}),
       });
       try {
         for (const layer of host.image.layers) await dest.addLayer(layer);

@@ -109,6 +109,7 @@ export async function stack(request: StackRequest): Promise<StackSummary> {
       mtime,
       registry: request.registry ?? {},
       sources: request.sources.map((s) => s.ref),
+      ...(request.progress ? { progress: request.progress } : {}),
     });
     try {
       const layers = await produceStack(checked, dest, { compression, mtime });

@@ -1,4 +1,5 @@
 import { registryOptions } from './registry-flags.js';
+import { progressSink } from '../progress.js';
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
 import { closureInput, customisationOf, humanSize, importsOf, outputOf, reportShadowed, sourceOptions, storeOptions, uploadStats, type ClosureArgs, type CustomisationArgs, type StoreArgs, type OutputArgs, type OwnershipArgs, ownershipOf, reportStream, writtenImage } from './shared.js';
 import { StrataError } from '../../util/errors.js';
@@ -22,7 +23,9 @@ export async function runBuild(args: BuildArgs): Promise<number> {
   if (!args.embed?.length && stray) throw new StrataError(`${STORE_FLAG_OF[stray]} is for the image store of --embed: name the apps to embed with --embed`);
   const { build } = await import('../../ops/build.js');
   const { ownership, paths } = await ownershipOf(args);
+  const progress = progressSink(args.progress ?? 'auto', args.json);
   const result = await build({
+    ...(progress ? { progress } : {}),
     ...closureInput(args),
     ...sourceOptions(args),
     output,

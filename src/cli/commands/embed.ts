@@ -1,4 +1,5 @@
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
+import { progressSink } from '../progress.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
 import { humanSize, outputOf, sourceOptions, storeOptions, uploadStats, type StoreArgs, type OutputArgs, reportStream, writtenImage } from './shared.js';
 
@@ -13,7 +14,9 @@ export interface EmbedArgs extends OutputArgs, RegistryArgs, ImageFlags, StoreAr
 export async function runEmbed(args: EmbedArgs): Promise<number> {
   const output = outputOf(args);
   const { embed } = await import('../../ops/embed.js');
+  const progress = progressSink(args.progress ?? 'auto', args.json);
   const result = await embed({
+    ...(progress ? { progress } : {}),
     ...sourceOptions(args),
     ...storeOptions(args),
     apps: args.apps,

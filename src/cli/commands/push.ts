@@ -1,4 +1,5 @@
 import { sameRegistryRepository } from '../../transports/registry/reference.js';
+import { progressSink, type ProgressMode } from '../progress.js';
 import { sourceOptions } from './shared.js';
 import type { RegistryArgs } from './registry-flags.js';
 
@@ -8,12 +9,14 @@ import type { RegistryArgs } from './registry-flags.js';
  * registry has are skipped, blobs in another repository of the same registry are mounted, and the
  * manifest goes last so a failed push tags nothing. `--platform` copies one image of an index.
  */
-export async function runPush(args: RegistryArgs & { source: string; destination: string; platform?: string; tag?: string[]; json: boolean }): Promise<number> {
+export async function runPush(args: RegistryArgs & { source: string; destination: string; platform?: string; tag?: string[]; progress?: ProgressMode; json: boolean }): Promise<number> {
   const { copy } = await import('../../ops/copy.js');
   const dest = /^(docker|oci|oci-archive|docker-archive):/.test(args.destination) ? args.destination : `docker://${args.destination}`;
   const { platform, registry } = sourceOptions(args);
   const mountFrom = sameRegistryRepository(args.source, dest);
+  const progress = progressSink(args.progress ?? 'auto', args.json);
   const result = await copy(args.source, dest, {
+    ...(progress ? { progress } : {}),
     ...(platform ? { platform } : {}),
     tags: args.tag ?? [],
     registry: { ...registry, ...(mountFrom ? { mountFrom: [mountFrom] } : {}) },

@@ -53,6 +53,7 @@ export interface OutputArgs {
   compress?: 'none' | 'gzip' | 'zstd';
   tag?: string[];
   mtime?: string;
+  progress?: 'auto' | 'tty' | 'plain' | 'none';
 }
 
 /** What every command that writes an image reports first in its --json summary. */

@@ -1,4 +1,5 @@
 import { imageSettings, resolveEpoch, type ImageFlags } from '../settings.js';
+import { progressSink } from '../progress.js';
 import { registryOptions, type RegistryArgs } from './registry-flags.js';
 import { humanSize, outputOf, reportShadowed, sourceOptions, uploadStats, type OutputArgs, reportStream, writtenImage } from './shared.js';
 
@@ -15,7 +16,9 @@ export async function runStack(args: StackArgs): Promise<number> {
   const output = outputOf(args);
   const { stack, parseStackSource } = await import('../../ops/stack.js');
   const settings = imageSettings(args, true);
+  const progress = progressSink(args.progress ?? 'auto', args.json);
   const result = await stack({
+    ...(progress ? { progress } : {}),
     ...sourceOptions(args),
     sources: args.sources.map((s) => parseStackSource(s, 'stack')),
     output,
