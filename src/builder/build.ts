@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { nixDbEntries } from './nix-db.js';
 import type { StoreOwnership } from '../tar/ownership.js';
 import { digestHex } from '../image/digest.js';
 import type { Closure } from '../closure/types.js';
@@ -69,6 +70,8 @@ export interface BuildOptions {
   listBin?: BinLister;
   /** Owner and --perms modes of the store layers' entries (the owner also the customisation layer's). */
   ownership?: StoreOwnership;
+  /** Register the closure in a Nix database at /nix/var/nix/db (in the customisation layer). */
+  nixDb?: boolean;
   /** An image store of app images, embedded on top of everything else (planStore). */
   store?: { plan: StorePlan; whiteouts: WhiteoutMode };
 }
@@ -128,7 +131,8 @@ export async function produceImage(opts: BuildOptions, dest: ImageDestination): 
   const jobOpts = { storeDir: closure.storeDir, storeRoot: opts.storeRoot, mtime: opts.mtime, compression: opts.compression, identities: opts.cache !== undefined, narHashes: opts.closure.paths, ...(opts.ownership ? { ownership: opts.ownership } : {}) };
   if (!opts.published) for (const planned of plan.layers) jobs.push(() => storeLayerJob(planned.paths, jobOpts));
   // The customisation layer is scanned first: a bad --add fails the build before any work.
-  const customisation = opts.ownership?.owner ? { ...opts.customisation, owner: opts.ownership.owner } : opts.customisation;
+  const files = opts.nixDb ? await nixDbEntries(opts.closure, opts.mtime) : [];
+  const customisation = { ...opts.customisation, ...(opts.ownership?.owner ? { owner: opts.ownership.owner } : {}), ...(files.length > 0 ? { files: [...(opts.customisation.files ?? []), ...files] } : {}) };
   jobs.push({ entries: await customisationEntries(customisation, opts.listBin ?? storeBinLister(opts.closure, opts.storeRoot)) });
   const layers = await produceLayers(jobs, dest, {
     mtime: opts.mtime,

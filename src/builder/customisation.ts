@@ -23,6 +23,8 @@ export interface CustomisationSpec {
   owner?: Owner;
   /** `--chown` and `--chmod`, in order. */
   paths?: readonly PathRule[];
+  /** Generated files (the Nix database of --nix-db). */
+  files?: readonly TarEntry[];
 }
 
 export const emptyCustomisation: CustomisationSpec = { adds: [], bins: [], symlinks: [], removes: [] };
@@ -64,6 +66,7 @@ export async function customisationEntries(spec: CustomisationSpec, listBin: Bin
   for (const add of spec.adds) entries.push(...(await addEntries(add.source, add.dest)));
   entries.push(...(await binLinks(spec.bins, listBin, spec.shadowBins ?? false)));
   for (const s of spec.symlinks) entries.push(symlinkEntry(s.link, s.target));
+  entries.push(...(spec.files ?? []));
 
   const addedDirs = new Set(entries.filter((e) => e.type === 'directory').map((e) => e.name));
   const added = new Set(entries.map((e) => e.name));

@@ -103,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('remove', { type: 'string', array: true, describe: 'delete a base image path (written as an OCI whiteout)' })
           .options(IMPORT_FLAGS)
           .option('import', { type: 'string', array: true, describe: 'SRC[=DEST]: stack image SRC on the base, at image path DEST (default /; at / its layers are kept byte for byte)' })
+          .option('nix-db', { type: 'boolean', default: false, describe: 'register the closure in a Nix database at /nix/var/nix/db, so Nix in the image knows its store (includeNixDB)' })
           .option('embed', { type: 'string', array: true, describe: 'app image to embed in a read-only image store of the image (see strata embed)' })
           .option('uid', { type: 'number', describe: 'owner uid of every entry of the new layers (default 0)' })
           .option('gid', { type: 'number', describe: 'owner gid of every entry of the new layers (default 0)' })

@@ -73,6 +73,8 @@ export interface BuildRequest extends Omit<ClosureInput, 'closure'>, SourceAcces
   readonly ownership?: StoreOwnership;
   /** Told of each layer and of the bytes as they are written (the CLI's progress display). */
   readonly progress?: ProgressSink;
+  /** Register the closure in a Nix database in the image (`--nix-db`). */
+  readonly nixDb?: boolean;
 }
 
 export interface BuildSummary extends BuildResult {
@@ -147,6 +149,7 @@ export async function build(request: BuildRequest): Promise<BuildSummary> {
         ...(request.published ? { published: request.published } : {}),
         ...(request.listBin ? { listBin: request.listBin } : {}),
         ...(request.ownership ? { ownership: request.ownership } : {}),
+        ...(request.nixDb ? { nixDb: true } : {}),
       },
       dest,
     );

@@ -6,6 +6,7 @@ import { StrataError } from '../../util/errors.js';
 
 export interface BuildArgs extends OutputArgs, ClosureArgs, ImageFlags, CustomisationArgs, StoreArgs, OwnershipArgs {
   embed?: string[];
+  'nix-db'?: boolean;
   'store-root': string;
   cache?: boolean;
   'cache-dir'?: string;
@@ -45,6 +46,7 @@ export async function runBuild(args: BuildArgs): Promise<number> {
     ...(args.compress ? { compression: args.compress } : {}),
     ...(args.cache === false ? { cache: false as const } : args['cache-dir'] ? { cache: args['cache-dir'] } : {}),
     ...(args['verify-cache'] ? { verifyCache: true } : {}),
+    ...(args['nix-db'] ? { nixDb: true } : {}),
     registry: registryOptions(args),
     ...(args.embed?.length ? { embed: { apps: args.embed, ...store } } : {}),
   });
