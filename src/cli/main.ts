@@ -40,6 +40,9 @@ const IMPORT_FLAGS = {
   'allow-shadow': { type: 'boolean', default: false, describe: 'let an upper image replace a lower one\'s file (listed) instead of failing' },
 } as const;
 
+/** --progress, for every command that writes an image. */
+const PROGRESS_FLAG = { choices: ['auto', 'tty', 'plain', 'none'] as const, default: 'auto' as const, describe: 'progress on stderr: auto (a status line on a terminal, unless --json), tty, plain (a line per layer) or none' } as const;
+
 /** The read-only image store apps are embedded in, for `embed` and `build --embed`. */
 const STORE_FLAGS = {
   store: { type: 'string', describe: 'absolute path of the image store in the host image (default /usr/lib/containers/storage)' },
@@ -47,6 +50,25 @@ const STORE_FLAGS = {
   'max-app-layers': { type: 'number', describe: 'squash an app\'s layers from the N-th on into one (containers-storage mounts at most 58 from a read-only store)' },
   name: { type: 'string', array: true, describe: 'SRC=NAME:TAG: the name an embedded image takes in the store (default: its registry reference, or the name its archive or layout records)' },
 } as const;
+
+/**
+ * The output flags of the commands that write a new image from others (`stack`, `embed`); `mtime`
+ * and `platform` say what they mean for each command.
+ */
+async function newImageFlags<T>(y: Argv<T>, what: { mtime: string; platform: string }) {
+  const { OUTPUT_FORMATS } = await import('../transports/open-destination.js');
+  return y
+    .option('output', { alias: 'o', type: 'string', describe: 'output: any -o reference of strata build' })
+    .option('push', { type: 'string', describe: 'push to a registry instead: [docker://]HOST/REPO:TAG' })
+    .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'format of a plain-path output' })
+    .option('compress', { choices: ['none', 'gzip', 'zstd'] as const, describe: 'compression of the new layers (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
+    .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
+    .option('platform', { type: 'string', describe: what.platform })
+    .option('mtime', { type: 'string', describe: what.mtime })
+    .option('progress', PROGRESS_FLAG)
+    .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
+    .options(IMAGE_FLAGS);
+}
 
 /** Flags shared by `build` and `plan`: what decides the layer assignment. */
 async function closureOptions<T>(y: Argv<T>, closureRequired = true) {
@@ -95,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'output format' })
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
           .option('mtime', { type: 'string', describe: 'mtime of every file in new layers (default: SOURCE_DATE_EPOCH, else 1)' })
-          .option('progress', { choices: ['auto', 'tty', 'plain', 'none'] as const, default: 'auto' as const, describe: 'progress on stderr: auto (a status line on a terminal, unless --json), tty, plain (a line per layer) or none' })
+          .option('progress', PROGRESS_FLAG)
           .options(IMAGE_FLAGS)
           .option('add', { type: 'string', array: true, describe: 'SRC:DEST — host file, directory or glob put at image path DEST (customisation layer)' })
           .option('bin', { type: 'string', array: true, describe: 'store path whose bin/ entries are linked into /bin' })
@@ -122,24 +144,15 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'stack <sources..>',
       'stack images into one, bottom first, sharing their layer blobs (SRC[=DEST] places SRC at image path DEST)',
-      async (y) => {
-        const { OUTPUT_FORMATS } = await import('../transports/open-destination.js');
-        return registryFlags(y)
+      async (y) =>
+        (await newImageFlags(registryFlags(y), {
+          platform: 'OS/ARCH[/VARIANT] to pick from multi-platform sources',
+          mtime: 'mtime of directories made for a DEST (default: SOURCE_DATE_EPOCH, else 1)',
+        }))
           .example('$0 stack oci:out:kernel oci:out:ovmf -o oci:out:both', 'two images as one, their layers shared')
           .example('$0 stack docker://reg/tool:1=/opt/tool --squash -o tool.tar', 'an image placed at /opt/tool, squashed')
           .positional('sources', { type: 'string', array: true, demandOption: true, describe: 'images, bottom first: any --from reference, optionally =DEST' })
-          .option('output', { alias: 'o', type: 'string', describe: 'output: any -o reference of strata build' })
-          .option('push', { type: 'string', describe: 'push to a registry instead: [docker://]HOST/REPO:TAG' })
-          .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'format of a plain-path output' })
-          .option('compress', { choices: ['none', 'gzip', 'zstd'] as const, describe: 'compression of rewritten layers (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
-          .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
-          .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from multi-platform sources' })
-          .option('mtime', { type: 'string', describe: 'mtime of directories made for a DEST (default: SOURCE_DATE_EPOCH, else 1)' })
-          .option('progress', { choices: ['auto', 'tty', 'plain', 'none'] as const, default: 'auto' as const, describe: 'progress on stderr: auto (a status line on a terminal, unless --json), tty, plain (a line per layer) or none' })
-          .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
-          .options(IMAGE_FLAGS)
-          .options(IMPORT_FLAGS);
-      },
+          .options(IMPORT_FLAGS),
       async (args) => {
         const { runStack } = await import('./commands/stack.js');
         exitCode = await runStack(args);
@@ -148,25 +161,16 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'embed <apps..>',
       'embed app images in a host image as a read-only image store that podman runs them from (bootc physically bound images)',
-      async (y) => {
-        const { OUTPUT_FORMATS } = await import('../transports/open-destination.js');
-        return registryFlags(y)
+      async (y) =>
+        (await newImageFlags(registryFlags(y), {
+          platform: 'OS/ARCH[/VARIANT] to pick from a multi-platform host (the apps follow the host)',
+          mtime: 'mtime of the store\'s files and directories (default: SOURCE_DATE_EPOCH, else 1)',
+        }))
           .example('$0 embed docker://reg/app:1 --into oci:host:base -o oci:host:apps', "an app in the host's /usr/lib/containers/storage")
           .example('$0 embed oci:apps:web --name oci:apps:web=reg/web:2 --whiteouts chardev --into host.tar -o host-apps.tar', 'name it, and write its whiteouts as devices')
           .positional('apps', { type: 'string', array: true, demandOption: true, describe: 'app images: any --from reference' })
           .option('into', { type: 'string', demandOption: true, describe: 'host image: any --from reference' })
-          .option('output', { alias: 'o', type: 'string', describe: 'output: any -o reference of strata build' })
-          .option('push', { type: 'string', describe: 'push to a registry instead: [docker://]HOST/REPO:TAG' })
-          .option('format', { choices: OUTPUT_FORMATS, default: 'docker-archive' as const, describe: 'format of a plain-path output' })
-          .option('compress', { choices: ['none', 'gzip', 'zstd'] as const, describe: 'compression of the new layers (default: gzip for oci, oci-archive and --push; none for docker-archive)' })
-          .option('tag', { alias: 't', type: 'string', array: true, describe: 'image name:tag (repeatable)' })
-          .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from a multi-platform host (the apps follow the host)' })
-          .option('mtime', { type: 'string', describe: 'mtime of the store\'s files and directories (default: SOURCE_DATE_EPOCH, else 1)' })
-          .option('progress', { choices: ['auto', 'tty', 'plain', 'none'] as const, default: 'auto' as const, describe: 'progress on stderr: auto (a status line on a terminal, unless --json), tty, plain (a line per layer) or none' })
-          .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
-          .options(IMAGE_FLAGS)
-          .options(STORE_FLAGS);
-      },
+          .options(STORE_FLAGS),
       async (args) => {
         const { runEmbed } = await import('./commands/embed.js');
         exitCode = await runEmbed(args);
@@ -311,7 +315,7 @@ export async function main(argv: string[]): Promise<number> {
           .positional('destination', { type: 'string', demandOption: true, describe: '[docker://]HOST/REPO:TAG' })
           .option('tag', { alias: 't', type: 'string', array: true, describe: 'extra tags in the destination repository' })
           .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] in a multi-platform source' })
-          .option('progress', { choices: ['auto', 'tty', 'plain', 'none'] as const, default: 'auto' as const, describe: 'progress on stderr: auto (a status line on a terminal, unless --json), tty, plain or none' })
+          .option('progress', PROGRESS_FLAG)
           .option('json', { type: 'boolean', default: false }),
       async (args) => {
         const { runPush } = await import('./commands/push.js');
