@@ -13,7 +13,7 @@ import { DEFAULT_MAX_LAYERS } from '../layering/budget.js';
 import type { LayeringStrategy } from '../layering/types.js';
 import { defaultCompression, type OutputFormat } from '../transports/open-destination.js';
 import type { RegistryOptions } from '../transports/registry/client.js';
-import { openOutput } from './commit.js';
+import { openOutput, writing } from './commit.js';
 import { completeSettings, resolveEpoch } from './defaults.js';
 import { checkStoreRoot, loadClosure, loadPrevious, openBase, type Base, type ClosureInput, type SourceAccess } from './inputs.js';
 import { openStackSources, type StackSourceRef } from './stack.js';
@@ -91,6 +91,10 @@ export interface BuildSummary extends BuildResult {
  * are read, the layers planned and produced, and the image committed (or every trace removed).
  */
 export async function build(request: BuildRequest): Promise<BuildSummary> {
+  return writing(request.output, () => buildUnguarded(request));
+}
+
+async function buildUnguarded(request: BuildRequest): Promise<BuildSummary> {
   const imports = request.imports ?? [];
   const customised = (request.customisation?.adds?.length ?? 0) + (request.customisation?.symlinks?.length ?? 0) > 0;
   if (request.closure === undefined && imports.length === 0 && request.from === undefined && !customised) {

@@ -1,4 +1,5 @@
 import { isIndex, type Image, type ImageIndex } from '../image/image.js';
+import { StrataError } from '../util/errors.js';
 import { withProgress, type ProgressSink } from '../transports/progress.js';
 import type { ImageSettings } from '../image/assemble.js';
 import type { Compression } from '../image/media-types.js';
@@ -65,4 +66,20 @@ async function openBare(output: string, opts: OutputOptions): Promise<ImageDesti
     compression,
     registry: { ...registry, blobWrites: 'spool', ...(mountFrom.length > 0 ? { mountFrom } : {}) },
   });
+}
+
+/**
+ * An operation that writes `output`, with a full disk said as such, naming the output the user
+ * gave rather than the temporary file it was being written under (which is gone by now).
+ */
+export async function writing<T>(output: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    const code = (e as { cause?: { code?: string }; code?: string }).cause?.code ?? (e as { code?: string }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || /\bENOSPC\b|\bEDQUOT\b/.test((e as Error).message ?? '')) {
+      throw new StrataError(`output ${output}: no space left on the device (or quota) while writing it; nothing was left behind — free some space or write elsewhere (${(e as Error).message})`, { cause: e });
+    }
+    throw e;
+  }
 }

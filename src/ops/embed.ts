@@ -15,7 +15,7 @@ import { defaultCompression } from '../transports/open-destination.js';
 import { openImageSource } from '../transports/open-source.js';
 import type { ImageSource } from '../transports/types.js';
 import { StrataError } from '../util/errors.js';
-import { openOutput, type OutputRequest } from './commit.js';
+import { openOutput, type OutputRequest, writing } from './commit.js';
 import { defaultCreated, resolveEpoch } from './defaults.js';
 import type { SourceAccess } from './inputs.js';
 
@@ -137,6 +137,10 @@ export interface EmbedSummary {
  * metadata on top. The same apps on the same host give the same bytes.
  */
 export async function embed(request: EmbedRequest): Promise<EmbedSummary> {
+  return writing(request.output, () => embedUnguarded(request));
+}
+
+async function embedUnguarded(request: EmbedRequest): Promise<EmbedSummary> {
   // Checked before the host is read, so a bad --store fails at once.
   storeTarName(request.store ?? DEFAULT_STORE);
   const compression = request.compression ?? defaultCompression(request.output, request.format);

@@ -12,7 +12,7 @@ import { openImageSource } from '../transports/open-source.js';
 import { parseLocalReference } from '../transports/reference.js';
 import type { ImageSource } from '../transports/types.js';
 import { StrataError } from '../util/errors.js';
-import { openOutput, type OutputRequest } from './commit.js';
+import { openOutput, type OutputRequest, writing } from './commit.js';
 import { defaultCreated, resolveEpoch } from './defaults.js';
 import type { SourceAccess } from './inputs.js';
 
@@ -95,6 +95,10 @@ export interface StackSummary {
  * stack before anything is written, unless `allowShadow`.
  */
 export async function stack(request: StackRequest): Promise<StackSummary> {
+  return writing(request.output, () => stackUnguarded(request));
+}
+
+async function stackUnguarded(request: StackRequest): Promise<StackSummary> {
   if (request.sources.length === 0) throw new StrataError('nothing to stack: name at least one image');
   const compression = request.compression ?? defaultCompression(request.output, request.format);
   checkProducibleCompression(compression);
