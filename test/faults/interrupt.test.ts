@@ -131,6 +131,28 @@ describe('interrupted writes leave nothing behind', { timeout: 300_000 }, () => 
     }
   }
 
+  test('a stack and an index write interrupted leave no output and no temporary file', async () => {
+    const work = join(dir, 'stack-index');
+    const tmp = join(work, 'tmp');
+    mkdirSync(tmp, { recursive: true });
+    const env = { ...process.env, TMPDIR: tmp, XDG_CACHE_HOME: join(work, 'xdg') };
+    const big = `oci:${join(work, 'big')}:1`;
+    const seed = spawn(process.execPath, [cliPath, 'build', store.closure, '--store-root', store.root, '--compress', 'none', '--no-cache', '-o', big], { stdio: 'ignore' });
+    assert.equal(await new Promise((res) => seed.on('close', res)), 0);
+    const before = treeDigest(join(work, 'big'));
+    for (const [args, out] of [
+      [['stack', big, '--squash', '--compress', 'gzip', '-o', join(work, 'stacked.tar')], join(work, 'stacked.tar')],
+      [['index', 'create', '-o', `oci-archive:${join(work, 'index.tar')}`, big], join(work, 'index.tar')],
+    ] as const) {
+      const r = await interrupted(args, work, 1 << 10, 'SIGINT', env);
+      assert.equal(r.code, 130, r.stderr);
+      assert.equal(existsSync(out), false, `no ${out}`);
+      assert.deepEqual(temporaries(work), [], 'no temporary file');
+    }
+    assert.equal(treeDigest(join(work, 'big')), before, 'the source layout untouched');
+    assert.deepEqual(readdirSync(tmp), []);
+  });
+
   test('a push interrupted mid-upload leaves the tag on the image it named, and no spool file', async () => {
     const reg: StartedRegistry = await startRegistry();
     try {
