@@ -180,7 +180,7 @@ export class RegistryClient {
       return true;
     }
     const loc = res.headers.get('location');
-    if (loc) await new BlobUpload(this, repo, this.resolve(loc)).cancel();
+    if (loc) await new BlobUpload(this, repo, this.resolve(loc, res.url || undefined)).cancel();
     return false;
   }
 
@@ -335,15 +335,19 @@ export class RegistryClient {
   // -------------------------------------------------------------------------------------------
   // HTTP core
 
-  /** Resolves a Location header (absolute or relative to the registry). */
-  resolve(location: string): string {
-    return new URL(location, this.baseUrl + '/').toString();
+  /**
+   * Resolves a Location header as RFC 3986 says: against the URL of the request that returned it
+   * (`base`, e.g. the session's current Location), so `uploads/abc?_state=…`, `/v2/…` and an
+   * absolute URL on another host all mean what the registry meant.
+   */
+  resolve(location: string, base?: string): string {
+    return new URL(location, base ?? this.baseUrl + '/').toString();
   }
 
   requireLocation(res: Response, what: string): string {
     const loc = res.headers.get('location');
     if (!loc) throw new StrataError(`${this.host}: the registry answered ${res.status} to the ${what} without a Location header`);
-    return this.resolve(loc);
+    return this.resolve(loc, res.url || undefined);
   }
 
   /** Counts upload bytes: called by BlobUpload once a body was accepted. */
@@ -401,8 +405,27 @@ export class RegistryClient {
     const h: Record<string, string> = { 'user-agent': 'strata', ...headers };
     if (authorization) h.authorization = authorization;
     if (body !== undefined) h['content-length'] = String(body.length);
-    const target = url.startsWith('/') ? this.baseUrl + url : url;
-    return fetch(target, { method, headers: h, body: body === undefined ? (method === 'PUT' || method === 'PATCH' || method === 'POST' ? new Uint8Array(0) : undefined) : body, redirect: 'follow' });
+    let target = url.startsWith('/') ? this.baseUrl + url : url;
+    let m = method;
+    let b: Uint8Array | undefined = body ?? (method === 'PUT' || method === 'PATCH' || method === 'POST' ? new Uint8Array(0) : undefined);
+    // Redirects are followed here rather than by fetch, so that credentials never travel to
+    // another origin (a blob store the registry redirects to gets no Authorization header).
+    for (let hop = 0; ; hop++) {
+      const res = await fetch(target, { method: m, headers: h, body: b, redirect: 'manual' });
+      const loc = res.headers.get('location');
+      if (![301, 302, 303, 307, 308].includes(res.status) || !loc) return withUrl(res, target);
+      if (hop >= 10) throw new StrataError(`registry ${this.host}: more than 10 redirects from ${url}`);
+      await res.body?.cancel();
+      const next = new URL(loc, target);
+      if (next.origin !== new URL(target).origin) delete h.authorization;
+      // 303, and 301/302 after a POST, turn into a GET without a body (what browsers and curl do).
+      if (res.status === 303 || ((res.status === 301 || res.status === 302) && m === 'POST')) {
+        m = 'GET';
+        b = undefined;
+        delete h['content-length'];
+      }
+      target = next.toString();
+    }
   }
 
   async backoff(attempt: number, retryAfter: string | null): Promise<void> {
@@ -629,8 +652,11 @@ export class BlobUpload {
         this.client.countUpload(part.length);
         return;
       } catch (e) {
-        if (attempt >= (this.client.opts.retries ?? 4) || !isTransient(e)) throw e;
-        await sleep(Math.min((this.client.opts.retryBaseMs ?? 250) * 2 ** attempt, 10_000));
+        // 416: the registry holds a different number of bytes than this chunk assumed — ask it
+        // how many (the distribution spec's resume), then send from there.
+        const outOfRange = e instanceof StrataError && / failed with 416\b/.test(e.message);
+        if (attempt >= (this.client.opts.retries ?? 4) || (!isTransient(e) && !outOfRange)) throw e;
+        if (!outOfRange) await sleep(Math.min((this.client.opts.retryBaseMs ?? 250) * 2 ** attempt, 10_000));
         const have = await this.status(what).catch(() => undefined);
         if (have === undefined || have < start || have > start + chunk.length) {
           throw new StrataError(`registry ${this.client.host}: upload of ${what} was interrupted at byte ${from} and the registry cannot resume it: ${(e as Error).message}`, { cause: e });
@@ -646,7 +672,7 @@ export class BlobUpload {
     await res.body?.cancel();
     const range = res.headers.get('range');
     const loc = res.headers.get('location');
-    if (loc) this.location = this.client.resolve(loc);
+    if (loc) this.location = this.client.resolve(loc, this.location);
     if (range === null) return 0;
     const m = /^(?:bytes=)?0-(\d+)$/.exec(range.trim());
     if (!m) throw new StrataError(`registry ${this.client.host}: malformed Range ${JSON.stringify(range)} in upload status`);
@@ -785,4 +811,15 @@ export async function readCapped(res: Response, limit: number, what: string): Pr
     }
   }
   return Buffer.concat(parts, n);
+}
+
+/**
+ * The response as it came, knowing the URL it answers (a manually followed redirect's final
+ * one), which Locations in it are relative to. `Response.url` is read-only and empty for
+ * responses built by hand, so it is defined on the object.
+ */
+function withUrl(res: Response, url: string): Response {
+  if (res.url === url) return res;
+  Object.defineProperty(res, 'url', { value: url });
+  return res;
 }
