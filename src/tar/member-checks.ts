@@ -15,6 +15,11 @@ import { ancestorsOf, whiteoutOf } from './whiteout.js';
 export interface MemberCheckOptions {
   /** Refuse the same path twice in one layer (a rewrite of layers already read need not). */
   readonly duplicates?: boolean;
+  /**
+   * Refuse character and block devices other than 0:0 (an overlay whiteout): a layer placed at a
+   * path or embedded makes them under a tree where no runtime expects device nodes.
+   */
+  readonly devices?: boolean;
 }
 
 export class MemberChecks {
@@ -24,9 +29,12 @@ export class MemberChecks {
   constructor(private readonly what: string, private readonly opts: MemberCheckOptions = { duplicates: true }) {}
 
   /** Checks one member; returns its normalised name. */
-  check(rawName: string, type: MemberType, linkname?: string): string {
+  check(rawName: string, type: MemberType, linkname?: string, device?: { major: number; minor: number }): string {
     const what = this.what;
     const name = checkMemberName(rawName, what);
+    if (this.opts.devices && (type === 'char' || type === 'block') && !(type === 'char' && device?.major === 0 && device.minor === 0)) {
+      throw new StrataError(`${what}: ${JSON.stringify(name)} is a ${type} device (${device?.major ?? '?'}:${device?.minor ?? '?'}); strata does not carry device nodes into a layer it places elsewhere`);
+    }
     // A directory given twice only says its metadata again (strata's own chardev whiteouts do,
     // to add the opaque xattr); a file, link or device given twice is two different contents.
     if (this.opts.duplicates && name !== '' && whiteoutOf(name) === undefined) {

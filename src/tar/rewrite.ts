@@ -77,10 +77,10 @@ export async function* rewriteTars(inputs: readonly TarInput[], opts: RewriteOpt
     const input = inputs[i]!;
     // A layer placed under a path may not write through its own symlinks: relative to the new
     // root, that would be outside the placed tree.
-    const checks = prefix !== '' ? new MemberChecks(input.what, {}) : undefined;
+    const checks = prefix !== '' ? new MemberChecks(input.what, { devices: true }) : undefined;
     for await (const m of readTarStream(await input.open(), input.what)) {
       const name = checkMemberName(m.header.name, input.what);
-      checks?.check(m.header.name, m.type, m.type === 'hardlink' ? m.header.linkname : undefined);
+      checks?.check(m.header.name, m.type, m.type === 'hardlink' ? m.header.linkname : undefined, { major: m.header.devmajor, minor: m.header.devminor });
       if (opts.view !== undefined) {
         if (whiteoutOf(name) !== undefined || opts.view.get(name) !== i) continue;
         // A directory kept from two places of one layer, or a root seen again: once is enough.

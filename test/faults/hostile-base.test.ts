@@ -55,3 +55,32 @@ test('a directory given twice (strata\'s own chardev whiteouts do it) and absolu
   const r = await runStrata(['build', '--from', base, '--add', `${join(dir, 'note')}:/note`, '-o', join(dir, 'out.tar')]);
   assert.equal(r.code, 0, r.stderr);
 });
+
+test('a device node in a layer that is then re-tarred under a path is refused; at / the layer is carried as it is', async (t) => {
+  const dir = tempDir(t);
+  const tarStream = (await import('tar-stream')).default;
+  const pack = tarStream.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
+  const done = new Promise<void>((r) => pack.on('end', () => r()));
+  pack.entry({ name: 'dev/', type: 'directory', mode: 0o755 });
+  pack.entry({ name: 'dev/sda', type: 'block-device', mode: 0o660, devmajor: 8, devminor: 0 });
+  pack.finalize();
+  await done;
+  const layer = Buffer.concat(chunks);
+  const cfg = configJson([sha(layer)]);
+  const base = join(dir, 'dev.tar');
+  await writeTar(base, [
+    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: ['dev:1'], Layers: ['layer.tar'] }]) },
+    { name: `${hex(sha(cfg))}.json`, content: cfg },
+    { name: 'layer.tar', content: layer },
+  ]);
+  writeFileSync(join(dir, 'note'), 'hi\n');
+  const out = join(dir, 'out.tar');
+  const placed = await runStrata(['build', '--import', `${base}=/opt/dev`, '--add', `${join(dir, 'note')}:/note`, '-o', out]);
+  assert.notEqual(placed.code, 0);
+  assert.match(placed.stderr, /"dev\/sda" is a block device \(8:0\)/);
+  assert.equal(existsSync(out), false);
+  const carried = await runStrata(['build', '--from', base, '--add', `${join(dir, 'note')}:/note`, '-o', out]);
+  assert.equal(carried.code, 0, carried.stderr);
+});
