@@ -6,10 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runStrata } from '../support/cli.js';
-import { tempDir } from '../support/paths.js';
+import { cliPath, tempDir } from '../support/paths.js';
+import { ensurePackages } from '../support/tools.js';
 import { configJson, hex, sha, tarBuffer, writeTar, type Entry } from '../transports-read/helpers.js';
 
 async function baseWith(dir: string, entries: Entry[]): Promise<string> {
@@ -32,13 +34,38 @@ const ATTACKS: { name: string; entries: Entry[]; says: string[] }[] = [
   { name: 'the same file twice', entries: [{ name: 'etc/motd', content: 'first\n' }, { name: 'etc/motd', content: 'second\n' }], says: ['"etc/motd" appears twice'] },
 ];
 
+/** Runs strata under GNU time: exit code, stderr without time's line, and peak RSS in MB. */
+function measured(args: readonly string[]): { code: number | null; stderr: string; mb: number } {
+  const r = spawnSync('/usr/bin/time', ['-f', 'RSS %M', process.execPath, cliPath, ...args], { encoding: 'utf8' });
+  const m = /RSS (\d+)\s*$/.exec(r.stderr);
+  return { code: r.status, stderr: r.stderr.replace(/RSS \d+\s*$/, ''), mb: m ? Number(m[1]) / 1024 : NaN };
+}
+
+let baselineMb: number | undefined;
+/** Peak RSS of an accepted build of a harmless base, measured once. */
+async function baseline(dir: string): Promise<number> {
+  if (baselineMb === undefined) {
+    await ensurePackages(['time']);
+    const base = await baseWith(dir, []);
+    writeFileSync(join(dir, 'note'), 'hi\n');
+    const r = measured(['build', '--from', base, '--add', `${join(dir, 'note')}:/note`, '-o', join(dir, 'ok.tar')]);
+    assert.equal(r.code, 0, r.stderr);
+    baselineMb = r.mb;
+    rmSync(join(dir, 'ok.tar'));
+    rmSync(base);
+  }
+  return baselineMb;
+}
+
 for (const attack of ATTACKS) {
-  test(`a base layer with ${attack.name} is refused, naming the member; nothing is written`, async (t) => {
+  test(`a base layer with ${attack.name} is refused, naming the member, at no more memory than a good build; nothing is written`, async (t) => {
     const dir = tempDir(t);
+    const normal = await baseline(dir);
     const base = await baseWith(dir, attack.entries);
     writeFileSync(join(dir, 'note'), 'hi\n');
     const out = join(dir, 'out.tar');
-    const r = await runStrata(['build', '--from', base, '--add', `${join(dir, 'note')}:/note`, '-o', out]);
+    const r = measured(['build', '--from', base, '--add', `${join(dir, 'note')}:/note`, '-o', out]);
+    assert.ok(r.mb < normal + 30, `peak ${r.mb.toFixed(0)} MB against ${normal.toFixed(0)} MB for a good build`);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /^strata: error: layer sha256:[0-9a-f]{64}/);
     for (const s of attack.says) assert.ok(r.stderr.includes(s), `stderr names ${s}:\n${r.stderr}`);
