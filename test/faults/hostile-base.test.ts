@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runStrata } from '../support/cli.js';
 import { cliPath, tempDir } from '../support/paths.js';
@@ -110,4 +110,48 @@ test('a device node in a layer that is then re-tarred under a path is refused; a
   assert.equal(existsSync(out), false);
   const carried = await runStrata(['build', '--from', base, '--add', `${join(dir, 'note')}:/note`, '-o', out]);
   assert.equal(carried.code, 0, carried.stderr);
+});
+
+test('a PAX bomb and a gzip bomb in a base layer are refused at no more memory than a good build', async (t) => {
+  const dir = tempDir(t);
+  const normal = await baseline(dir);
+  writeFileSync(join(dir, 'note'), 'hi\n');
+  const archiveOf = async (name: string, layer: Buffer, diffId: string) => {
+    const cfg = configJson([diffId]);
+    const file = join(dir, name);
+    await writeTar(file, [
+      { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: ['bomb:1'], Layers: ['layer.tar'] }]) },
+      { name: `${hex(sha(cfg))}.json`, content: cfg },
+      { name: 'layer.tar', content: layer },
+    ]);
+    return file;
+  };
+  // A PAX header that claims 1 GiB of records: refused before a byte of it is held.
+  const pax = Buffer.alloc(1024);
+  const header = Buffer.alloc(512);
+  header.write('././@PaxHeader', 0);
+  header.write('0000644\0', 100); header.write('0000000\0', 108); header.write('0000000\0', 116);
+  header.write('10000000000\0', 124); header.write('00000000000\0', 136);
+  header.write('x', 156); header.write('ustar\u000000', 257);
+  header.write('        ', 148);
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  const paxLayer = Buffer.concat([header, pax]);
+  const paxBase = await archiveOf('pax.tar', paxLayer, sha(paxLayer));
+  const p = measured(['build', '--from', paxBase, '--add', `${join(dir, 'note')}:/note`, '-o', join(dir, 'p.tar')]);
+  assert.notEqual(p.code, 0);
+  assert.match(p.stderr, /extended header of 1073741824 bytes is too large/);
+  assert.ok(p.mb < normal + 30, `PAX bomb: peak ${p.mb.toFixed(0)} MB against ${normal.toFixed(0)} MB`);
+
+  // 512 MiB of zeros in about half a MiB of gzip, claiming to be a small tar: streamed, found out, refused.
+  const bomb = join(dir, 'bomb.gz');
+  spawnSync('sh', ['-c', `head -c 536870912 /dev/zero | gzip -1 > ${bomb}`]);
+  const gzBase = await archiveOf('gz.tar', readFileSync(bomb), sha('a small tar'));
+  const g = measured(['build', '--from', gzBase, '--add', `${join(dir, 'note')}:/note`, '-o', join(dir, 'g.tar')]);
+  assert.notEqual(g.code, 0);
+  assert.match(g.stderr, /layer/);
+  assert.doesNotMatch(g.stderr, /\n\s+at /);
+  assert.ok(g.mb < normal + 30, `gzip bomb: peak ${g.mb.toFixed(0)} MB against ${normal.toFixed(0)} MB`);
+  assert.equal(existsSync(join(dir, 'g.tar')) || existsSync(join(dir, 'p.tar')), false);
 });
