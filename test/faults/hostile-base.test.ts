@@ -12,18 +12,11 @@ import { join } from 'node:path';
 import { runStrata } from '../support/cli.js';
 import { cliPath, tempDir } from '../support/paths.js';
 import { ensurePackages } from '../support/tools.js';
-import { configJson, hex, sha, tarBuffer, writeTar, type Entry } from '../transports-read/helpers.js';
+import { oneLayerArchive, sha, tarBuffer, type Entry } from '../transports-read/helpers.js';
 
 async function baseWith(dir: string, entries: Entry[]): Promise<string> {
   const layer = await tarBuffer([{ name: 'etc/', type: 'directory' }, { name: 'etc/os-release', content: 'ID=hostile\n' }, ...entries]);
-  const cfg = configJson([sha(layer)]);
-  const file = join(dir, 'base.tar');
-  await writeTar(file, [
-    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: ['hostile:1'], Layers: ['layer.tar'] }]) },
-    { name: `${hex(sha(cfg))}.json`, content: cfg },
-    { name: 'layer.tar', content: layer },
-  ]);
-  return file;
+  return oneLayerArchive(join(dir, 'base.tar'), layer, { repoTag: 'hostile:1' });
 }
 
 const ATTACKS: { name: string; entries: Entry[]; says: string[] }[] = [
@@ -94,14 +87,7 @@ test('a device node in a layer that is then re-tarred under a path is refused; a
   pack.entry({ name: 'dev/sda', type: 'block-device', mode: 0o660, devmajor: 8, devminor: 0 });
   pack.finalize();
   await done;
-  const layer = Buffer.concat(chunks);
-  const cfg = configJson([sha(layer)]);
-  const base = join(dir, 'dev.tar');
-  await writeTar(base, [
-    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: ['dev:1'], Layers: ['layer.tar'] }]) },
-    { name: `${hex(sha(cfg))}.json`, content: cfg },
-    { name: 'layer.tar', content: layer },
-  ]);
+  const base = await oneLayerArchive(join(dir, 'dev.tar'), Buffer.concat(chunks), { repoTag: 'dev:1' });
   writeFileSync(join(dir, 'note'), 'hi\n');
   const out = join(dir, 'out.tar');
   const placed = await runStrata(['build', '--import', `${base}=/opt/dev`, '--add', `${join(dir, 'note')}:/note`, '-o', out]);
@@ -116,16 +102,7 @@ test('a PAX bomb and a gzip bomb in a base layer are refused at no more memory t
   const dir = tempDir(t);
   const normal = await baseline(dir);
   writeFileSync(join(dir, 'note'), 'hi\n');
-  const archiveOf = async (name: string, layer: Buffer, diffId: string) => {
-    const cfg = configJson([diffId]);
-    const file = join(dir, name);
-    await writeTar(file, [
-      { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: ['bomb:1'], Layers: ['layer.tar'] }]) },
-      { name: `${hex(sha(cfg))}.json`, content: cfg },
-      { name: 'layer.tar', content: layer },
-    ]);
-    return file;
-  };
+  const archiveOf = (name: string, layer: Buffer, diffId: string) => oneLayerArchive(join(dir, name), layer, { diffId, repoTag: 'bomb:1' });
   // A PAX header that claims 1 GiB of records: refused before a byte of it is held.
   const pax = Buffer.alloc(1024);
   const header = Buffer.alloc(512);

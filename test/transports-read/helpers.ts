@@ -114,3 +114,14 @@ export async function rejectsNaming(p: Promise<unknown>, ...patterns: (RegExp | 
   }
   return err;
 }
+
+/** A docker-archive of one image with one layer (its DiffID the layer's sha256 unless given), written to `file`. */
+export async function oneLayerArchive(file: string, layer: Buffer, opts: { diffId?: string; repoTag?: string } = {}): Promise<string> {
+  const cfg = configJson([opts.diffId ?? sha(layer)]);
+  await writeTar(file, [
+    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: [opts.repoTag ?? 'image:1'], Layers: ['layer.tar'] }]) },
+    { name: `${hex(sha(cfg))}.json`, content: cfg },
+    { name: 'layer.tar', content: layer },
+  ]);
+  return file;
+}
