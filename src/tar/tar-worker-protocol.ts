@@ -16,7 +16,7 @@ export interface DirectTarget {
 export type TarWorkerRequest =
   | { type: 'init'; slots: SharedArrayBuffer[]; control: SharedArrayBuffer }
   /** `tar: false`: the items are raw runs copied back to back (ChunkFiller's plain byte stream). */
-  | { type: 'job'; id: number; items: readonly TarItem[]; mtime: number; tar: boolean; targets?: DirectTarget[]; hashHere: boolean };
+  | { type: 'job'; id: number; items: readonly TarItem[]; mtime: number; tar: boolean; targets?: DirectTarget[]; hashHere: boolean; noHash?: boolean };
 
 export type TarWorkerReply =
   | { type: 'chunk'; id: number; slot: number; len: number }

@@ -22,7 +22,7 @@ let control: Int32Array | undefined;
 /** The main thread asked to stop (its BlobWriter failed); it reports its own error. */
 class Aborted extends Error {}
 
-function run(id: number, items: readonly TarItem[], mtime: number, tar: boolean, targets: DirectTarget[] | undefined, hashHere: boolean): void {
+function run(id: number, items: readonly TarItem[], mtime: number, tar: boolean, targets: DirectTarget[] | undefined, hashHere: boolean, noHash: boolean): void {
   const filler = new ChunkFiller(items, mtime, { tar });
   const hash = createHash('sha256');
   const dropped: { target: number; message: string }[] = [];
@@ -54,8 +54,8 @@ function run(id: number, items: readonly TarItem[], mtime: number, tar: boolean,
         }
       }
       size += len;
-      // Written and hashed here: the slot is free again, nothing goes to the main thread.
-      if (targets !== undefined && hashHere) continue;
+      // Written (and hashed, or not to be) here: the slot is free again, nothing goes to the main thread.
+      if (targets !== undefined && (hashHere || noHash)) continue;
       Atomics.store(state, at, 1);
       parentPort!.postMessage({ type: 'chunk', id, slot: next, len } satisfies TarWorkerReply);
       next = (next + 1) % slots.length;
@@ -79,6 +79,6 @@ parentPort?.on('message', (m: TarWorkerRequest) => {
     slots = m.slots.map((s) => Buffer.from(s));
     control = new Int32Array(m.control);
   } else {
-    run(m.id, m.items, m.mtime, m.tar, m.targets, m.hashHere);
+    run(m.id, m.items, m.mtime, m.tar, m.targets, m.hashHere && !m.noHash, m.noHash === true);
   }
 });

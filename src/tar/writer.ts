@@ -70,7 +70,7 @@ export async function writeLayerTar(entries: readonly TarItem[], opts: LayerTarO
   if (onMain) mainHashTaken = true;
   active++;
   try {
-    return await worker.run(entries, { mtime, tar: true }, out, opts.direct, onMain);
+    return await worker.run(entries, { mtime, tar: true }, out, opts.direct, onMain ? 'main' : 'worker');
   } finally {
     active--;
     if (onMain) mainHashTaken = false;
@@ -96,8 +96,22 @@ export async function copyFileOnWorker(file: { fd: number; path: string; size: n
   const run: TarItem = { type: 'raw', source: file.path, fd: file.fd, offset, size: length, sourceSize: file.size, lastName: '' };
   const worker = await acquire(length);
   try {
-    const { diffId, size } = await worker.run([run], { mtime: 0, tar: false }, NO_OUTPUT, regions, false);
+    const { diffId, size } = await worker.run([run], { mtime: 0, tar: false }, NO_OUTPUT, regions, 'worker');
     return { digest: diffId, size };
+  } finally {
+    release(worker);
+  }
+}
+
+/**
+ * Copies bytes as copyFileOnWorker does, without hashing them: for a blob already trusted (its
+ * file's stamp unchanged since it was verified), whose digest is known. Returns the size copied.
+ */
+export async function copyTrustedOnWorker(file: { fd: number; path: string; size: number }, regions: readonly FileRegion[], offset = 0, length = file.size - offset): Promise<number> {
+  const run: TarItem = { type: 'raw', source: file.path, fd: file.fd, offset, size: length, sourceSize: file.size, lastName: '' };
+  const worker = await acquire(length);
+  try {
+    return (await worker.run([run], { mtime: 0, tar: false }, NO_OUTPUT, regions, 'none')).size;
   } finally {
     release(worker);
   }
@@ -162,8 +176,12 @@ class TarWorker {
     this.worker.unref();
   }
 
-  /** Runs one layer; `hashOnMain`: this thread hashes it (see MAIN_HASH_MIN_BYTES), else the worker. */
-  run(items: readonly TarItem[], framing: { mtime: number; tar: boolean }, out: BlobWriter, direct: readonly FileRegion[] | undefined, hashOnMain: boolean): Promise<{ diffId: Digest; size: number }> {
+  /**
+   * Runs one layer; `hashing`: which thread hashes it (see MAIN_HASH_MIN_BYTES), or none (a
+   * trusted copy into direct regions: the digest returned is then meaningless).
+   */
+  run(items: readonly TarItem[], framing: { mtime: number; tar: boolean }, out: BlobWriter, direct: readonly FileRegion[] | undefined, hashing: 'main' | 'worker' | 'none'): Promise<{ diffId: Digest; size: number }> {
+    const hashOnMain = hashing === 'main';
     const id = TarWorker.nextJob++;
     const control = this.control;
     const recycling = out.releasesChunks === true;
@@ -222,7 +240,7 @@ class TarWorker {
       this.onDeath = (e) => settle(() => reject(writeError ? writeError.error : e));
       this.worker.ref();
       const targets = direct?.map(({ fd, offset, path, limit, bestEffort }) => ({ fd, offset, path, ...(limit !== undefined ? { limit } : {}), ...(bestEffort ? { bestEffort } : {}) }));
-      this.worker.postMessage({ type: 'job', id, items, ...framing, hashHere: hash === undefined, ...(targets ? { targets } : {}) } satisfies TarWorkerRequest);
+      this.worker.postMessage({ type: 'job', id, items, ...framing, hashHere: hash === undefined, ...(hashing === 'none' ? { noHash: true } : {}), ...(targets ? { targets } : {}) } satisfies TarWorkerRequest);
     });
   }
 }
