@@ -48,7 +48,7 @@ test('a docker-archive manifest.json over 1 MiB is refused unread: the 48 MB one
   const refused = peakRss(['inspect', big]);
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /manifest\.json" is 48000000 bytes, more than the 1 MiB/);
-  assert.ok(refused.mb < baseline.mb + 30, `peak ${refused.mb.toFixed(0)} MB against ${baseline.mb.toFixed(0)} MB for a small one`);
+  assert.ok(refused.mb < baseline.mb + 40, `peak ${refused.mb.toFixed(0)} MB against ${baseline.mb.toFixed(0)} MB for a small one`);
   const justOver = await paddedArchive(dir, (1 << 20) + 1);
   const r = await runStrata(['inspect', justOver]);
   assert.notEqual(r.code, 0);
