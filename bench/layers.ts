@@ -11,7 +11,7 @@ import type { LayerPlan } from '../src/layering/types.js';
 import { autoPlan } from '../src/layering/auto.js';
 import { popularityPlan } from '../src/layering/popularity.js';
 import { stablePlan } from '../src/layering/stable.js';
-import { releaseSeries, type Release } from './release-sim.js';
+import { dpkgSeries, releaseSeries, type Release } from './release-sim.js';
 
 type Planner = (closure: Closure, budget: number, previous: LayerPlan | undefined) => LayerPlan;
 
@@ -96,8 +96,11 @@ async function main(): Promise<void> {
   const list = strategies();
   const started = Date.now();
   const verdicts: string[] = [];
-  for (const seed of seeds) {
-    const series = releaseSeries(seed, releases);
+  // The synthetic series of each seed, then this machine's real Debian package graph.
+  const all: { seed: string; series: Release[] }[] = seeds.map((seed) => ({ seed: String(seed), series: releaseSeries(seed, releases) }));
+  const dpkg = dpkgSeries(1, releases);
+  if (dpkg) all.push({ seed: 'dpkg', series: dpkg });
+  for (const { seed, series } of all) {
     const ideal = idealOf(series);
     const c0 = series[0]!.closure;
     const total = [...c0.paths.values()].reduce((s, p) => s + p.narSize, 0);

@@ -9,6 +9,7 @@
  * the application with a few private dependencies, an entrypoint script and the image's roots.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Closure, StorePathInfo } from '../src/closure/types.js';
 
 /** sfc32: small, fast, good-quality 32-bit PRNG; identical sequence on every platform. */
@@ -190,12 +191,70 @@ export interface Release {
  */
 export function releaseSeries(seed: number, count: number): Release[] {
   const rnd = prng(seed);
-  const set = generatePackages(rnd);
+  return seriesOf(generatePackages(rnd), rnd, count, ['glibc', 'zlib', 'libffi', 'ncurses', 'openssl']);
+}
+
+/**
+ * A series from this machine's real Debian package graph (/var/lib/dpkg/status: installed
+ * packages, their Installed-Size and Depends), updated as the synthetic one is: the application
+ * is the largest package nothing depends on, base updates bump libc6, zlib1g or libssl.
+ * Undefined when there is no dpkg database.
+ */
+export function dpkgSeries(seed: number, count: number, statusFile = '/var/lib/dpkg/status'): Release[] | undefined {
+  let text: string;
+  try {
+    text = readFileSync(statusFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const records = text.split(/\n\n+/).map((block) => {
+    const fields = new Map<string, string>();
+    let key = '';
+    for (const line of block.split('\n')) {
+      if (/^\s/.test(line) && key) fields.set(key, `${fields.get(key)} ${line.trim()}`);
+      else {
+        const m = /^([\w-]+):\s*(.*)$/.exec(line);
+        if (m) fields.set((key = m[1]!), m[2]!);
+      }
+    }
+    return fields;
+  }).filter((f) => f.get('Package') && /install ok installed/.test(f.get('Status') ?? ''));
+  const byName = new Map(records.map((f) => [f.get('Package')!, f]));
+  const depsOf = (f: Map<string, string>): string[] => [...(f.get('Pre-Depends') ?? '').split(','), ...(f.get('Depends') ?? '').split(',')]
+    .map((alt) => alt.split('|').map((d) => d.trim().split(/[\s(:]/)[0]!).find((d) => byName.has(d)))
+    .filter((d): d is string => d !== undefined);
+  // Packages in dependency order (dependencies first); a cycle is cut where the walk meets it.
+  const order: string[] = [];
+  const state = new Map<string, 1 | 2>();
+  const visit = (name: string): void => {
+    if (state.has(name)) return;
+    state.set(name, 1);
+    for (const d of depsOf(byName.get(name)!)) visit(d);
+    state.set(name, 2);
+    order.push(name);
+  };
+  for (const name of [...byName.keys()].sort()) visit(name);
+  const index = new Map(order.map((n, i) => [n, i]));
+  const packages: Package[] = [];
+  for (const name of order) {
+    const deps = [...new Set(depsOf(byName.get(name)!).map((d) => index.get(d)!).filter((d) => d < index.get(name)!))].sort((a, b) => a - b);
+    const level = deps.length === 0 ? 0 : Math.max(...deps.map((d) => packages[d]!.level)) + 1;
+    packages.push({ name, tier: 'lib', level, deps, size: Math.max(1, Number(byName.get(name)!.get('Installed-Size') ?? '1')) * 1024, version: 1 });
+  }
+  const used = new Set(packages.flatMap((p) => p.deps));
+  const leaves = packages.map((_, i) => i).filter((i) => !used.has(i));
+  const app = leaves.reduce((a, b) => (packages[b]!.size > packages[a]!.size ? b : a), leaves[0]!);
+  const appDeps = packages[app]!.deps.filter((d) => packages.filter((p) => p.deps.includes(d)).length === 1);
+  return seriesOf({ packages, app, appDeps }, prng(seed), count, ['libc6', 'zlib1g', 'libssl3']);
+}
+
+function seriesOf(set: PackageSet, rnd: () => number, count: number, baseNames: readonly string[]): Release[] {
   const { packages } = set;
   const releases: Release[] = [{ kind: 'initial', changed: '-', closure: closureOf(set) }];
   // Mid-level: libraries at levels 2..4 (neither the foundation nor the application).
-  const mids = packages.map((p, i) => i).filter((i) => packages[i]!.tier === 'lib' && packages[i]!.level >= 2 && packages[i]!.level <= 4);
-  const bases = packages.map((p, i) => i).filter((i) => ['glibc', 'zlib', 'libffi', 'ncurses', 'openssl'].includes(packages[i]!.name));
+  const midLevel = packages.map((p, i) => i).filter((i) => packages[i]!.tier === 'lib' && packages[i]!.level >= 2 && packages[i]!.level <= 4);
+  const mids = midLevel.length > 0 ? midLevel : packages.map((_, i) => i).filter((i) => i !== set.app);
+  const bases = packages.map((p, i) => i).filter((i) => baseNames.includes(packages[i]!.name));
   const bump = (i: number, jitter: number) => {
     const p = packages[i]!;
     p.version += 1;
@@ -222,7 +281,7 @@ export function releaseSeries(seed: number, count: number): Release[] {
       bump(set.app, 0.05);
       changed.push('app');
       // Now and then the release also bumps one of the application's private dependencies.
-      if (rnd() < 0.3) {
+      if (rnd() < 0.3 && set.appDeps.length > 0) {
         const d = set.appDeps[Math.floor(rnd() * set.appDeps.length)]!;
         bump(d, 0.05);
         changed.push(packages[d]!.name);
