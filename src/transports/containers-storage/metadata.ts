@@ -6,6 +6,7 @@
  * same bytes.
  */
 import { rfc3339 } from '../../image/assemble.js';
+import { compareBytes } from '../../util/byte-order.js';
 import { END_OF_ARCHIVE } from '../../tar/header.js';
 import { directoryMember, fileMember, symlinkMember } from '../../tar/members.js';
 import type { StorePlan } from './plan.js';
@@ -34,6 +35,6 @@ export function metadataTar(plan: StorePlan, facts: ReadonlyMap<string, LayerFac
     for (const b of image.bigData) file(`${root}/overlay-images/${image.id}/${b.file}`, b.bytes);
   }
   // Bytewise name order puts every directory before what it holds.
-  members.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+  members.sort((a, b) => compareBytes(a.name, b.name));
   return Buffer.concat([...members.map((m) => m.bytes()), Buffer.alloc(END_OF_ARCHIVE)]);
 }

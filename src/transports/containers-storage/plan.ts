@@ -5,6 +5,7 @@
  * from this plan and the sizes seen then (metadata.ts).
  */
 import { StrataError } from '../../util/errors.js';
+import { compareBytes } from '../../util/byte-order.js';
 import { digestHex } from '../../image/digest.js';
 import type { Image } from '../../image/image.js';
 import type { Layer } from '../../image/layer.js';
@@ -97,7 +98,7 @@ export function planStore(images: readonly StoreImage[], root: string): StorePla
     if (entry) entry.names.push(...s.names.filter((n) => !entry.names.includes(n)));
     else byId.set(id, { names: [...s.names], image: s });
   }
-  const ordered = [...byId.values()].sort((a, b) => compare(a.names[0]!, b.names[0]!));
+  const ordered = [...byId.values()].sort((a, b) => compareBytes(a.names[0]!, b.names[0]!));
 
   const layers: StoredLayer[] = [];
   const stored = new Set<string>();
@@ -137,7 +138,7 @@ export function planStore(images: readonly StoreImage[], root: string): StorePla
       source: s.source,
     };
   });
-  return { root, images: records.sort((a, b) => compare(a.id, b.id)), layers };
+  return { root, images: records.sort((a, b) => compareBytes(a.id, b.id)), layers };
 }
 
 function checkLayerCount(s: StoreImage): void {
@@ -159,9 +160,4 @@ const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d
 
 function storeTime(created: unknown): string | undefined {
   return typeof created === 'string' && RFC3339.test(created) ? created : undefined;
-}
-
-/** Bytewise order, as every list strata writes is sorted. */
-function compare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }

@@ -4,6 +4,7 @@
  * Writing them the same way keeps the store byte-stable and readable by every version.
  */
 import { sha256Digest } from '../../image/digest.js';
+import { compareBytes } from '../../util/byte-order.js';
 import type { Compression } from '../../image/media-types.js';
 import type { StorePlan, StoredImage, StoredLayer } from './plan.js';
 
@@ -17,7 +18,7 @@ const COMPRESSION_CODE: Record<Compression, number | undefined> = { none: undefi
 
 /** overlay-layers/layers.json: every layer, by ID. */
 export function layersJson(plan: StorePlan, facts: ReadonlyMap<string, LayerFacts>, fallbackCreated: string): Buffer {
-  const records = [...plan.layers].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((l) => layerRecord(l, facts, fallbackCreated));
+  const records = [...plan.layers].sort((a, b) => compareBytes(a.id, b.id)).map((l) => layerRecord(l, facts, fallbackCreated));
   return goJson(records);
 }
 
@@ -43,7 +44,7 @@ export function imagesJson(plan: StorePlan, fallbackCreated: string): Buffer {
 }
 
 function imageRecord(i: StoredImage, fallbackCreated: string): Record<string, unknown> {
-  const sorted = [...i.bigData].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const sorted = [...i.bigData].sort((a, b) => compareBytes(a.key, b.key));
   return {
     id: i.id,
     digest: i.digest,
