@@ -249,6 +249,11 @@ export function isAttestation(platform: Platform | undefined, annotations: Recor
   );
 }
 
+/** Whether `a` and `b` agree on os, architecture and variant, whatever OS version either names: images that run on the same machines. */
+export function samePlatformAnyVersion(a: Platform, b: Platform): boolean {
+  return samePlatform({ ...a, osVersion: '' }, { ...b, osVersion: '' });
+}
+
 /**
  * Exact equality of os, architecture, variant and os.version (a missing variant or os.version equals
  * ''), for finding duplicate entries when creating an index. Nothing is normalised: callers normalise

@@ -2,7 +2,7 @@ import { StrataError } from '../util/errors.js';
 import type { Descriptor } from './descriptor.js';
 import { isIndex, type Image, type ImageIndex } from './image.js';
 import { isIndexMediaType } from './media-types.js';
-import { choosePlatform, formatPlatform, isAttestation, matchesPlatform, type Platform } from './platform.js';
+import { choosePlatform, formatPlatform, isAttestation, matchesPlatform, normalizePlatform, type Platform } from './platform.js';
 
 /** What a multi-platform source resolves to when no platform is asked for. */
 export const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
@@ -60,6 +60,11 @@ async function pick(index: ImageIndex, want: Platform, name: string, depth: numb
 }
 
 /** The platform an image's config declares (os.version and os.features included). */
+/** An image's platform from its config, normalised (arm64 ≡ arm64/v8); os and architecture '' when the config names none. */
+export function imagePlatform(image: Image): Platform {
+  return normalizePlatform(configPlatform(image) ?? { os: '', architecture: '' });
+}
+
 export function configPlatform(image: Image): Platform | undefined {
   const c = image.config;
   if (typeof c.os !== 'string' || typeof c.architecture !== 'string') return undefined;

@@ -10,8 +10,8 @@ import type { Digest } from './digest.js';
 import { layerHistory, recordedStorePaths, STORE_LAYER_CREATED_BY } from './history.js';
 import type { Image } from './image.js';
 import type { Layer } from './layer.js';
-import { formatPlatform, normalizePlatform, samePlatform } from './platform.js';
-import { configPlatform } from './select.js';
+import { formatPlatform, samePlatformAnyVersion } from './platform.js';
+import { imagePlatform } from './select.js';
 
 /** The most layers an image may have for overlay-based runtimes (containerd and podman mount 127). */
 export const MAX_STACK_LAYERS = 127;
@@ -108,10 +108,10 @@ export function planStack(sources: readonly StackSource[], below: readonly Layer
 function checkPlatforms(sources: readonly StackSource[], base: Image | undefined): void {
   const first = base ? { name: 'the base image', image: base } : sources[0];
   if (!first) return;
-  const want = normalizePlatform(configPlatform(first.image) ?? { os: '', architecture: '' });
+  const want = imagePlatform(first.image);
   for (const s of sources) {
-    const have = normalizePlatform(configPlatform(s.image) ?? { os: '', architecture: '' });
-    if (!samePlatform({ ...have, osVersion: '' }, { ...want, osVersion: '' })) {
+    const have = imagePlatform(s.image);
+    if (!samePlatformAnyVersion(have, want)) {
       throw new StrataError(`${s.name} is for ${formatPlatform(have)} but ${first.name} is for ${formatPlatform(want)}: a stack holds one platform (pick one with --platform)`);
     }
   }

@@ -5,8 +5,8 @@ import { assembleImage, type ImageSettings } from '../image/assemble.js';
 import type { Image } from '../image/image.js';
 import { LayerScanner } from '../image/layer-scan.js';
 import { manifestOf } from '../image/manifest.js';
-import { formatPlatform, normalizePlatform, samePlatform, type Platform } from '../image/platform.js';
-import { configPlatform } from '../image/select.js';
+import { formatPlatform, normalizePlatform, samePlatformAnyVersion, type Platform } from '../image/platform.js';
+import { configPlatform, imagePlatform } from '../image/select.js';
 import { MAX_STACK_LAYERS } from '../image/stack.js';
 import { parseTag } from '../image/tag.js';
 import type { WhiteoutMode } from '../transports/containers-storage/layer-tar.js';
@@ -105,9 +105,9 @@ function appNames(ref: string, source: ImageSource, given: string | undefined): 
 }
 
 function checkPlatform(source: ImageSource, host: Platform): void {
-  const have = normalizePlatform(configPlatform(source.image) ?? { os: '', architecture: '' });
+  const have = imagePlatform(source.image);
   const want = normalizePlatform(host);
-  if (!samePlatform({ ...have, osVersion: '' }, { ...want, osVersion: '' })) {
+  if (!samePlatformAnyVersion(have, want)) {
     throw new StrataError(`${source.name} is for ${formatPlatform(have)} but the host image is for ${formatPlatform(want)}: a host runs apps of its own platform (pick one with --platform)`);
   }
 }
