@@ -16,8 +16,8 @@ import type { Layer } from '../image/layer.js';
 import type { LayerScanner } from '../image/layer-scan.js';
 import { layerTar } from '../image/layer-tar.js';
 import { ociLayerMediaType, type Compression } from '../image/media-types.js';
-import { rewriteTars, type TarInput } from '../tar/rewrite.js';
-import { squashView } from '../tar/squash.js';
+import type { TarInput } from '../tar/rewrite.js';
+import { squashLayers } from './squash.js';
 import { whiteoutOf } from '../tar/whiteout.js';
 import { storedLayerTar, type WhiteoutMode } from '../transports/containers-storage/layer-tar.js';
 import { metadataTar } from '../transports/containers-storage/metadata.js';
@@ -75,24 +75,19 @@ export async function squashTop(s: StoreImage, keep: number, scanner: LayerScann
   const kept = layers.slice(0, keep - 1);
   const top = layers.slice(keep - 1);
   const what = (l: Layer) => `layer ${l.digest} of ${s.source}`;
-  const members = [];
-  for (const l of top) {
-    const list = await scanner.members(l, what(l));
+  const squash = await squashLayers(top, what, scanner);
+  squash.members.forEach((list, i) => {
     const w = list.find((m) => whiteoutOf(m.name) !== undefined);
-    if (w) throw new StrataError(`${what(l)} has the whiteout ${JSON.stringify(w.name)}, so the layers from ${keep} on cannot be squashed without it deleting files below: raise --max-app-layers or rebuild the image with fewer layers`);
-    members.push(list);
-  }
-  const view = squashView(members);
-  const inputs = top.map((l): TarInput => ({ what: what(l), open: async () => layerTar(l, what(l)) }));
-  const squashed = () => rewriteTars(inputs, { prefix: '', mtime: 0, view });
+    if (w) throw new StrataError(`${what(top[i]!)} has the whiteout ${JSON.stringify(w.name)}, so the layers from ${keep} on cannot be squashed without it deleting files below: raise --max-app-layers or rebuild the image with fewer layers`);
+  });
   const hash = createHash('sha256');
   let size = 0;
-  for await (const chunk of squashed()) {
+  for await (const chunk of squash.tar()) {
     hash.update(chunk);
     size += chunk.length;
   }
   const diffId: Digest = `sha256:${hash.digest('hex')}`;
-  const layer: Layer = { diffId, digest: diffId, size, mediaType: ociLayerMediaType('none'), compression: 'none', open: async () => Readable.from(squashed()) };
+  const layer: Layer = { diffId, digest: diffId, size, mediaType: ociLayerMediaType('none'), compression: 'none', open: async () => Readable.from(squash.tar()) };
   return { ...s, image: squashedImage(s.image, kept, layer, top.length) };
 }
 

@@ -7,9 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Digest } from '../image/digest.js';
 import { LayerScanner } from '../image/layer-scan.js';
-import { layerTar } from '../image/layer-tar.js';
-import { rewriteTars, type TarInput } from '../tar/rewrite.js';
-import { squashView } from '../tar/squash.js';
+import { squashLayers } from '../builder/squash.js';
 import { openImageSource } from '../transports/open-source.js';
 import { requireParent } from '../util/output-path.js';
 import { holdTemp, releaseTemp } from '../util/temp-paths.js';
@@ -49,15 +47,11 @@ export async function exportImage(request: ExportRequest): Promise<ExportSummary
   holdTemp(temp);
   try {
     const layers = source.image.layers;
-    const what = (i: number) => `layer ${layers[i]!.digest} of ${source.name}`;
-    const scanner = new LayerScanner();
-    const members = [];
-    for (const [i, layer] of layers.entries()) members.push(await scanner.members(layer, what(i)));
-    const inputs = layers.map((layer, i): TarInput => ({ what: what(i), open: async () => layerTar(layer, what(i)) }));
+    const squash = await squashLayers(layers, (l) => `layer ${l.digest} of ${source.name}`, new LayerScanner());
     const hash = createHash('sha256');
     let size = 0;
     const tar = Readable.from((async function* () {
-      for await (const chunk of rewriteTars(inputs, { prefix: '', mtime: 0, view: squashView(members) })) {
+      for await (const chunk of squash.tar()) {
         hash.update(chunk);
         size += chunk.length;
         yield chunk;
