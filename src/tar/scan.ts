@@ -43,13 +43,15 @@ function validateName(name: string): void {
  * the round trip through the thread pool that an async call takes. (Layer bytes are read and
  * written on tar worker threads, so the walk holds up nothing else.)
  */
-export async function scanTree(physicalPath: string, imagePath: string, policy: ModePolicy, stamps?: FileStamps): Promise<TarEntry[]> {
+export async function scanTree(physicalPath: string, imagePath: string, policy: ModePolicy, stamps?: FileStamps, missing?: () => StrataError): Promise<TarEntry[]> {
   const out: TarEntry[] = [];
   const rootName = normalizeName(imagePath);
   let st: Stats;
   try {
     st = lstatSync(physicalPath);
   } catch (e) {
+    // The caller may know better what an absent root means (a store path not under --store-root).
+    if (missing && (e as NodeJS.ErrnoException).code === 'ENOENT') throw missing();
     throw new StrataError(`cannot read ${physicalPath}: ${(e as Error).message}`, { cause: e });
   }
   const rootType = typeOf(st, physicalPath);
@@ -202,22 +204,14 @@ export async function storeLayerEntries(storeDir: string, storeRoot: string, sto
       throw new StrataError(`store path ${p} does not lie directly inside the store directory ${dir}`);
     }
     const physical = join(storeRoot || '/', p);
-    let there = true;
-    try {
-      lstatSync(physical);
-    } catch (e) {
-      there = (e as NodeJS.ErrnoException).code !== 'ENOENT';
-    }
-    if (!there) {
-      const root = storeRoot || '/';
-      throw new StrataError(
-        root === '/'
-          ? `store path ${p} is not in this machine's store (${physical} does not exist): realise it (nix-store --realise ${p}), or pass --store-root DIR if the store lives under DIR${p}`
-          : `store path ${p} is not under --store-root ${root} (${physical} does not exist): pass the directory that holds ${posix.dirname(p)} as --store-root, or realise the path there`,
-      );
-    }
+    const root = storeRoot || '/';
+    const missing = () => new StrataError(
+      root === '/'
+        ? `store path ${p} is not in this machine's store (${physical} does not exist): realise it (nix-store --realise ${p}), or pass --store-root DIR if the store lives under DIR${p}`
+        : `store path ${p} is not under --store-root ${root} (${physical} does not exist): pass the directory that holds ${posix.dirname(p)} as --store-root, or realise the path there`,
+    );
     // A loop, not push(...spread): a large store path would overflow the argument limit.
-    for (const e of await scanTree(physical, p, 'store', stamps)) entries.push(e);
+    for (const e of await scanTree(physical, p, 'store', stamps, missing)) entries.push(e);
   }
   return finalizeEntries(entries);
 }
