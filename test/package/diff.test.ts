@@ -3,23 +3,14 @@
  * paths that changed and the bytes a client that has the first downloads for the second — the
  * same figure `inspect --previous` gives.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runStrata } from '../support/cli.js';
-import { makeNixPackageStore, removeNixPackageStore, type NixPackageStore } from '../support/nix-store.js';
-import { lowercaseTempDir } from '../e2e-base/helpers.js';
+import { nixStoreFixture } from '../support/nix-store.js';
 
-let dir: string;
-let store: NixPackageStore;
-before(async () => {
-  dir = lowercaseTempDir('diff');
-  store = await makeNixPackageStore(join(dir, 'nix'));
-});
-after(async () => {
-  await removeNixPackageStore(join(dir, 'nix'));
-});
+const fixture = nixStoreFixture('diff');
 
 async function strata(args: readonly string[]): Promise<string> {
   const r = await runStrata(args);
@@ -30,6 +21,7 @@ async function strata(args: readonly string[]): Promise<string> {
 const closurePaths = (file: string) => (JSON.parse(readFileSync(file, 'utf8')) as { path: string }[]).map((p) => p.path);
 
 test('diff of release N and N+1: the store paths Nix changed, the layers that carry them, the bytes inspect --previous reports', async () => {
+  const { dir, store } = fixture;
   const [r1, r2] = store.releases;
   const layout = join(dir, 'out');
   await strata(['build', r1.closureFile, '--store-root', store.storeRoot, '-o', `oci:${layout}:1`]);

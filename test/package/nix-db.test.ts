@@ -4,29 +4,21 @@
  * `nix path-info --recursive` lists the closure's paths and references; two builds give the same
  * database bytes.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runStrata } from '../support/cli.js';
 import { unpackWithGnuTar } from '../support/host-store.js';
-import { makeNixPackageStore, nixEnv, removeNixPackageStore, type NixPackageStore } from '../support/nix-store.js';
-import { lowercaseTempDir } from '../e2e-base/helpers.js';
+import { nixStoreFixture } from '../support/nix-store.js';
 
-let dir: string;
-let store: NixPackageStore;
-let env: NodeJS.ProcessEnv;
-before(async () => {
-  dir = lowercaseTempDir('nixdb');
-  store = await makeNixPackageStore(join(dir, 'nix'));
-  env = await nixEnv(join(dir, 'nix'));
-});
-after(async () => removeNixPackageStore(join(dir, 'nix')));
+const fixture = nixStoreFixture('nixdb');
 
 type PathInfo = { path: string; references: string[] };
 
 test('an image built with --nix-db is a store Nix verifies, listing the closure as given; the database is the same bytes twice', async () => {
+  const { dir, store, env } = fixture;
   const r1 = store.releases[0];
   const layout = join(dir, 'layout');
   for (const [ref, cwd] of [['a', dir], ['b', '/']] as const) {

@@ -23,6 +23,8 @@
  * outside it and reads no nix.conf but NIX_CONFIG.
  */
 import { chmod, copyFile, lstat, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { after, before } from 'node:test';
+import { lowercaseTempDir } from '../e2e-base/helpers.js';
 import { join, resolve } from 'node:path';
 import { ensurePackages, run, type ToolResult } from './tools.js';
 
@@ -212,4 +214,29 @@ function onlyStorePath(stdout: string, name: string): string {
     throw new Error(`nix fixture: expected one ${STORE_DIR}/<hash>-${name} path, nix printed:\n${stdout}`);
   }
   return lines[0]!;
+}
+
+export interface NixFixture {
+  /** A fresh directory for the test file: the store is under `nix/`, the rest is the tests'. */
+  readonly dir: string;
+  readonly store: NixPackageStore;
+  /** The environment that confines nix to this store (see nixEnv). */
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/**
+ * A real Nix package store for the tests of one file (or describe block): made before them, and
+ * removed after them together with everything they put beside it in `dir`.
+ */
+export function nixStoreFixture(prefix: string): NixFixture {
+  const fixture = {} as { dir: string; store: NixPackageStore; env: NodeJS.ProcessEnv };
+  before(async () => {
+    fixture.dir = lowercaseTempDir(prefix);
+    fixture.store = await makeNixPackageStore(join(fixture.dir, 'nix'));
+    fixture.env = await nixEnv(join(fixture.dir, 'nix'));
+  });
+  after(async () => {
+    if (fixture.dir) await removeNixPackageStore(fixture.dir);
+  });
+  return fixture;
 }
