@@ -3,8 +3,10 @@
  * what strata says about its own output (to compare with what the real tools say).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
+import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runStrata } from '../support/cli.js';
 import { cliPath } from '../support/paths.js';
@@ -18,6 +20,26 @@ export async function setupE2E(dir: string): Promise<BusyboxStore> {
   await ensurePackages(E2E_PACKAGES);
   assert.ok(existsSync(cliPath), `the strata CLI is not built: ${cliPath} is missing`);
   return makeBusyboxStore(dir);
+}
+
+export interface E2EFixture {
+  /** A fresh directory for the test file; the busybox store is under `fixture/`. */
+  readonly dir: string;
+  readonly store: BusyboxStore;
+}
+
+/** The busybox store (setupE2E) in a fresh directory, for the tests of one file: made before them, removed after. */
+export function e2eFixture(prefix: string): E2EFixture {
+  const fixture = {} as { dir: string; store: BusyboxStore };
+  before(async () => {
+    fixture.dir = join(tmpdir(), `${prefix}-${randomBytes(6).toString('hex')}`);
+    mkdirSync(fixture.dir);
+    fixture.store = await setupE2E(join(fixture.dir, 'fixture'));
+  });
+  after(() => {
+    if (fixture.dir) rmSync(fixture.dir, { recursive: true, force: true });
+  });
+  return fixture;
 }
 
 /** `strata build` of the fixture; asserts success and shows strata's stderr when it fails. */

@@ -2,27 +2,16 @@
  * Issue 18: `strata merge` writes several images into one docker-archive, as dockerTools.mergeImages
  * does: one `podman load` gives both tags, both run, and the layers they share are stored once.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BusyboxStore } from '../support/busybox-store.js';
 import { runStrata } from '../support/cli.js';
 import { podman, podmanEnv } from '../support/tools.js';
-import { setupE2E } from './e2e-support.js';
+import { e2eFixture } from './e2e-support.js';
 
-let dir: string;
-let store: BusyboxStore;
-before(async () => {
-  dir = join(tmpdir(), `strata-merge-${randomBytes(6).toString('hex')}`);
-  mkdirSync(dir);
-  store = await setupE2E(join(dir, 'fixture'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const fixture = e2eFixture('strata-merge');
 
 async function strata(args: readonly string[]): Promise<string> {
   const r = await runStrata(args);
@@ -31,6 +20,7 @@ async function strata(args: readonly string[]): Promise<string> {
 }
 
 test('two images merged: one load gives both tags, both run, shared layers once in the archive', async () => {
+  const { dir, store } = fixture;
   const busybox = store.paths.busybox;
   await strata(['build', store.closureFile, '--store-root', store.storeRoot, '--entrypoint', store.entrypoint, '--tag', 'merged/app:1', '-o', join(dir, 'app.tar')]);
   await strata(['build', store.closureFile, '--store-root', store.storeRoot, '--entrypoint', `${busybox}/bin/busybox`, '--cmd', '["echo", "the other one"]', '-o', `oci:${join(dir, 'layout')}:other`]);
@@ -58,6 +48,7 @@ test('two images merged: one load gives both tags, both run, shared layers once 
 });
 
 test('merging images that cannot be told apart by name is refused before anything is written', async () => {
+  const { dir } = fixture;
   const a = join(dir, 'app.tar');
   const r = await runStrata(['merge', a, a, '-o', join(dir, 'twice.tar')]);
   assert.notEqual(r.code, 0);

@@ -4,27 +4,17 @@
  * carry the owner, --perms changes matched store files, --chown makes a home directory owned
  * inside the container, and the cache never serves a layer made for other owners.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BusyboxStore } from '../support/busybox-store.js';
 import { runStrata } from '../support/cli.js';
 import { podman, podmanEnv } from '../support/tools.js';
-import { setupE2E } from './e2e-support.js';
+import { e2eFixture } from './e2e-support.js';
 import { layoutLayers } from '../support/host-store.js';
 
-let dir: string;
-let store: BusyboxStore;
-before(async () => {
-  dir = join(tmpdir(), `strata-own-${randomBytes(6).toString('hex')}`);
-  mkdirSync(dir);
-  store = await setupE2E(join(dir, 'fixture'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const fixture = e2eFixture('strata-own');
 
 /** `tar -tv --numeric-owner` of every layer of the layout's image REF: name → "uid/gid mode". */
 function owners(layout: string, ref: string): Map<string, string> {
@@ -41,11 +31,12 @@ function owners(layout: string, ref: string): Map<string, string> {
 }
 
 async function build(args: readonly string[]): Promise<void> {
-  const r = await runStrata(['build', store.closureFile, '--store-root', store.storeRoot, ...args]);
+  const r = await runStrata(['build', fixture.store.closureFile, '--store-root', fixture.store.storeRoot, ...args]);
   assert.equal(r.code, 0, r.stderr);
 }
 
 test('--uid/--gid/--uname/--gname in every new layer\'s headers; --perms on matched store files; --chown of a home directory seen by podman', async () => {
+  const { dir, store } = fixture;
   const layout = join(dir, 'layout');
   const busybox = store.paths.busybox;
   const cache = ['--cache-dir', join(dir, 'cache')];
@@ -84,6 +75,7 @@ test('--uid/--gid/--uname/--gname in every new layer\'s headers; --perms on matc
 });
 
 test('bad ownership flags are one-line errors naming the flag', async () => {
+  const { dir, store } = fixture;
   for (const [flag, value, says] of [
     ['--uid', '99999999', '--uid'], ['--uname', 'a'.repeat(40), '--uname'], ['--chown', '/x=1000', 'PATH=UID:GID'],
     ['--chmod', '/x=rwx', 'octal mode'], ['--perms', '([=0644', '--perms'], ['--chown', 'relative=1:1', 'absolute'],
