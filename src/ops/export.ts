@@ -2,14 +2,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Digest } from '../image/digest.js';
 import { LayerScanner } from '../image/layer-scan.js';
 import { squashLayers } from '../builder/squash.js';
 import { openImageSource } from '../transports/open-source.js';
-import { requireParent } from '../util/output-path.js';
+import { requireParent, tempBeside } from '../util/output-path.js';
 import { holdTemp, releaseTemp } from '../util/temp-paths.js';
 import type { SourceAccess } from './inputs.js';
 
@@ -43,7 +43,7 @@ export async function exportImage(request: ExportRequest): Promise<ExportSummary
   const source = await openImageSource(request.image, request);
   const temp = toStdout
     ? join(tmpdir(), `strata-export-${randomBytes(6).toString('hex')}.tar`)
-    : join(dirname(request.output), `.${basename(request.output)}.strata-${randomBytes(6).toString('hex')}.tmp`);
+    : tempBeside(request.output);
   holdTemp(temp);
   try {
     const layers = source.image.layers;

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { StrataError } from './errors.js';
 
 /**
@@ -11,4 +12,12 @@ export async function requireParent(path: string): Promise<void> {
   const st = await stat(parent).catch(() => undefined);
   if (!st) throw new StrataError(`output ${path}: parent directory ${parent} does not exist`);
   if (!st.isDirectory()) throw new StrataError(`output ${path}: ${parent} is not a directory`);
+}
+
+/**
+ * A fresh temporary name beside `finalPath` (`.NAME.strata-<random>.tmp` in the same directory):
+ * on the same filesystem, so the finished file is renamed into place in one step, and hidden.
+ */
+export function tempBeside(finalPath: string): string {
+  return join(dirname(finalPath), `.${basename(finalPath)}.strata-${randomBytes(6).toString('hex')}.tmp`);
 }

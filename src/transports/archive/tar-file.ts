@@ -1,8 +1,7 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { tempBeside } from '../../util/output-path.js';
 import { holdTemp, releaseTemp } from '../../util/temp-paths.js';
 import { createReadStream } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { TarEntry } from '../../tar/entry.js';
 import { BLOCK, encodeHeader, planHeader, roundUpBlock } from '../../tar/header.js';
@@ -42,7 +41,7 @@ export class ArchiveFile {
 
   static async create(finalPath: string, mtime: number): Promise<ArchiveFile> {
     await requireParent(finalPath);
-    const tempPath = join(dirname(finalPath), `.${basename(finalPath)}.strata-${randomBytes(6).toString('hex')}.tmp`);
+    const tempPath = tempBeside(finalPath);
     const fh = await open(tempPath, 'wx', 0o644);
     holdTemp(tempPath);
     return new ArchiveFile(fh, tempPath, finalPath, mtime);

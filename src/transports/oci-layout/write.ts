@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { canonicalJsonBytes } from '../../util/json.js';
 import { parseDescriptor, type Descriptor } from '../../image/descriptor.js';
@@ -13,7 +13,7 @@ import { MediaTypes } from '../../image/media-types.js';
 import { parseTag } from '../../image/tag.js';
 import { nodeManifest, visitBottomUp } from '../../image/walk.js';
 import { StrataError } from '../../util/errors.js';
-import { requireParent } from '../../util/output-path.js';
+import { requireParent, tempBeside } from '../../util/output-path.js';
 import type { BlobWriter, ImageDestination } from '../types.js';
 import { ArchiveFile, writeFully } from '../archive/tar-file.js';
 import { ArchiveBlobs, type ArchiveDestinationOptions } from '../archive/archive-blobs.js';
@@ -205,7 +205,7 @@ class BlobFiles implements LayoutBlobs {
 export async function openOciDirectoryDestination(path: string, opts: LayoutDestinationOptions = {}): Promise<ImageDestination> {
   await refuseForeignDirectory(path);
   await requireParent(path);
-  const temp = join(dirname(path), `.${basename(path)}.strata-${randomBytes(6).toString('hex')}.tmp`);
+  const temp = tempBeside(path);
   const blobDir = join(temp, 'blobs', 'sha256');
   holdTemp(temp);
   await mkdir(blobDir, { recursive: true });
@@ -258,7 +258,7 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
   await mkdir(blobDir, { recursive: true });
   // oci-layout first, so that a concurrent strata adding to the same new directory sees a layout.
   if (!(await stat(join(path, 'oci-layout')).then(() => true, () => false))) {
-    const tmp = join(path, `.oci-layout.strata-${randomBytes(6).toString('hex')}.tmp`);
+    const tmp = tempBeside(join(path, 'oci-layout'));
     holdTemp(tmp);
     await writeFile(tmp, OCI_LAYOUT_FILE);
     await rename(tmp, join(path, 'oci-layout'));
@@ -282,7 +282,7 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
           // A name moves to the new root; an unnamed entry of the same root is not listed twice.
           return name !== undefined ? !names.has(name) : !(d.digest === manifest.digest && added.some((a) => a.annotations?.[REF_NAME] === undefined));
         });
-        const tmp = join(path, `.index.json.strata-${randomBytes(6).toString('hex')}.tmp`);
+        const tmp = tempBeside(join(path, 'index.json'));
         holdTemp(tmp);
         await writeFile(tmp, serializeIndex([...kept, ...added]).bytes);
         await rename(tmp, join(path, 'index.json'));
