@@ -15,6 +15,15 @@ function naming(...needles: string[]) {
   };
 }
 
+/** A docker-archive at FILE holding one image (config CFG, one layer L1) listed with REPOTAGS. */
+async function oneLayerArchive(file: string, cfg: Buffer, l1: Buffer, repoTags: string[] | null): Promise<void> {
+  await writeTar(file, [
+    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: repoTags, Layers: ['l.tar'] }]) },
+    { name: `${hex(sha(cfg))}.json`, content: cfg },
+    { name: 'l.tar', content: l1 },
+  ]);
+}
+
 test('openImageSource: unrecognisable inputs are errors naming the path', async (t) => {
   const dir = tempDir(t);
   const missing = join(dir, 'nope.tar');
@@ -33,11 +42,7 @@ test('openImageSource: a file name containing a colon still opens', async (t) =>
   const l1 = await storeLayer('aaaa-base');
   const cfg = configJson([sha(l1)]);
   const file = join(dir, 'odd:name.tar');
-  await writeTar(file, [
-    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: ['x:1'], Layers: ['l.tar'] }]) },
-    { name: `${hex(sha(cfg))}.json`, content: cfg },
-    { name: 'l.tar', content: l1 },
-  ]);
+  await oneLayerArchive(file, cfg, l1, ['x:1']);
   assert.equal((await openImageSource(`docker-archive:${file}`)).image.configDigest, sha(cfg));
   assert.equal((await openImageSource(`docker-archive:${file}:x:1`)).image.configDigest, sha(cfg));
 });
@@ -47,19 +52,11 @@ test('openImageSource: the names a source records come back fully qualified (Rep
   const l1 = await storeLayer('aaaa-base');
   const cfg = configJson([sha(l1)]);
   const file = join(dir, 'named.tar');
-  await writeTar(file, [
-    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: ['x:1', 'reg.example:5000/team/x:2'], Layers: ['l.tar'] }]) },
-    { name: `${hex(sha(cfg))}.json`, content: cfg },
-    { name: 'l.tar', content: l1 },
-  ]);
+  await oneLayerArchive(file, cfg, l1, ['x:1', 'reg.example:5000/team/x:2']);
   assert.deepEqual((await openImageSource(`docker-archive:${file}`)).names, ['docker.io/library/x:1', 'reg.example:5000/team/x:2']);
 
   const untagged = join(dir, 'untagged.tar');
-  await writeTar(untagged, [
-    { name: 'manifest.json', content: JSON.stringify([{ Config: `${hex(sha(cfg))}.json`, RepoTags: null, Layers: ['l.tar'] }]) },
-    { name: `${hex(sha(cfg))}.json`, content: cfg },
-    { name: 'l.tar', content: l1 },
-  ]);
+  await oneLayerArchive(untagged, cfg, l1, null);
   assert.equal((await openImageSource(`docker-archive:${untagged}`)).names, undefined);
 
   // An OCI layout records the full name beside the ref name, as containerd does.
