@@ -107,6 +107,16 @@ export async function importsOf(args: CustomisationArgs) {
   return { imports: (args.import ?? []).map((i) => parseStackSource(i, '--import')), squash: args.squash, allowShadow: args['allow-shadow'] };
 }
 
+/**
+ * A `KEY=VALUE` flag value split at its last `=` (a key may hold `=`, as a regex can; a value
+ * never does), both sides non-empty; otherwise an error naming FLAG, the value and EXPECTED.
+ */
+function splitAssignment(flag: string, value: string, expected: string): [string, string] {
+  const eq = value.lastIndexOf('=');
+  if (eq <= 0 || eq === value.length - 1) throw new StrataError(`${flag} ${JSON.stringify(value)}: expected ${expected}`);
+  return [value.slice(0, eq), value.slice(eq + 1)];
+}
+
 /** The image-store flags of `embed` and `build --embed`. */
 export interface StoreArgs {
   store?: string;
@@ -119,9 +129,8 @@ export interface StoreArgs {
 export function storeOptions(args: StoreArgs) {
   const names: Record<string, string> = {};
   for (const n of args.name ?? []) {
-    const eq = n.lastIndexOf('=');
-    if (eq <= 0 || eq === n.length - 1) throw new StrataError(`--name ${JSON.stringify(n)}: expected SRC=NAME:TAG, SRC one of the images to embed`);
-    names[n.slice(0, eq)] = n.slice(eq + 1);
+    const [src, name] = splitAssignment('--name', n, 'SRC=NAME:TAG, SRC one of the images to embed');
+    names[src] = name;
   }
   return {
     ...(args.store !== undefined ? { store: args.store } : {}),
@@ -149,18 +158,13 @@ export interface OwnershipArgs {
 export async function ownershipOf(args: OwnershipArgs) {
   const { checkId, checkName, parseMode } = await import('../../tar/ownership.js');
   const { imagePath } = await import('../../image/image-path.js');
-  const split = (flag: string, v: string): [string, string] => {
-    const eq = v.lastIndexOf('=');
-    if (eq <= 0 || eq === v.length - 1) throw new StrataError(`${flag} ${JSON.stringify(v)}: expected ${flag === '--perms' ? 'REGEX=MODE[:UID:GID]' : flag === '--chown' ? 'PATH=UID:GID[:recursive]' : 'PATH=MODE[:recursive]'}`);
-    return [v.slice(0, eq), v.slice(eq + 1)];
-  };
   const id = (flag: string, s: string | undefined) => (s === undefined || s === '' ? undefined : checkId(/^\d+$/.test(s) ? Number(s) : NaN, flag));
   const given = args.uid !== undefined || args.gid !== undefined || args.uname !== undefined || args.gname !== undefined;
   const owner = given
     ? { uid: checkId(args.uid ?? 0, '--uid'), gid: checkId(args.gid ?? 0, '--gid'), uname: checkName(args.uname ?? 'root', '--uname'), gname: checkName(args.gname ?? 'root', '--gname') }
     : undefined;
   const perms = (args.perms ?? []).map((v) => {
-    const [pattern, rest] = split('--perms', v);
+    const [pattern, rest] = splitAssignment('--perms', v, 'REGEX=MODE[:UID:GID]');
     try {
       new RegExp(pattern);
     } catch (e) {
@@ -170,13 +174,13 @@ export async function ownershipOf(args: OwnershipArgs) {
     return { pattern, mode: parseMode(mode!, '--perms'), ...(uid ? { uid: id('--perms', uid)! } : {}), ...(gid ? { gid: id('--perms', gid)! } : {}) };
   });
   const chown = (args.chown ?? []).map((v) => {
-    const [path, rest] = split('--chown', v);
+    const [path, rest] = splitAssignment('--chown', v, 'PATH=UID:GID[:recursive]');
     const [uid, gid, rec, ...extra] = rest.split(':');
     if (extra.length > 0 || (rec !== undefined && rec !== 'recursive') || uid === undefined || gid === undefined) throw new StrataError(`--chown ${JSON.stringify(v)}: expected PATH=UID:GID[:recursive]`);
     return { path: imagePath(path, '--chown'), recursive: rec === 'recursive', uid: id('--chown', uid)!, gid: id('--chown', gid)! };
   });
   const chmod = (args.chmod ?? []).map((v) => {
-    const [path, rest] = split('--chmod', v);
+    const [path, rest] = splitAssignment('--chmod', v, 'PATH=MODE[:recursive]');
     const [mode, rec, ...extra] = rest.split(':');
     if (extra.length > 0 || (rec !== undefined && rec !== 'recursive')) throw new StrataError(`--chmod ${JSON.stringify(v)}: expected PATH=MODE[:recursive]`);
     return { path: imagePath(path, '--chmod'), recursive: rec === 'recursive', mode: parseMode(mode!, '--chmod') };
