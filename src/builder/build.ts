@@ -23,7 +23,7 @@ import { annotatedLayer, type PathLayer } from '../image/package.js';
 import type { Layer } from '../image/layer.js';
 import { layerTar } from '../image/layer-tar.js';
 import { concatTars } from '../tar/concat.js';
-import { lazyDeflatePool } from '../compress/deflate-pool.js';
+import { lazyCompressPool } from '../compress/block-pool.js';
 import { StrataError } from '../util/errors.js';
 import { produceStreamedLayer } from './stream-layer.js';
 import { produceStore } from './embed.js';
@@ -158,7 +158,7 @@ export async function produceImage(opts: BuildOptions, dest: ImageDestination): 
  */
 async function carryPublished(plan: LayerPlan, published: ReadonlyMap<string, PathLayer>, dest: ImageDestination, compression: Compression): Promise<Layer[]> {
   const out: Layer[] = [];
-  const pool = lazyDeflatePool();
+  const pool = lazyCompressPool();
   try {
     for (const planned of plan.layers) {
       const sources = planned.paths.map((p) => {

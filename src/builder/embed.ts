@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { lazyDeflatePool } from '../compress/deflate-pool.js';
+import { lazyCompressPool } from '../compress/block-pool.js';
 import type { DescribedLayer } from '../image/assemble.js';
 import type { HistoryEntry, ImageConfig } from '../image/config.js';
 import { sha256Digest, type Digest } from '../image/digest.js';
@@ -36,7 +36,7 @@ export interface ProduceStoreOptions {
 
 /** The store's host layers into `dest`, in plan order, the metadata layer last, each with its history entry. */
 export async function produceStore(plan: StorePlan, dest: ImageDestination, opts: ProduceStoreOptions): Promise<DescribedLayer[]> {
-  const deflater = lazyDeflatePool();
+  const compressors = lazyCompressPool();
   try {
     const out: DescribedLayer[] = [];
     const facts = new Map<string, LayerFacts>();
@@ -45,16 +45,16 @@ export async function produceStore(plan: StorePlan, dest: ImageDestination, opts
       const what = `layer ${stored.layer.digest} of ${stored.source}`;
       const input: TarInput = { what, open: async () => layerTar(stored.layer, what) };
       const tar = storedLayerTar(stored, input, { root: plan.root, mtime: opts.mtime, whiteouts: opts.whiteouts }, (f) => facts.set(stored.id, f));
-      const layer = await produceStreamedLayer(tar, dest, opts.compression, deflater.get);
+      const layer = await produceStreamedLayer(tar, dest, opts.compression, compressors.get);
       out.push({ layer, createdBy: `strata: store layer ${stored.id} (${stored.imageName} layer ${stored.index}) in ${at}` });
     }
     const metadata = metadataTar(plan, facts, opts.mtime);
-    const layer = await produceStreamedLayer(once(metadata), dest, opts.compression, deflater.get);
+    const layer = await produceStreamedLayer(once(metadata), dest, opts.compression, compressors.get);
     const names = plan.images.flatMap((i) => i.names).sort();
     out.push({ layer, createdBy: `strata: image store ${at} metadata`, comment: `images: ${names.join(' ')}` });
     return out;
   } finally {
-    await deflater.close();
+    await compressors.close();
   }
 }
 

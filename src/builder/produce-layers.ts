@@ -1,18 +1,18 @@
 /**
  * Produces a build's new layers: concurrently, from the layer cache where possible, compressed
- * with the reproducible block gzip when asked, streamed into the destination in job order.
+ * with a reproducible block codec when asked, streamed into the destination in job order.
  *
  * Output never depends on scheduling: a layer's bytes depend only on its entries, mtime and
- * compression (deflate blocks sit at fixed offsets, see src/compress), and every
+ * compression (compressed blocks sit at fixed offsets, see src/compress), and every
  * `dest.beginBlob` happens in job order, since archive destinations lay blobs out in that order.
  * Memory stays bounded: `concurrency` layers at a time, each holding a few 1 MiB tar chunks and
- * at most 2×workers+1 deflate blocks; no layer is ever held whole.
+ * at most 2×workers+1 compression blocks; no layer is ever held whole.
  */
 import { availableParallelism } from 'node:os';
 import { entriesIdentity, type CachedBlob, type CachedLayer, type CacheBlobWriter, type LayerCache } from '../cache/layer-cache.js';
-import { checkProducibleCompression } from '../compress/compression.js';
-import { DeflatePool } from '../compress/deflate-pool.js';
-import { GzipCompressor, type ByteSink } from '../compress/gzip-writer.js';
+import { CompressPool } from '../compress/block-pool.js';
+import { BlockCompressor, type ByteSink } from '../compress/block-writer.js';
+import { checkProducibleCompression, type ProducibleCompression } from '../compress/compression.js';
 import type { Digest } from '../image/digest.js';
 import type { Layer } from '../image/layer.js';
 import { ociLayerMediaType, type Compression } from '../image/media-types.js';
@@ -67,7 +67,7 @@ export interface ProduceOptions {
   cache?: LayerCache;
   /** Layers produced at once; default os.availableParallelism(). */
   concurrency?: number;
-  /** Deflate worker threads (gzip only); default = concurrency. 0 deflates on the main thread. */
+  /** Compression worker threads (compressed layers only); default = concurrency. 0 compresses on the main thread. */
   workers?: number;
   stats?: ProduceStats;
 }
@@ -91,9 +91,9 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
   checkProducibleCompression(compression);
   const concurrency = Math.max(1, Math.floor(opts.concurrency ?? availableParallelism()));
   const workers = Math.max(0, Math.floor(opts.workers ?? concurrency));
-  let pool: DeflatePool | undefined;
+  let pool: CompressPool | undefined;
   // Created on first need: a build served wholly from the cache starts no threads.
-  const getPool = (): DeflatePool => (pool ??= new DeflatePool(workers));
+  const getPool = (): CompressPool => (pool ??= new CompressPool(workers));
 
   // beginBlob strictly in job order: job i begins only after job i-1 has begun.
   const begun: Promise<unknown>[] = [];
@@ -181,8 +181,8 @@ async function produceOne(
   source: Promise<LayerJob>,
   dest: ImageDestination,
   opts: RunOptions,
-  compression: 'none' | 'gzip',
-  getPool: () => DeflatePool,
+  compression: ProducibleCompression,
+  getPool: () => CompressPool,
   begin: (size?: number) => Promise<BlobWriter>,
 ): Promise<Layer> {
   const job = await source;
@@ -291,23 +291,23 @@ async function build(
   job: LayerJob,
   identity: string | undefined,
   opts: RunOptions,
-  compression: 'none' | 'gzip',
-  getPool: () => DeflatePool,
+  compression: ProducibleCompression,
+  getPool: () => CompressPool,
   begin: (size?: number) => Promise<BlobWriter>,
 ): Promise<Layer> {
-  // Store layers are made run by run (segmented-layer.ts) where runs matter: gzip starts a member
-  // at each store path, and with a cache, runs of paths that did not change are reused. An
-  // uncompressed layer's runs are ranges of its cached blob (free to record), so every such layer
-  // takes part; gzip runs are pieces of their own, kept only for layers of several paths.
+  // Store layers are made run by run (segmented-layer.ts) where runs matter: a compressed layer
+  // starts a unit at each store path, and with a cache, runs of paths that did not change are
+  // reused. An uncompressed layer's runs are ranges of its cached blob (free to record), so every
+  // such layer takes part; compressed runs are pieces of their own, kept only for layers of several paths.
   // Without either, the plain path: the destination's writes overlap instead of going through
   // the router one by one.
   let runs: PlannedRun[] | undefined;
   const paths = job.storePaths ?? [];
   const ids = opts.cache !== undefined ? job.segmentIdentities : undefined;
   const reusable = ids !== undefined && (compression === 'none' || paths.length > 1);
-  if (paths.length > 0 && (compression === 'gzip' || reusable)) {
+  if (paths.length > 0 && (compression !== 'none' || reusable)) {
     const segments = job.segments ?? storePathSegments(job.entries, posix.dirname(paths[0]!), paths);
-    runs = reusable ? await planRuns(segments, ids, opts.cache!, compression === 'gzip') : segments.map((segment) => ({ segment }));
+    runs = reusable ? await planRuns(segments, ids, opts.cache!, compression !== 'none') : segments.map((segment) => ({ segment }));
   }
   const items: readonly TarItem[] = runs ? tarItems(job.entries, runs) : job.entries;
   const tarBytes = tarSize(items);
@@ -315,7 +315,7 @@ async function build(
   // compressed ones do not, and are spooled by the destination.
   const writer = await begin(compression === 'none' ? tarBytes : undefined);
   let cacheWriter: CacheBlobWriter | undefined;
-  let gzip: GzipCompressor | undefined;
+  let compressor: BlockCompressor | undefined;
   let router: RunRouter | undefined;
   try {
     // An uncompressed layer written into the output is cached as a place in it (a container),
@@ -323,32 +323,32 @@ async function build(
     const container = identity !== undefined ? await containerFor(opts.cache, writer, compression, opts.containers) : undefined;
     if (opts.cache && identity !== undefined && !container) cacheWriter = await opts.cache.beginBlob();
     const out = tee(writer, cacheWriter);
-    if (compression === 'gzip') gzip = new GzipCompressor(out, getPool());
-    // The router is for gzip runs; uncompressed runs need no cutting (they are ranges of the blob).
-    if (runs && gzip) router = new RunRouter(runs, gzip, opts.cache);
+    if (compression !== 'none') compressor = new BlockCompressor(out, getPool(), compression);
+    // The router is for compressed runs; uncompressed runs need no cutting (they are ranges of the blob).
+    if (runs && compressor) router = new RunRouter(runs, compressor, opts.cache);
     const tarSink: BlobWriter = {
-      write: (chunk) => (router ?? gzip ?? out).write(chunk),
+      write: (chunk) => (router ?? compressor ?? out).write(chunk),
       // The compressor copies every chunk into its blocks before the write resolves; the cache
       // file is written before it resolves too; so chunks are free once the destination says so.
-      releasesChunks: gzip !== undefined || writer.releasesChunks === true,
+      releasesChunks: compressor !== undefined || writer.releasesChunks === true,
       close: () => Promise.reject(new Error('internal: the tar writer does not close its output')),
       abort: async () => {},
     };
     // An uncompressed layer going only to files is written by the tar worker itself (pwrite),
     // its bytes never crossing to this thread.
-    const direct = !gzip && writer.region !== undefined ? [writer.region, ...(cacheWriter ? [cacheWriter.region] : [])] : undefined;
-    // With gzip this thread hashes and routes the compressed stream: the worker hashes the tar.
-    const tarOpts = { mtime: opts.mtime, mayHashHere: gzip === undefined, ...(direct ? { direct } : {}) };
+    const direct = !compressor && writer.region !== undefined ? [writer.region, ...(cacheWriter ? [cacheWriter.region] : [])] : undefined;
+    // Compressed, this thread hashes and routes the compressed stream: the worker hashes the tar.
+    const tarOpts = { mtime: opts.mtime, mayHashHere: compressor === undefined, ...(direct ? { direct } : {}) };
     const { diffId, size: tarred } = await writeLayerTar(items, tarOpts, tarSink);
     let digest: Digest = diffId;
     let size = tarred;
-    if (gzip) ({ digest, size } = await gzip.finish());
+    if (compressor) ({ digest, size } = await compressor.finish());
     const open = await writer.close(digest, size);
     await router?.publish();
     if (opts.cache && identity !== undefined && (cacheWriter || container)) {
       const entry = { identity, diffId, digest, size, compression, uncompressedSize: tarred };
       const published = container ? await opts.cache.publishInContainer(entry, container.name, container.offset) : await cacheWriter!.publish(entry);
-      if (published && runs && !gzip && ids) await recordRunsInBlob(runs, ids, opts.cache, digest, size);
+      if (published && runs && !compressor && ids) await recordRunsInBlob(runs, ids, opts.cache, digest, size);
     }
     if (opts.stats) {
       opts.stats.built.push(index);
@@ -357,7 +357,7 @@ async function build(
     }
     return layerOf(diffId, digest, size, compression, job, open);
   } catch (e) {
-    await gzip?.settle();
+    await compressor?.settle();
     await router?.discard();
     await writer.abort();
     await cacheWriter?.discard();

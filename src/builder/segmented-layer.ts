@@ -1,15 +1,15 @@
 /**
  * A store layer made run by run (src/tar/segments.ts): each store path's run of the tar is either
  * built from the store or, when the cache holds it, copied from the cache — its tar bytes feed the
- * DiffID (and are the blob when uncompressed) and its gzip members are copied, not recompressed.
+ * DiffID (and are the blob when uncompressed) and its compressed units are copied, not recompressed.
  * So a layer shared by many paths, one of which changed, reads only the changed path's files.
  *
- * For gzip, every run starts a new member whether it is cached or not, cold build or warm, so
- * the bytes never depend on what the cache held (the Must: a rebuild equals a cold build).
+ * Compressed, every run starts a new unit (gzip member, zstd frame) whether it is cached or not,
+ * cold build or warm, so the bytes never depend on what the cache held (a rebuild equals a cold build).
  */
 import { copyPiece, pieceLength, type BlobChecks, type LayerCache, type PieceFile, type PieceWriter, type SegmentRecord } from '../cache/layer-cache.js';
 import type { Digest } from '../image/digest.js';
-import type { ByteSink, GzipCompressor } from '../compress/gzip-writer.js';
+import type { BlockCompressor, ByteSink } from '../compress/block-writer.js';
 import type { TarEntry } from '../tar/entry.js';
 import type { TarSegment } from '../tar/segments.js';
 import type { TarItem } from '../tar/writer.js';
@@ -19,23 +19,23 @@ import { mapLimit } from '../util/map-limit.js';
 export interface PlannedRun {
   segment: TarSegment;
   /** Set when the run is copied from the cache: verified pieces. */
-  reuse?: { tar: PieceFile; gzip?: PieceFile };
+  reuse?: { tar: PieceFile; compressed?: PieceFile };
   /** Set when the run is built and should be recorded in the cache under this identity. */
   recordAs?: string;
 }
 
 /**
- * Plans the runs of a store layer: runs whose segment record is in the cache (with gzip members
- * when needed) and whose pieces verify are reused; the rest are built and recorded.
+ * Plans the runs of a store layer: runs whose segment record is in the cache (with compressed
+ * units when `compressed`) and whose pieces verify are reused; the rest are built and recorded.
  */
-export async function planRuns(segments: readonly TarSegment[], identities: ReadonlyMap<string, string>, cache: LayerCache, gzip: boolean): Promise<PlannedRun[]> {
+export async function planRuns(segments: readonly TarSegment[], identities: ReadonlyMap<string, string>, cache: LayerCache, compressed: boolean): Promise<PlannedRun[]> {
   const checked: BlobChecks = new Map();
   // Several at once: the pieces are hashed on the tar workers, as many at a time as there are.
   return mapLimit(segments, VERIFY_AT_ONCE, async (segment): Promise<PlannedRun> => {
     const identity = runIdentity(segment, identities);
     if (identity === undefined) return { segment };
     const rec = await cache.lookupSegment(identity);
-    const reuse = rec ? await verifyRecord(rec, segment, cache, gzip, checked) : undefined;
+    const reuse = rec ? await verifyRecord(rec, segment, cache, compressed, checked) : undefined;
     return reuse ? { segment, reuse } : { segment, recordAs: identity };
   });
 }
@@ -48,14 +48,14 @@ function runIdentity(segment: TarSegment, identities: ReadonlyMap<string, string
   return segment.storePath !== undefined ? identities.get(segment.storePath) : undefined;
 }
 
-async function verifyRecord(rec: SegmentRecord, segment: TarSegment, cache: LayerCache, gzip: boolean, checked: BlobChecks): Promise<PlannedRun['reuse']> {
-  if (pieceLength(rec.tar) !== segment.end - segment.start || (gzip && rec.gzip === undefined)) return undefined;
-  if (!gzip) {
+async function verifyRecord(rec: SegmentRecord, segment: TarSegment, cache: LayerCache, compressed: boolean, checked: BlobChecks): Promise<PlannedRun['reuse']> {
+  if (pieceLength(rec.tar) !== segment.end - segment.start || (compressed && rec.compressed === undefined)) return undefined;
+  if (!compressed) {
     const tar = await cache.verifyPiece(rec.tar, rec.identity, checked);
     return tar && { tar };
   }
-  const [tar, gz] = await Promise.all([cache.verifyPiece(rec.tar, rec.identity, checked), cache.verifyPiece(rec.gzip!, rec.identity, checked)]);
-  return tar && gz ? { tar, gzip: gz } : undefined;
+  const [tar, units] = await Promise.all([cache.verifyPiece(rec.tar, rec.identity, checked), cache.verifyPiece(rec.compressed!, rec.identity, checked)]);
+  return tar && units ? { tar, compressed: units } : undefined;
 }
 
 /** The writer's input: entries of built runs, a raw run per reused one. */
@@ -86,9 +86,9 @@ export async function recordRunsInBlob(runs: readonly PlannedRun[], identities: 
 }
 
 /**
- * Sits between the tar writer and the gzip compressor of a store layer: cuts the tar stream at run
- * boundaries, starts a member at each, swaps reused runs' bytes for their cached members, and
- * records built runs' tar bytes and members as cache pieces. Writes are applied in call order.
+ * Sits between the tar writer and the block compressor of a store layer: cuts the tar stream at run
+ * boundaries, starts a unit at each, swaps reused runs' bytes for their cached units, and records
+ * built runs' tar bytes and units as cache pieces. Writes are applied in call order.
  */
 export class RunRouter implements ByteSink {
   private index = 0;
@@ -97,11 +97,11 @@ export class RunRouter implements ByteSink {
   private started = false;
   private tarPiece: PieceWriter | undefined;
   /** Pieces of built runs, finished once the whole layer is through. */
-  private readonly recorded: { identity: string; tar: PieceWriter; gzip: PieceWriter }[] = [];
+  private readonly recorded: { identity: string; tar: PieceWriter; compressed: PieceWriter }[] = [];
 
   constructor(
     private readonly runs: readonly PlannedRun[],
-    private readonly gzip: GzipCompressor,
+    private readonly compressor: BlockCompressor,
     private readonly cache: LayerCache | undefined,
   ) {}
 
@@ -116,8 +116,8 @@ export class RunRouter implements ByteSink {
     await this.chain;
     for (const r of this.recorded) {
       const tar = await r.tar.finish();
-      const gzip = await r.gzip.finish();
-      if (tar && gzip) await this.cache!.publishSegment({ identity: r.identity, tar, gzip });
+      const compressed = await r.compressed.finish();
+      if (tar && compressed) await this.cache!.publishSegment({ identity: r.identity, tar, compressed });
     }
   }
 
@@ -125,7 +125,7 @@ export class RunRouter implements ByteSink {
     await this.chain.catch(() => undefined);
     for (const r of this.recorded) {
       await r.tar.discard();
-      await r.gzip.discard();
+      await r.compressed.discard();
     }
   }
 
@@ -142,8 +142,8 @@ export class RunRouter implements ByteSink {
       const part = chunk.subarray(at, at + take);
       if (!run.reuse) {
         await this.tarPiece?.write(part);
-        await this.gzip.write(part);
-      } // else: a reused run's tar bytes only feed the DiffID; its members were inserted instead
+        await this.compressor.write(part);
+      } // else: a reused run's tar bytes only feed the DiffID; its units were inserted instead
       at += take;
       this.offset += take;
       if (this.offset === run.segment.end) {
@@ -156,23 +156,23 @@ export class RunRouter implements ByteSink {
   private async startRun(): Promise<void> {
     const run = this.runs[this.index]!;
     this.tarPiece = undefined;
-    await this.gzip.boundary();
-    this.gzip.setTap(undefined);
-    if (run.reuse?.gzip) {
-      const members = run.reuse.gzip;
-      await this.gzip.insertMembers(run.segment.end - run.segment.start, (emit) => copyPiece(members, { write: emit }));
+    await this.compressor.boundary();
+    this.compressor.setTap(undefined);
+    if (run.reuse?.compressed) {
+      const units = run.reuse.compressed;
+      await this.compressor.insertCompressed(run.segment.end - run.segment.start, (emit) => copyPiece(units, { write: emit }));
       return;
     }
     if (run.recordAs !== undefined && this.cache) {
       const tar = await this.cache.beginPiece();
-      const gz = await this.cache.beginPiece();
-      if (tar && gz) {
+      const units = await this.cache.beginPiece();
+      if (tar && units) {
         this.tarPiece = tar;
-        this.gzip.setTap(gz);
-        this.recorded.push({ identity: run.recordAs, tar, gzip: gz });
+        this.compressor.setTap(units);
+        this.recorded.push({ identity: run.recordAs, tar, compressed: units });
       } else {
         await tar?.discard();
-        await gz?.discard();
+        await units?.discard();
       }
     }
   }

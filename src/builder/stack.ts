@@ -1,4 +1,4 @@
-import { lazyDeflatePool, type DeflatePool } from '../compress/deflate-pool.js';
+import { lazyCompressPool, type CompressPool } from '../compress/block-pool.js';
 import type { DescribedLayer } from '../image/assemble.js';
 import { findShadows, refuseShadows, sourceFiles, type LayerContents, type Shadow, type SourceFiles } from '../image/conflicts.js';
 import { recordedStorePaths } from '../image/history.js';
@@ -83,9 +83,9 @@ export interface ProduceStackOptions {
  * layers as they stream. Each comes with its history entry.
  */
 export async function produceStack(checked: CheckedStack, dest: ImageDestination, opts: ProduceStackOptions): Promise<DescribedLayer[]> {
-  // Started on first need, and shared: one set of deflate threads for every rewritten layer.
-  const deflater = lazyDeflatePool();
-  const pool = deflater.get;
+  // Started on first need, and shared: one set of compression threads for every rewritten layer.
+  const compressors = lazyCompressPool();
+  const pool = compressors.get;
   try {
     const out: DescribedLayer[] = [];
     for (const [i, step] of checked.plan.steps.entries()) {
@@ -94,7 +94,7 @@ export async function produceStack(checked: CheckedStack, dest: ImageDestination
     }
     return out;
   } finally {
-    await deflater.close();
+    await compressors.close();
   }
 }
 
@@ -104,7 +104,7 @@ async function carry(layer: Layer, dest: ImageDestination): Promise<Layer> {
 }
 
 async function rewrite(
-  step: Extract<StackStep, { kind: 'rewrite' }>, checked: CheckedStack, index: number, dest: ImageDestination, opts: ProduceStackOptions, pool: () => DeflatePool,
+  step: Extract<StackStep, { kind: 'rewrite' }>, checked: CheckedStack, index: number, dest: ImageDestination, opts: ProduceStackOptions, pool: () => CompressPool,
 ): Promise<Layer> {
   const name = checked.plan.sources[step.source]!.name;
   const inputs = step.layers.map((layer) => {

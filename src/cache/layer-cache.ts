@@ -7,9 +7,9 @@
  *   blobs/sha256/<hex>             blob bytes, immutable once published
  *   layers/<sha256(identity)>.json  { identity, diffId, digest, size, compression, uncompressedSize }
  *   diffids/<compression>/<hex>.json { diffId, digest, size }
- *   segments/<sha256(identity)>.json { identity, tar, gzip? }: where one store path's run of a layer
- *                                   tar (src/tar/segments.ts) and its gzip members are: a byte range
- *                                   of an uncompressed layer blob, or blobs of their own
+ *   segments/<sha256(identity)>.json { identity, tar, compressed? }: where one store path's run of a
+ *                                   layer tar (src/tar/segments.ts) and its compressed units are: a
+ *                                   byte range of an uncompressed layer blob, or blobs of their own
  *   containers/<out>-<rand>         hard links to build outputs (a docker-archive, a layout's blob
  *                                   file) that hold uncompressed layer blobs: the cache reads them
  *                                   back from there instead of keeping copies of its own
@@ -46,7 +46,7 @@ import { digestHex, isDigest, type Digest } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
 import { StrataError } from '../util/errors.js';
 import { canonicalJsonBytes } from '../util/json.js';
-import type { ByteSink } from '../compress/gzip-writer.js';
+import type { ByteSink } from '../compress/block-writer.js';
 import type { FileRegion } from '../transports/types.js';
 import { hashFileOnWorker } from '../tar/writer.js';
 
@@ -195,12 +195,13 @@ export function parseLocation(raw: string, digest: Digest): { container: string;
 /**
  * One store path's run of a layer tar, cached so that a layer whose other paths changed can be
  * made again without reading this path's files: its tar bytes (for the DiffID, and the blob
- * itself when uncompressed) and, for gzip layers, the members compressed from them.
+ * itself when uncompressed) and, for compressed layers, the units compressed from them (which
+ * codec is part of the identity).
  */
 export interface SegmentRecord {
   identity: string;
   tar: Piece;
-  gzip?: Piece;
+  compressed?: Piece;
 }
 
 /** A piece being written; finish() hashes nothing more, renames it into place and names it. */
@@ -601,8 +602,10 @@ export class LayerCache {
     if (raw === undefined) return undefined;
     let rec: SegmentRecord | undefined;
     try {
-      const v = JSON.parse(raw) as Partial<SegmentRecord>;
-      if (v.identity === identity && isPiece(v.tar) && (v.gzip === undefined || isPiece(v.gzip))) rec = { identity, tar: v.tar, ...(v.gzip ? { gzip: v.gzip } : {}) };
+      // `gzip` is what strata 0.1.0 called `compressed` (gzip was its only codec): those records stay usable.
+      const v = JSON.parse(raw) as Partial<SegmentRecord> & { gzip?: Piece };
+      const compressed = v.compressed ?? v.gzip;
+      if (v.identity === identity && isPiece(v.tar) && (compressed === undefined || isPiece(compressed))) rec = { identity, tar: v.tar, ...(compressed ? { compressed } : {}) };
     } catch {
       // fall through: corrupt
     }

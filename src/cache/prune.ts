@@ -86,8 +86,10 @@ export async function pruneCache(cache: LayerCache, maxBytes: number, now = Date
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const path = join(dir, name);
       // Layer and diffid records name `digest`; segment records name their pieces' digests.
-      const rec = await readJson(path) as { digest?: unknown; tar?: { digest?: unknown }; gzip?: { digest?: unknown } } | undefined;
-      const named = rec === undefined ? [] : rec.tar !== undefined ? [rec.tar.digest, ...(rec.gzip ? [rec.gzip.digest] : [])] : [rec.digest];
+      // (`gzip` is the older name of `compressed`, see lookupSegment.)
+      const rec = await readJson(path) as { digest?: unknown; tar?: { digest?: unknown }; compressed?: { digest?: unknown }; gzip?: { digest?: unknown } } | undefined;
+      const units = rec?.compressed ?? rec?.gzip;
+      const named = rec === undefined ? [] : rec.tar !== undefined ? [rec.tar.digest, ...(units ? [units.digest] : [])] : [rec.digest];
       if (named.length === 0 || !named.every((d) => typeof d === 'string' && present.has(d))) await drop(path);
     }
   }

@@ -4,9 +4,12 @@
  */
 import type { Compression } from '../image/media-types.js';
 import { StrataError } from '../util/errors.js';
-import { GZIP_FORMAT_TAG } from './deflate-block.js';
+import { blockCodec, type BlockCodec, type BlockCompression } from './codec.js';
 
 export const COMPRESSIONS: readonly Compression[] = ['none', 'gzip', 'zstd'];
+
+/** A compression strata can produce: none, or one made block by block. */
+export type ProducibleCompression = 'none' | BlockCompression;
 
 /**
  * Throws unless strata can produce `c` byte-reproducibly. zstd cannot be, today: there is no
@@ -14,7 +17,7 @@ export const COMPRESSIONS: readonly Compression[] = ['none', 'gzip', 'zstd'];
  * is the bundled native libzstd, whose output may change with any Node release and is not
  * available at all on Node 20.
  */
-export function checkProducibleCompression(c: string, what = '--compress'): asserts c is 'none' | 'gzip' {
+export function checkProducibleCompression(c: string, what = '--compress'): asserts c is ProducibleCompression {
   if (c === 'none' || c === 'gzip') return;
   if (c === 'zstd') {
     throw new StrataError(
@@ -25,8 +28,13 @@ export function checkProducibleCompression(c: string, what = '--compress'): asse
   throw new StrataError(`${what}: unknown compression ${JSON.stringify(c)} (expected none, gzip or zstd)`);
 }
 
+/** The codec that makes layers compressed with `c`; undefined for uncompressed layers. */
+export function codecOf(c: ProducibleCompression): BlockCodec | undefined {
+  return c === 'none' ? undefined : blockCodec(c);
+}
+
 /** The exact byte format of layers produced with `c`. */
 export function compressionFormatTag(c: Compression): string {
   checkProducibleCompression(c);
-  return c === 'gzip' ? GZIP_FORMAT_TAG : 'none';
+  return codecOf(c)?.formatTag ?? 'none';
 }

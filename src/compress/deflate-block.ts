@@ -25,9 +25,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { BLOCK_SIZE } from './block-size.js';
+import type { BlockCompress } from './codec.js';
 
-/** Uncompressed bytes per member (pigz uses 128 KiB blocks; larger ones suit worker hand-offs). */
-export const BLOCK_SIZE = 1 << 20;
 /** libdeflate level 6: the ratio of `gzip -6` (the default of gzip and pigz), at about twice pigz's speed per core. */
 export const GZIP_LEVEL = 6;
 /** The exact `libdeflate` npm package whose .wasm makes the bytes. */
@@ -38,8 +38,6 @@ export const LIBDEFLATE_PACKAGE_VERSION = '0.1.0';
  */
 export const GZIP_FORMAT_TAG = `gzip/libdeflate-wasm-${LIBDEFLATE_PACKAGE_VERSION}/level${GZIP_LEVEL}/members${BLOCK_SIZE}/store-path-runs`;
 
-/** Compresses one block into one gzip member. Synchronous: it runs on the thread that loaded it. */
-export type MemberCompressor = (block: Uint8Array) => Uint8Array;
 
 interface LibdeflateModule {
   HEAPU8: Uint8Array;
@@ -50,14 +48,14 @@ interface LibdeflateModule {
   _libdeflate_gzip_compress(c: number, inPtr: number, inLen: number, outPtr: number, outMax: number): number;
 }
 
-let loading: Promise<MemberCompressor> | undefined;
+let loading: Promise<BlockCompress> | undefined;
 
 /** The member compressor of this thread, loaded once (the WebAssembly module is ~90 KB). */
-export function loadMemberCompressor(): Promise<MemberCompressor> {
+export function loadMemberCompressor(): Promise<BlockCompress> {
   return (loading ??= load());
 }
 
-async function load(): Promise<MemberCompressor> {
+async function load(): Promise<BlockCompress> {
   // The package exports only its whole-buffer wrapper, which allocates a compressor and two
   // buffers per call; the Emscripten module beside it lets us keep them for every block.
   const entry = createRequire(import.meta.url).resolve('libdeflate');

@@ -4,7 +4,7 @@
  * form one contiguous run, and the layer tar is: the store directory's parents, then one run per
  * store path, then the end-of-archive blocks. Each run's bytes depend only on that path's files
  * (and the mtime), which is what lets the cache keep them per store path and reuse them in any
- * layer that holds the path, and what lets gzip start a member at each run (deflate-block.ts).
+ * layer that holds the path, and what lets a compressed layer start a unit (gzip member, zstd frame) at each run (src/compress/codec.ts).
  */
 import type { TarEntry } from './entry.js';
 import { END_OF_ARCHIVE, planHeader } from './header.js';

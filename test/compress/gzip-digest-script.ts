@@ -4,15 +4,15 @@
  * Usage: node gzip-digest-script.js <chunkSize> [outFile]
  */
 import { writeFileSync } from 'node:fs';
-import { DeflatePool } from '../../src/compress/deflate-pool.js';
-import { GzipCompressor } from '../../src/compress/gzip-writer.js';
+import { CompressPool } from '../../src/compress/block-pool.js';
+import { BlockCompressor } from '../../src/compress/block-writer.js';
 import { sampleData } from './sample-data.js';
 
 async function gzip(data: Buffer, chunk: number, workers: number): Promise<{ digest: string; bytes: Buffer }> {
-  const pool = new DeflatePool(workers);
+  const pool = new CompressPool(workers);
   const parts: Buffer[] = [];
   try {
-    const gz = new GzipCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool);
+    const gz = new BlockCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool, 'gzip');
     for (let at = 0; at < data.length; at += chunk) await gz.write(data.subarray(at, at + chunk));
     const { digest } = await gz.finish();
     return { digest, bytes: Buffer.concat(parts) };

@@ -10,15 +10,16 @@ import { spawnSync } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
 import { gzip as libdeflateGzip } from 'libdeflate';
 import { checkProducibleCompression } from '../../src/compress/compression.js';
-import { BLOCK_SIZE, GZIP_LEVEL } from '../../src/compress/deflate-block.js';
-import { DeflatePool } from '../../src/compress/deflate-pool.js';
-import { GzipCompressor } from '../../src/compress/gzip-writer.js';
+import { BLOCK_SIZE } from '../../src/compress/block-size.js';
+import { GZIP_LEVEL } from '../../src/compress/deflate-block.js';
+import { CompressPool } from '../../src/compress/block-pool.js';
+import { BlockCompressor } from '../../src/compress/block-writer.js';
 import { StrataError } from '../../src/util/errors.js';
 import { sampleData } from './sample-data.js';
 
-async function gzipWith(pool: DeflatePool, data: Buffer, chunkSizes: (i: number) => number): Promise<{ bytes: Buffer; digest: string; size: number; uncompressedSize: number }> {
+async function gzipWith(pool: CompressPool, data: Buffer, chunkSizes: (i: number) => number): Promise<{ bytes: Buffer; digest: string; size: number; uncompressedSize: number }> {
   const parts: Buffer[] = [];
-  const gz = new GzipCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool);
+  const gz = new BlockCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool, 'gzip');
   let at = 0;
   for (let i = 0; at < data.length; i++) {
     const n = Math.max(1, chunkSizes(i));
@@ -52,7 +53,7 @@ const inputs: [string, Buffer][] = [
 ];
 
 test('gzip output restores the input exactly (node:zlib and gzip -dc), with digest and size of the bytes written', async (t) => {
-  const pool = new DeflatePool(2);
+  const pool = new CompressPool(2);
   t.after(() => pool.close());
   for (const [name, data] of inputs) {
     const r = await gzipWith(pool, data, () => 65536);
@@ -73,7 +74,7 @@ test('gzip output restores the input exactly (node:zlib and gzip -dc), with dige
 
 test('bytes do not depend on write chunk sizes or on the number of deflate workers', async (t) => {
   const data = sampleData(3 * BLOCK_SIZE + 777, 99);
-  const pools = [new DeflatePool(0), new DeflatePool(1), new DeflatePool(3)];
+  const pools = [new CompressPool(0), new CompressPool(1), new CompressPool(3)];
   t.after(() => Promise.all(pools.map((p) => p.close())));
   let seed = 7;
   const jitter = (): number => {
@@ -92,12 +93,12 @@ test('bytes do not depend on write chunk sizes or on the number of deflate worke
 });
 
 test('boundary() ends a member exactly there; a boundary at a block edge or twice in a row adds nothing', async (t) => {
-  const pool = new DeflatePool(1);
+  const pool = new CompressPool(1);
   t.after(() => pool.close());
   const data = sampleData(2 * BLOCK_SIZE + 5000, 5);
   const cuts = [1000, BLOCK_SIZE + 1000, BLOCK_SIZE + 1000, 2 * BLOCK_SIZE + 1000]; // the repeat is a no-op
   const parts: Buffer[] = [];
-  const gz = new GzipCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool);
+  const gz = new BlockCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool, 'gzip');
   let at = 0;
   for (const cut of cuts) {
     await gz.write(data.subarray(at, cut));

@@ -8,7 +8,8 @@
 import { StrataError } from '../../util/errors.js';
 import type { HeaderFields } from '../../tar/header.js';
 import { END_OF_ARCHIVE } from '../../tar/header.js';
-import { BLOCK_SIZE, loadMemberCompressor } from '../../compress/deflate-block.js';
+import { BLOCK_SIZE } from '../../compress/block-size.js';
+import { loadMemberCompressor } from '../../compress/deflate-block.js';
 import { directoryMember, fileMember } from '../../tar/members.js';
 import { rewriteTars, type TarInput, type WhiteoutRewrite } from '../../tar/rewrite.js';
 import { OSTREE_WHITEOUT_PREFIX } from '../../tar/whiteout.js';

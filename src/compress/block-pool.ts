@@ -1,15 +1,16 @@
 /**
- * A fixed set of worker threads that compress blocks into gzip members (pigz's model). One pool
- * serves every layer of a build, so one large layer can use every core and several small ones
- * share them.
+ * A fixed set of worker threads that compress blocks, each with the codec its request names
+ * (pigz's model, for any block codec). One pool serves every layer of a build, so one large layer
+ * can use every core and several small ones share them.
  *
- * `size: 0` deflates on the calling thread instead: same function, same bytes (tests compare
+ * `size: 0` compresses on the calling thread instead: same function, same bytes (tests compare
  * the two), useful where threads are unwanted.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { BLOCK_SIZE, loadMemberCompressor } from './deflate-block.js';
-import type { BlockRequest, BlockResponse } from './deflate-worker.js';
+import { blockCodec, type BlockCompression } from './codec.js';
+import { BLOCK_SIZE } from './block-size.js';
+import type { BlockRequest, BlockResponse } from './block-worker.js';
 
 interface Pending {
   resolve(out: Uint8Array): void;
@@ -21,7 +22,7 @@ interface Slot {
   busy: number;
 }
 
-export class DeflatePool {
+export class CompressPool {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly queue: { req: BlockRequest; transfer: ArrayBuffer[] }[] = [];
@@ -36,12 +37,12 @@ export class DeflatePool {
 
   constructor(readonly size: number) {
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(new URL('./deflate-worker.js', import.meta.url));
+      const worker = new Worker(new URL('./block-worker.js', import.meta.url));
       const slot: Slot = { worker, busy: 0 };
       worker.on('message', (m: BlockResponse) => this.answer(slot, m));
       worker.on('error', (e) => this.fail(e));
       worker.on('exit', (code) => {
-        if (!this.closed) this.fail(new Error(`deflate worker exited unexpectedly (code ${code})`));
+        if (!this.closed) this.fail(new Error(`compression worker exited unexpectedly (code ${code})`));
       });
       // Idle workers must not keep a finished CLI alive.
       worker.unref();
@@ -50,13 +51,13 @@ export class DeflatePool {
   }
 
   /**
-   * Compresses one block into a gzip member. `block` is transferred to the worker when it owns
-   * its whole ArrayBuffer (the caller must not touch it afterwards).
+   * Compresses one block with `codec`. `block` is transferred to the worker when it owns its
+   * whole ArrayBuffer (the caller must not touch it afterwards).
    */
-  deflate(block: Uint8Array): Promise<Uint8Array> {
+  compress(codec: BlockCompression, block: Uint8Array): Promise<Uint8Array> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.size === 0) {
-      return loadMemberCompressor().then((compress) => {
+      return blockCodec(codec).load().then((compress) => {
         const out = compress(block);
         // Compressed synchronously: the block's buffer is free again at once.
         if (block.length === BLOCK_SIZE && this.spare.length < 2) this.spare.push(block);
@@ -64,7 +65,7 @@ export class DeflatePool {
       });
     }
     const id = this.nextId++;
-    const req: BlockRequest = { id, block };
+    const req: BlockRequest = { id, codec, block };
     const transfer: ArrayBuffer[] = [];
     if (block.byteOffset === 0 && block.byteLength === block.buffer.byteLength) transfer.push(block.buffer as ArrayBuffer);
     return new Promise<Uint8Array>((resolve, reject) => {
@@ -83,7 +84,7 @@ export class DeflatePool {
   private dispatch(): void {
     while (this.queue.length > 0) {
       let best: Slot | undefined;
-      for (const s of this.slots) if (s.busy < DeflatePool.PER_WORKER && (best === undefined || s.busy < best.busy)) best = s;
+      for (const s of this.slots) if (s.busy < CompressPool.PER_WORKER && (best === undefined || s.busy < best.busy)) best = s;
       if (best === undefined) return;
       const { req, transfer } = this.queue.shift()!;
       best.busy++;
@@ -98,7 +99,7 @@ export class DeflatePool {
     const p = this.pending.get(m.id);
     this.pending.delete(m.id);
     if ('error' in m) {
-      p?.reject(new Error(`deflate worker failed: ${m.error}`));
+      p?.reject(new Error(`compression worker failed: ${m.error}`));
     } else {
       if (m.block.length === BLOCK_SIZE && this.spare.length < this.size * 2 + 2) this.spare.push(m.block);
       p?.resolve(m.out);
@@ -120,10 +121,10 @@ export class DeflatePool {
 }
 
 /** A pool started on first need and shared by every layer of one build, then closed once. */
-export function lazyDeflatePool(): { get: () => DeflatePool; close: () => Promise<void> } {
-  let pool: DeflatePool | undefined;
+export function lazyCompressPool(): { get: () => CompressPool; close: () => Promise<void> } {
+  let pool: CompressPool | undefined;
   return {
-    get: () => (pool ??= new DeflatePool(Math.max(1, availableParallelism()))),
+    get: () => (pool ??= new CompressPool(Math.max(1, availableParallelism()))),
     close: async () => pool?.close(),
   };
 }

@@ -1,50 +1,53 @@
 /**
- * Streaming gzip for layer blobs: uncompressed bytes in (any chunk sizes), gzip members out (see
- * deflate-block.ts), the blob digest and size computed as the compressed bytes leave.
+ * Streaming block compression for layer blobs: uncompressed bytes in (any chunk sizes), one
+ * compressed unit per block out (gzip members, zstd frames: see codec.ts), the blob digest and
+ * size computed as the compressed bytes leave.
  *
  * Incoming bytes are copied into fixed BLOCK_SIZE blocks, so block boundaries are offsets of the
  * uncompressed stream — counted from the start or from the last `boundary()` — and never depend
- * on how callers chunk their writes. Full blocks go to the DeflatePool at once (several in
- * flight, in parallel); their members are written strictly in block order. Memory is bounded:
+ * on how callers chunk their writes. Full blocks go to the CompressPool at once (several in
+ * flight, in parallel); their units are written strictly in block order. Memory is bounded:
  * at most `maxBlocksInFlight` blocks (input + output) per stream.
  */
 import { createHash } from 'node:crypto';
 import type { Digest } from '../image/digest.js';
-import { BLOCK_SIZE } from './deflate-block.js';
-import type { DeflatePool } from './deflate-pool.js';
+import type { BlockCompression } from './codec.js';
+import { BLOCK_SIZE } from './block-size.js';
+import type { CompressPool } from './block-pool.js';
 
 /** Where bytes go, in order; a write's promise settles when the bytes may be reused or are stored. */
 export interface ByteSink {
   write(chunk: Buffer): Promise<void>;
 }
 
-export interface GzipResult {
-  /** sha256 of the gzip bytes: the blob digest. */
+export interface CompressResult {
+  /** sha256 of the compressed bytes: the blob digest. */
   digest: Digest;
-  /** Gzip bytes written. */
+  /** Compressed bytes written. */
   size: number;
   /** Uncompressed bytes consumed. */
   uncompressedSize: number;
 }
 
-export class GzipCompressor implements ByteSink {
+export class BlockCompressor implements ByteSink {
   private block: Uint8Array;
   private fill = 0;
   private blocks = 0;
   private inSize = 0;
   private outSize = 0;
   private readonly hash = createHash('sha256');
-  /** Per submitted block, settles once its member has been written downstream. */
+  /** Per submitted block, settles once its unit has been written downstream. */
   private readonly emitted: Promise<void>[] = [];
   private tail: Promise<void> = Promise.resolve();
   private error: unknown;
   private finished = false;
-  /** Where members are also copied (a cache piece being recorded), per block from submit on. */
+  /** Where units are also copied (a cache piece being recorded), per block from submit on. */
   private tap: ByteSink | undefined;
 
   constructor(
     private readonly out: ByteSink,
-    private readonly pool: DeflatePool,
+    private readonly pool: CompressPool,
+    private readonly codec: BlockCompression,
     private readonly maxBlocksInFlight = Math.max(2, pool.size * 2 + 1),
   ) {
     this.block = pool.takeBlock(BLOCK_SIZE);
@@ -65,7 +68,7 @@ export class GzipCompressor implements ByteSink {
   }
 
   /**
-   * Ends the current member here, so the bytes that follow start a new one. Callers use it at
+   * Ends the current unit here, so the bytes that follow start a new one. Callers use it at
    * content-defined places only (never at I/O sizes), or the bytes would depend on scheduling.
    */
   async boundary(): Promise<void> {
@@ -74,29 +77,29 @@ export class GzipCompressor implements ByteSink {
   }
 
   /**
-   * From the next member on, also copies members to `tap` (undefined stops). Call it right after
-   * a boundary(), so that exactly the members of what follows are copied.
+   * From the next unit on, also copies units to `tap` (undefined stops). Call it right after a
+   * boundary(), so that exactly the units of what follows are copied.
    */
   setTap(tap: ByteSink | undefined): void {
     this.tap = tap;
   }
 
   /**
-   * Puts members compressed earlier (a cached store-path run) next in the output, standing for
+   * Puts units compressed earlier (a cached store-path run) next in the output, standing for
    * `uncompressedSize` bytes the caller does not write. Must follow a boundary(). `copy` writes the
-   * members through `emit` in order; they are hashed and counted like freshly compressed ones.
+   * units through `emit` in order; they are hashed and counted like freshly compressed ones.
    */
-  async insertMembers(uncompressedSize: number, copy: (emit: (bytes: Buffer) => Promise<void>) => Promise<void>): Promise<void> {
+  async insertCompressed(uncompressedSize: number, copy: (emit: (bytes: Buffer) => Promise<void>) => Promise<void>): Promise<void> {
     if (this.error !== undefined) throw this.error;
-    if (this.fill !== 0) throw new Error('internal: insertMembers without a boundary first');
+    if (this.fill !== 0) throw new Error('internal: insertCompressed without a boundary first');
     this.inSize += uncompressedSize;
     await this.enqueue(() => copy((bytes) => this.emit(bytes, undefined)));
   }
 
   /** Compresses what is left and waits for every byte to be written. */
-  async finish(): Promise<GzipResult> {
+  async finish(): Promise<CompressResult> {
     if (this.error !== undefined) throw this.error;
-    // An empty stream still is one (empty) member: a blob of zero bytes is not gzip.
+    // An empty stream still is one (empty) unit: a blob of zero bytes is neither gzip nor zstd.
     if (this.fill > 0 || this.blocks === 0) await this.submit();
     this.finished = true;
     await this.tail;
@@ -111,7 +114,7 @@ export class GzipCompressor implements ByteSink {
 
   private async submit(): Promise<void> {
     const block = this.fill === BLOCK_SIZE ? this.block : this.block.slice(0, this.fill);
-    const result = this.pool.deflate(block);
+    const result = this.pool.compress(this.codec, block);
     result.catch(() => undefined); // observed in order below
     // A full block's buffer went to a worker; a partial one was copied, so its buffer is reused.
     if (block === this.block) this.block = this.pool.takeBlock(BLOCK_SIZE);
