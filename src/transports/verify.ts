@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { createGunzip, type Gunzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
+import { ZstdDecoder } from '../compress/zstd-decode.js';
 import type { Digest } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
 import { parseDigest, sha256Digest } from '../image/digest.js';
@@ -12,11 +13,6 @@ export function sniffCompression(head: Buffer): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
   if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
   return 'none';
-}
-
-/** zstd base layers are refused up front: node:zlib has no zstd before v22.15, and strata runs on 20. */
-export function zstdUnsupported(what: string): StrataError {
-  return new StrataError(`${what} is zstd-compressed, which strata cannot read yet; recompress the base image with gzip or none (e.g. skopeo copy --dest-compress-format gzip)`);
 }
 
 /** Checks small metadata (a config, a manifest) against the digest something named it by. */
@@ -38,46 +34,85 @@ export interface LayerExpectation {
 }
 
 /**
+ * Hashes the uncompressed tar of a blob fed to it chunk by chunk: the DiffID. `write` resolves
+ * when the chunk is taken (gzip is inflated in a side pipe, whose backpressure slows the caller
+ * rather than buffering); `end` gives the digest, or rejects naming `what` if the stream is corrupt.
+ */
+interface TarHasher {
+  write(chunk: Buffer): Promise<void> | undefined;
+  end(): Promise<Digest>;
+}
+
+function tarHasher(compression: Compression, what: string): TarHasher {
+  const hash = createHash('sha256');
+  const digest = (): Digest => `sha256:${hash.digest('hex')}`;
+  if (compression === 'none') {
+    return { write: (c) => void hash.update(c), end: async () => digest() };
+  }
+  if (compression === 'zstd') {
+    // Decoded synchronously, in bounded steps, straight into the hash (zstd-decode.ts).
+    const dec = new ZstdDecoder();
+    const corrupt = (e: unknown): StrataError => new StrataError(`${what}: zstd stream is corrupt: ${(e as Error).message}`, { cause: e });
+    return {
+      write: (c) => {
+        try {
+          for (const out of dec.steps(c)) hash.update(out);
+        } catch (e) {
+          return Promise.reject(corrupt(e));
+        }
+        return undefined;
+      },
+      end: async () => {
+        try {
+          for (const out of dec.end()) hash.update(out);
+        } catch (e) {
+          throw corrupt(e);
+        }
+        return digest();
+      },
+    };
+  }
+  const gunzip = createGunzip();
+  gunzip.on('data', (c: Buffer) => hash.update(c));
+  const done = new Promise<void>((resolve, reject) => {
+    gunzip.on('end', resolve);
+    gunzip.on('error', (e) => reject(new StrataError(`${what}: gzip stream is corrupt: ${e.message}`, { cause: e })));
+  });
+  // Attach a handler now so a rejection before end() is not reported as unhandled.
+  done.catch(() => undefined);
+  return {
+    // Waits for the inflater to catch up; its failure ends the wait too (drain would never come).
+    write: (c) => (gunzip.write(c) ? undefined : Promise.race([new Promise<void>((r) => gunzip.once('drain', r)), done])),
+    end: async () => {
+      gunzip.end();
+      await done;
+      return digest();
+    },
+  };
+}
+
+/**
  * Wraps a blob stream so that it passes the bytes through unchanged and, when the blob ends,
  * errors unless the blob hashes to `digest`, has `size` bytes and decompresses to `diffId`.
- * The consumer therefore never finishes reading a corrupt base layer without noticing. gzip is
- * inflated in a side pipe purely to hash the tar; backpressure from that pipe slows the main one
- * rather than buffering.
+ * The consumer therefore never finishes reading a corrupt base layer without noticing.
  */
 export function verifyingLayerStream(source: Readable, exp: LayerExpectation): Readable {
-  if (exp.compression === 'zstd') throw zstdUnsupported(exp.what);
   const blobHash = createHash('sha256');
-  const tarHash = exp.compression === 'gzip' ? createHash('sha256') : undefined;
-  let gunzip: Gunzip | undefined;
-  let gunzipDone: Promise<void> = Promise.resolve();
-  if (tarHash !== undefined) {
-    const g = createGunzip();
-    gunzip = g;
-    g.on('data', (c: Buffer) => tarHash.update(c));
-    gunzipDone = new Promise<void>((resolve, reject) => {
-      g.on('end', resolve);
-      g.on('error', (e) => reject(new StrataError(`${exp.what}: gzip stream is corrupt: ${e.message}`, { cause: e })));
-    });
-    // Attach a handler now so a rejection before flush is not reported as unhandled.
-    gunzipDone.catch(() => undefined);
-  }
+  const tar = tarHasher(exp.compression, exp.what);
   let count = 0;
-  const out = new Transform({
+  const out: Transform = new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
       blobHash.update(chunk);
       count += chunk.length;
       this.push(chunk);
-      if (gunzip !== undefined && !gunzip.write(chunk)) {
-        gunzip.once('drain', () => cb());
-        return;
-      }
-      cb();
+      const taken = tar.write(chunk);
+      if (taken === undefined) cb();
+      else taken.then(() => cb(), (e: unknown) => cb(e as Error));
     },
     flush(cb: TransformCallback): void {
-      gunzip?.end();
-      gunzipDone.then(
-        () => {
+      tar.end().then(
+        (diffId) => {
           const digest = `sha256:${blobHash.digest('hex')}` as Digest;
           if (count !== exp.size) {
             return cb(new StrataError(`${exp.what}: size mismatch: expected ${exp.size} bytes, read ${count}`));
@@ -85,9 +120,9 @@ export function verifyingLayerStream(source: Readable, exp: LayerExpectation): R
           if (digest !== exp.digest) {
             return cb(new StrataError(`${exp.what}: digest mismatch: expected ${exp.digest}, blob hashes to ${digest}`));
           }
-          const diffId = tarHash === undefined ? digest : (`sha256:${tarHash.digest('hex')}` as Digest);
-          if (diffId !== exp.diffId) {
-            return cb(new StrataError(`${exp.what}: diff ID mismatch: config says ${exp.diffId}, uncompressed layer hashes to ${diffId}`));
+          const actual = exp.compression === 'none' ? digest : diffId;
+          if (actual !== exp.diffId) {
+            return cb(new StrataError(`${exp.what}: diff ID mismatch: config says ${exp.diffId}, uncompressed layer hashes to ${actual}`));
           }
           cb();
         },
@@ -95,51 +130,38 @@ export function verifyingLayerStream(source: Readable, exp: LayerExpectation): R
       );
     },
   });
-  gunzipDone.catch((e: unknown) => out.destroy(e as Error));
   source.on('error', (e) => out.destroy(e instanceof StrataError ? e : new StrataError(`${exp.what}: read failed: ${e.message}`, { cause: e })));
   out.on('close', () => {
     if (!source.destroyed) source.destroy();
-    gunzip?.destroy();
   });
   source.pipe(out);
   return out;
 }
 
 /**
- * Hashes a blob stream once: its own digest and, for gzip, the digest of the decompressed tar.
+ * Hashes a blob stream once: its own digest and, compressed, the digest of the decompressed tar.
  * Used where a format does not record the digest we must report (legacy docker-archive diff IDs,
- * gzipped docker-archive layers named by something other than their digest).
+ * compressed docker-archive layers named by something other than their digest).
  */
 export async function hashBlob(source: Readable, compression: Compression, what: string): Promise<{ digest: Digest; diffId: Digest; size: number }> {
-  if (compression === 'zstd') {
-    source.destroy();
-    throw zstdUnsupported(what);
-  }
   const blobHash = createHash('sha256');
-  const tarHash = createHash('sha256');
+  const tar = tarHasher(compression, what);
   let size = 0;
-  const gunzip = compression === 'gzip' ? createGunzip() : undefined;
-  const inflated = gunzip === undefined ? Promise.resolve() : (async () => {
-    for await (const c of gunzip) tarHash.update(c as Buffer);
-  })();
-  inflated.catch(() => undefined);
+  let diffId: Digest;
   try {
     for await (const chunk of source) {
       const c = chunk as Buffer;
       blobHash.update(c);
       size += c.length;
-      if (gunzip === undefined) tarHash.update(c);
-      // Wait for the inflater to catch up; its failure ends the wait too (drain would never come).
-      else if (!gunzip.write(c)) await Promise.race([new Promise<void>((r) => gunzip.once('drain', r)), inflated]);
+      await tar.write(c);
     }
-    gunzip?.end();
-    await inflated;
+    diffId = await tar.end();
   } catch (e) {
-    gunzip?.destroy();
+    source.destroy();
     if (e instanceof StrataError) throw e;
-    throw new StrataError(`${what}: ${compression === 'gzip' ? 'gzip stream is corrupt or unreadable' : 'read failed'}: ${(e as Error).message}`, { cause: e });
+    throw new StrataError(`${what}: read failed: ${(e as Error).message}`, { cause: e });
   }
-  return { digest: `sha256:${blobHash.digest('hex')}`, diffId: `sha256:${tarHash.digest('hex')}`, size };
+  return { digest: `sha256:${blobHash.digest('hex')}`, diffId, size };
 }
 
 /**

@@ -160,9 +160,14 @@ test('OCI layout: manifest digest, media types, zstd and layer counts are checke
   const tampered = mk('tampered', okCfg, [{ mediaType: MT_TAR, blob: l1 }], true);
   await rejectsNaming(openImageSource(`oci:${tampered}`), 'manifest', 'mismatch');
 
+  // zstd magic and then nothing a frame can be: the layer opens (the manifest is fine) and fails when read, named.
   const zstdMagic = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(60)]);
   const zstdType = mk('zstd', okCfg, [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', blob: zstdMagic }]);
-  await rejectsNaming(openImageSource(`oci:${zstdType}`), 'zstd', 'layer 0');
+  const zstdErr = await drainError(await (await openImageSource(`oci:${zstdType}`)).image.layers[0]!.open());
+  assert.ok(zstdErr instanceof StrataError && /zstd stream is corrupt/.test(zstdErr.message) && /layer 0/.test(zstdErr.message), String(zstdErr));
+  // A zstd blob labelled as plain tar is still a lie.
+  const zstdLying = mk('zstd-lying', okCfg, [{ mediaType: MT_TAR, blob: zstdMagic }]);
+  await rejectsNaming(openImageSource(`oci:${zstdLying}`), 'layer 0', 'zstd');
 
   const lying = mk('lying', okCfg, [{ mediaType: MT_TAR, blob: gzip(l1) }]);
   await rejectsNaming(openImageSource(`oci:${lying}`), 'layer 0', 'gzip');

@@ -13,7 +13,7 @@ import type { Platform } from '../../image/platform.js';
 import { StrataError } from '../../util/errors.js';
 import { indexTarFile, openMember, readMember, readMemberHead, resolveMember, type TarIndex } from '../tar-index.js';
 import { imageOf, type ImageSource, type RootSource } from '../types.js';
-import { parseImageConfig, sniffCompression, verifyBytes, verifyingLayerStream, zstdUnsupported } from '../verify.js';
+import { parseImageConfig, sniffCompression, verifyBytes, verifyingLayerStream } from '../verify.js';
 
 /**
  * Reads an OCI image layout — a directory (`oci:DIR[:REF]`) or a tar of one
@@ -225,13 +225,11 @@ class LayoutReader {
       const mediaType = d.mediaType;
       const compression = compressionOfMediaType(mediaType);
       if (compression === undefined) throw new StrataError(`${what}: unsupported layer media type ${JSON.stringify(mediaType)}`);
-      if (compression === 'zstd') throw zstdUnsupported(what);
       const size = await s.blobSize(d.digest);
       if (size === undefined) throw new StrataError(`${what}: blob is missing from blobs/sha256`);
       if (size !== d.size) throw new StrataError(`${what}: blob is ${size} bytes, the manifest says ${d.size}`);
       // Media types can lie (hand-made layouts); the bytes cannot.
       const sniffed = sniffCompression(await s.blobHead(d.digest, 4));
-      if (sniffed === 'zstd') throw zstdUnsupported(what);
       if (sniffed !== compression) throw new StrataError(`${what}: media type ${mediaType} says ${compression} but the blob is ${sniffed === 'none' ? 'not compressed' : sniffed} (a mislabelled or corrupt blob)`);
       // Docker media types become their OCI equivalents; nondistributable types are kept.
       const ociType = mediaType.startsWith('application/vnd.oci.') ? mediaType : ociLayerMediaType(compression);
