@@ -119,16 +119,25 @@ async function main(): Promise<void> {
   m = await sh(`${tarCmd} | pigz -p ${cores} > ${WORK}/gnu.tar.gz`);
   row(`tar | pigz -p ${cores} (level 6)`, m, outSize(`${WORK}/gnu.tar.gz`));
   rmSync(`${WORK}/gnu.tar.gz`);
+  if (!existsSync('/usr/bin/zstd')) spawnSync('apt-get', ['install', '-y', 'zstd'], { stdio: 'inherit' });
+  m = await sh(`${tarCmd} | zstd -q -3 -T${cores} > ${WORK}/gnu.tar.zst`);
+  row(`tar | zstd -3 -T${cores}`, m, outSize(`${WORK}/gnu.tar.zst`));
+  rmSync(`${WORK}/gnu.tar.zst`);
 
-  const strata = async (name: string, compression: Compression, cacheDir: string, out: string): Promise<void> => {
+  const strata = async (name: string, compression: Compression, cacheDir: string, out: string): Promise<{ wallMs: number; blobBytes: number }> => {
     const r = await timed(process.execPath, [self, '--child', root, store.closurePath, compression, cacheDir, out]);
     const s = JSON.parse(r.stdout) as { layers: number; scanMs: number; produceMs: number; blobBytes: number; built: number; fromCache: number; filesRead: number };
     row(name, r, `${(s.blobBytes / 1e6).toFixed(0)} MB blobs, ${s.layers} layers (${s.built} built, ${s.fromCache} cached, ${s.filesRead} files read); scan ${(s.scanMs / 1000).toFixed(2)} s, produce ${(s.produceMs / 1000).toFixed(2)} s`);
     rmSync(out, { recursive: true, force: true });
+    return { wallMs: r.wallMs, blobBytes: s.blobBytes };
   };
   await strata('strata cold, uncompressed (cache on)', 'none', join(WORK, 'cache-none'), join(WORK, 'none.tar'));
-  await strata('strata cold, gzip (cache on)', 'gzip', join(WORK, 'cache-gzip'), join(WORK, 'gzip-oci'));
-  await strata('strata warm, gzip, nothing changed', 'gzip', join(WORK, 'cache-gzip'), join(WORK, 'gzip-oci'));
+  const gzipCold = await strata('strata cold, gzip (cache on)', 'gzip', join(WORK, 'cache-gzip'), join(WORK, 'gzip-oci'));
+  const gzipWarm = await strata('strata warm, gzip, nothing changed', 'gzip', join(WORK, 'cache-gzip'), join(WORK, 'gzip-oci'));
+  const zstdCold = await strata('strata cold, zstd (cache on)', 'zstd', join(WORK, 'cache-zstd'), join(WORK, 'zstd-oci'));
+  const zstdWarm = await strata('strata warm, zstd, nothing changed', 'zstd', join(WORK, 'cache-zstd'), join(WORK, 'zstd-oci'));
+  console.log(`zstd vs gzip, cold: ${(gzipCold.wallMs / zstdCold.wallMs).toFixed(2)}× faster, blobs ${(zstdCold.blobBytes / gzipCold.blobBytes).toFixed(3)}× the size`);
+  console.log(`warm/cold, nothing changed: gzip ${(gzipWarm.wallMs / gzipCold.wallMs).toFixed(2)}, zstd ${(zstdWarm.wallMs / zstdCold.wallMs).toFixed(2)}`);
 
   // Two kinds of change, each to one file (unlinked and rewritten, breaking its hard link):
   //  (a) a path with a layer of its own in the plan (popularity gives those to shared paths);

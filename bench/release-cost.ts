@@ -41,6 +41,7 @@ const cases = [
   { name: 'docker-archive (default)', out: 'image.tar', flags: [] as string[] },
   { name: 'OCI layout, uncompressed, in place', out: 'layout-none', flags: ['--format', 'oci', '--compress', 'none'] },
   { name: 'OCI layout, gzip, in place', out: 'layout-gzip', flags: ['--format', 'oci', '--compress', 'gzip'] },
+  { name: 'OCI layout, zstd, in place', out: 'layout-zstd', flags: ['--format', 'oci', '--compress', 'zstd'] },
 ];
 console.log(`synthetic store: ${(store.totalBytes / 1e6).toFixed(0)} MB, ${store.storePaths.length} paths; node ${process.version}`);
 for (const c of cases) {

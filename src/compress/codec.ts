@@ -10,9 +10,10 @@
  * level, block size) and is part of every compressed layer's cache identity.
  */
 import { GZIP_FORMAT_TAG, loadMemberCompressor } from './deflate-block.js';
+import { loadFrameCompressor, ZSTD_FORMAT_TAG } from './zstd-block.js';
 
 /** Compressions that are made block by block. */
-export type BlockCompression = 'gzip';
+export type BlockCompression = 'gzip' | 'zstd';
 
 /** Compresses one block into one self-contained unit. Synchronous: it runs on the thread that loaded it. */
 export type BlockCompress = (block: Uint8Array) => Uint8Array;
@@ -27,6 +28,7 @@ export interface BlockCodec {
 
 const CODECS: Record<BlockCompression, BlockCodec> = {
   gzip: { compression: 'gzip', formatTag: GZIP_FORMAT_TAG, load: loadMemberCompressor },
+  zstd: { compression: 'zstd', formatTag: ZSTD_FORMAT_TAG, load: loadFrameCompressor },
 };
 
 export function blockCodec(c: BlockCompression): BlockCodec {

@@ -11,20 +11,9 @@ export const COMPRESSIONS: readonly Compression[] = ['none', 'gzip', 'zstd'];
 /** A compression strata can produce: none, or one made block by block. */
 export type ProducibleCompression = 'none' | BlockCompression;
 
-/**
- * Throws unless strata can produce `c` byte-reproducibly. zstd cannot be, today: there is no
- * pinned pure-JS zstd encoder among our dependencies, and node:zlib's zstd (Node >= 22.15 only)
- * is the bundled native libzstd, whose output may change with any Node release and is not
- * available at all on Node 20.
- */
+/** Throws unless `c` is a compression strata can produce byte-reproducibly (all of them, now). */
 export function checkProducibleCompression(c: string, what = '--compress'): asserts c is ProducibleCompression {
-  if (c === 'none' || c === 'gzip') return;
-  if (c === 'zstd') {
-    throw new StrataError(
-      `${what} zstd: strata cannot produce reproducible zstd layers — no pinned pure-JavaScript zstd encoder is available, ` +
-        `and node:zlib's zstd (Node >= 22.15 only) is native libzstd whose output may change between Node releases; use gzip or none`,
-    );
-  }
+  if (c === 'none' || c === 'gzip' || c === 'zstd') return;
   throw new StrataError(`${what}: unknown compression ${JSON.stringify(c)} (expected none, gzip or zstd)`);
 }
 

@@ -37,8 +37,10 @@ function copyTree(src: string, dst: string, reverse: boolean): void {
 }
 
 /** Runs the CLI under a shell so the umask can be set; env and cwd as given. */
-function build(args: string[], opts: { umask: string; cwd: string; env: NodeJS.ProcessEnv }): void {
-  const quoted = [process.execPath, cliPath, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+function build(args: string[], opts: { umask: string; cwd: string; env: NodeJS.ProcessEnv; oneCore?: boolean }): void {
+  // One core (taskset): availableParallelism() is 1, so one tar worker and one compression thread.
+  const command = [...(opts.oneCore ? ['taskset', '-c', '0'] : []), process.execPath, cliPath, ...args];
+  const quoted = command.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const r = spawnSync('sh', ['-c', `umask ${opts.umask}; exec ${quoted}`], { cwd: opts.cwd, env: opts.env, encoding: 'utf8' });
   assert.equal(r.status, 0, `strata ${args.join(' ')} failed:\n${r.stderr}`);
 }
@@ -127,21 +129,30 @@ test('control: the comparison above notices a changed input (mtime option, one b
   assert.ok(changed.includes('manifest.json'));
 });
 
-test('gzip oci-archive: a warm-cache rebuild, a cold one and a --no-cache one are byte-identical', (t) => {
-  const dir = tempDir(t);
-  const cache = join(dir, 'cache');
-  const env = { ...process.env };
-  const run = (out: string, extra: string[]) =>
-    build(['build', demoClosure, '--store-root', demoRoot, '--format', 'oci-archive', '--compress', 'gzip', '-o', join(dir, out), ...extra], { umask: '022', cwd: dir, env });
-  run('cold.tar', ['--cache-dir', cache]);
-  run('warm.tar', ['--cache-dir', cache]);
-  run('nocache.tar', ['--no-cache']);
-  const cold = sha256File(join(dir, 'cold.tar'));
-  assert.equal(sha256File(join(dir, 'warm.tar')), cold);
-  assert.equal(sha256File(join(dir, 'nocache.tar')), cold);
-  // The layers really are gzip: every blob but the JSON documents starts with the gzip magic.
-  const archive = join(dir, 'cold.tar');
-  const blobs = [...tarMembers(archive).keys()].filter((k) => k.startsWith('blobs/sha256/') && !k.endsWith('/'));
-  const gz = blobs.filter((k) => spawnSync('tar', ['-xOf', archive, k]).stdout.subarray(0, 2).equals(Buffer.from([0x1f, 0x8b])));
-  assert.equal(gz.length, blobs.length - 2, 'every blob but the config and the manifest is gzip');
-});
+const MAGIC = { gzip: Buffer.from([0x1f, 0x8b]), zstd: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]) };
+
+for (const compression of ['gzip', 'zstd'] as const) {
+  test(`${compression} oci-archive: a warm-cache rebuild, a cold one, a --no-cache one and one elsewhere on one core are byte-identical`, (t) => {
+    const dir = tempDir(t);
+    const cache = join(dir, 'cache');
+    const env = { ...process.env };
+    const run = (out: string, extra: string[], opts: { env?: NodeJS.ProcessEnv; umask?: string; oneCore?: boolean } = {}) =>
+      build(['build', demoClosure, '--store-root', demoRoot, '--format', 'oci-archive', '--compress', compression, '-o', join(dir, out), ...extra], { umask: opts.umask ?? '022', cwd: dir, env: opts.env ?? env, oneCore: opts.oneCore ?? false });
+    run('cold.tar', ['--cache-dir', cache]);
+    run('warm.tar', ['--cache-dir', cache]);
+    run('nocache.tar', ['--no-cache']);
+    // Another TMPDIR and umask, and one compression thread where the others had one per core.
+    const other = join(dir, 'tmp2');
+    mkdirSync(other);
+    run('elsewhere.tar', ['--no-cache'], { env: { ...env, TMPDIR: other }, umask: '077', oneCore: true });
+    const cold = sha256File(join(dir, 'cold.tar'));
+    assert.equal(sha256File(join(dir, 'warm.tar')), cold);
+    assert.equal(sha256File(join(dir, 'nocache.tar')), cold);
+    assert.equal(sha256File(join(dir, 'elsewhere.tar')), cold);
+    // The layers really are compressed so: every blob but the JSON documents starts with the magic.
+    const archive = join(dir, 'cold.tar');
+    const blobs = [...tarMembers(archive).keys()].filter((k) => k.startsWith('blobs/sha256/') && !k.endsWith('/'));
+    const packed = blobs.filter((k) => spawnSync('tar', ['-xOf', archive, k]).stdout.subarray(0, MAGIC[compression].length).equals(MAGIC[compression]));
+    assert.equal(packed.length, blobs.length - 2, `every blob but the config and the manifest is ${compression}`);
+  });
+}

@@ -36,7 +36,7 @@ async function cachedSha(cache: LayerCache, digest: string, size: number): Promi
   return `sha256:${createHash('sha256').update(readFileSync(path).subarray(offset, offset + size)).digest('hex')}`;
 }
 
-for (const compression of ['none', 'gzip'] as const satisfies readonly Compression[]) {
+for (const compression of ['none', 'gzip', 'zstd'] as const satisfies readonly Compression[]) {
   test(`${compression}: a rebuild after a leaf changes reads only that path's files and equals a cold build`, async (t) => {
     const dir = tempDir(t);
     const store = makeStore(dir);
@@ -92,9 +92,9 @@ for (const compression of ['none', 'gzip'] as const satisfies readonly Compressi
     assert.equal(rebuilt.outputDigest, coldAfter.outputDigest, 'a run-wise rebuild equals a cold build');
     assert.notEqual(rebuilt.outputDigest, cold.outputDigest);
 
-    // Damage the cached bytes of 'big' (its tar run, and members for gzip): found, rebuilt. An
-    // uncompressed run is a range of the layer blob, so the damage costs every run in that blob;
-    // a gzip run's pieces are blobs of their own, so only 'big' is read again.
+    // Damage the cached bytes of 'big' (its tar run, and compressed units when compressed): found,
+    // rebuilt. An uncompressed run is a range of the layer blob, so the damage costs every run in
+    // that blob; a compressed run's pieces are blobs of their own, so only 'big' is read again.
     writeFileSync(join(store.root, store.leaf, 'bin', 'app'), '#!/bin/sh\necho changed again\n');
     const segDir = join(cache.dir, 'v1', 'segments');
     const damagedBlobs = new Set<string>();
@@ -332,11 +332,11 @@ test('beginBlob is called in job order whatever finishes first', async (t) => {
   assert.deepEqual(layers.map((l) => l.storePaths), order.map((p) => [p]));
 });
 
-test('zstd is refused before the destination is touched', async (t) => {
+test('an unknown compression is refused before the destination is touched', async (t) => {
   const dir = tempDir(t);
   let touched = false;
-  const dest = { name: 'x', compression: 'zstd', beginBlob: async () => { touched = true; throw new Error('no'); } } as unknown as ImageDestination;
-  await assert.rejects(produceLayers([{ entries: [] }], dest, { mtime: 1, compression: 'zstd' }), (e: unknown) => e instanceof StrataError && /zstd/.test(e.message));
+  const dest = { name: 'x', compression: 'brotli', beginBlob: async () => { touched = true; throw new Error('no'); } } as unknown as ImageDestination;
+  await assert.rejects(produceLayers([{ entries: [] }], dest, { mtime: 1, compression: 'brotli' as Compression }), (e: unknown) => e instanceof StrataError && /brotli/.test(e.message) && /none, gzip or zstd/.test(e.message));
   assert.equal(touched, false);
   void dir;
 });

@@ -33,6 +33,7 @@ const FORMATS = [
   { name: 'docker-archive', out: (d: string) => join(d, 'image.tar'), flags: [] as string[], trusts: true },
   { name: 'OCI layout, uncompressed', out: (d: string) => join(d, 'layout'), flags: ['--format', 'oci', '--compress', 'none'], trusts: true },
   { name: 'OCI layout, gzip', out: (d: string) => join(d, 'layout'), flags: ['--format', 'oci', '--compress', 'gzip'], trusts: true },
+  { name: 'OCI layout, zstd', out: (d: string) => join(d, 'layout'), flags: ['--format', 'oci', '--compress', 'zstd'], trusts: true },
 ];
 
 for (const f of FORMATS) {

@@ -1,7 +1,8 @@
 /**
  * The reproducible gzip: valid (node:zlib and GNU gzip restore the input), each block exactly
  * the gzip member that libdeflate's own packaged API makes of it, fixed header bytes, boundaries
- * where the caller puts them, and independent of write chunking and of worker count; zstd refused.
+ * where the caller puts them, and independent of write chunking and of worker count; unknown
+ * compressions refused.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -115,9 +116,9 @@ test('boundary() ends a member exactly there; a boundary at a block edge or twic
   assert.equal(Buffer.compare(gunzipSync(bytes), data), 0);
 });
 
-test('zstd is refused with a StrataError that says why; unknown names too', () => {
-  assert.throws(() => checkProducibleCompression('zstd'), (e: unknown) => e instanceof StrataError && /zstd/.test(e.message) && /reproducible/.test(e.message));
+test('an unknown compression is refused with a StrataError naming it', () => {
   assert.throws(() => checkProducibleCompression('brotli'), (e: unknown) => e instanceof StrataError && /brotli/.test(e.message));
   checkProducibleCompression('gzip');
+  checkProducibleCompression('zstd');
   checkProducibleCompression('none');
 });

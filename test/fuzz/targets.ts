@@ -16,6 +16,7 @@ import { parsePlanFile } from '../../src/layering/plan-file.js';
 import { readTarStream } from '../../src/tar/read-stream.js';
 import { MemberChecks } from '../../src/tar/member-checks.js';
 import { layerTar } from '../../src/image/layer-tar.js';
+import { loadFrameCompressor } from '../../src/compress/zstd-block.js';
 import type { Layer } from '../../src/image/layer.js';
 import { openImageSource } from '../../src/transports/open-source.js';
 import { createServer, type Server } from 'node:http';
@@ -27,6 +28,17 @@ import { StrataError } from '../../src/util/errors.js';
 import { build } from '../../src/ops/build.js';
 import { repoRoot } from '../support/paths.js';
 import { tarBuffer } from '../transports-read/helpers.js';
+
+/** A tar as strata's zstd writer frames it (one frame here: the corpus tars are small), kept per tar. */
+const zstdFrames = new WeakMap<Buffer, Buffer>();
+async function zstdOf(tar: Buffer): Promise<Buffer> {
+  let z = zstdFrames.get(tar);
+  if (z === undefined) {
+    z = Buffer.from((await loadFrameCompressor())(tar.subarray(0, Math.min(tar.length, 1 << 20))));
+    zstdFrames.set(tar, z);
+  }
+  return z;
+}
 
 export interface Target<T> {
   readonly name: string;
@@ -207,6 +219,16 @@ export function targets(corpus: Corpus): Target<any>[] {
       run: async ({ seed, edits: e }: { seed: number; edits: Edit[] }) => {
         const bytes = mutated(gzipSync(corpus.tars[seed]!), e, 64);
         const layer: Layer = { diffId: `sha256:${'0'.repeat(64)}`, digest: `sha256:${'0'.repeat(64)}`, size: bytes.length, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', compression: 'gzip', open: async () => Readable.from([bytes]) };
+        await drain(layerTar(layer, 'fuzz layer'), 'fuzz layer');
+      },
+    },
+    {
+      name: 'zstd layer reader',
+      input: tarInput,
+      culprit: () => 'fuzz layer',
+      run: async ({ seed, edits: e }: { seed: number; edits: Edit[] }) => {
+        const bytes = mutated(await zstdOf(corpus.tars[seed]!), e, 64);
+        const layer: Layer = { diffId: `sha256:${'0'.repeat(64)}`, digest: `sha256:${'0'.repeat(64)}`, size: bytes.length, mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', compression: 'zstd', open: async () => Readable.from([bytes]) };
         await drain(layerTar(layer, 'fuzz layer'), 'fuzz layer');
       },
     },

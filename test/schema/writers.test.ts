@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { runStrata } from '../support/cli.js';
 import { repoRoot, tempDir } from '../support/paths.js';
 import { startRegistry } from '../support/registry.js';
+import { ensurePackages } from '../support/tools.js';
 import { checkConfig, checkDockerArchive, checkIndex, checkLayout, checkManifest, checkOciArchive, checkRegistryImage } from '../support/oci-schema.js';
 
 const demoRoot = join(repoRoot, 'closures', 'demo', 'root');
@@ -33,6 +34,17 @@ test('docker-archive with gzip layers validates', async (t) => {
   const file = join(tempDir(t), 'image.tar');
   await build(['--format', 'docker-archive', '--compress', 'gzip', '--tag', 'demo:latest', '-o', file]);
   checkDockerArchive(file);
+});
+
+test('docker-archive, OCI layout and oci-archive with zstd layers validate (diff_ids checked by zstd -dc)', async (t) => {
+  await ensurePackages(['zstd']);
+  const dir = tempDir(t);
+  await build(['--format', 'docker-archive', '--compress', 'zstd', '--tag', 'demo:latest', '-o', join(dir, 'image.tar')]);
+  checkDockerArchive(join(dir, 'image.tar'));
+  await build(['--format', 'oci', '--compress', 'zstd', '--tag', 'demo:latest', '-o', join(dir, 'layout')]);
+  checkLayout(join(dir, 'layout'));
+  await build(['--format', 'oci-archive', '--compress', 'zstd', '--tag', 'demo:latest', '-o', join(dir, 'oci.tar')]);
+  checkOciArchive(join(dir, 'oci.tar'));
 });
 
 test('OCI layout directory validates (oci-layout, index, manifests, configs, every blob)', async (t) => {
@@ -59,6 +71,11 @@ test('build --push and strata push to a real registry validate (manifest, config
   const r = await runStrata(['push', `oci-archive:${file}`, `${registry.host}/schema/copied:2`]);
   assert.equal(r.code, 0, r.stderr);
   await checkRegistryImage(registry.host, 'schema/copied', '2');
+
+  // zstd layers pushed straight from a build.
+  await ensurePackages(['zstd']);
+  await build(['--push', `${registry.host}/schema/zstd:1`, '--compress', 'zstd']);
+  await checkRegistryImage(registry.host, 'schema/zstd', '1');
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -288,9 +288,16 @@ export function checkIndex(bytes: Buffer, what: string, blobSize?: BlobSize): Js
   return doc;
 }
 
-/** The sha256 of a layer's uncompressed bytes (a diff_id), or undefined for zstd (node 20 has no zstd). */
+/**
+ * The sha256 of a layer's uncompressed bytes (a diff_id). zstd is decoded by zstd(1) (libzstd),
+ * not by strata's reader: callers with zstd layers install the zstd package first.
+ */
 function diffId(blob: Buffer, compression: 'none' | 'gzip' | 'zstd'): string | undefined {
-  if (compression === 'zstd') return undefined;
+  if (compression === 'zstd') {
+    const r = spawnSync('zstd', ['-dc'], { input: blob, maxBuffer: 1 << 30 });
+    if (r.status !== 0) throw new AssertionError({ message: `zstd -dc failed on a layer: ${r.error?.message ?? r.stderr.toString()}` });
+    return sha256(r.stdout);
+  }
   return sha256(compression === 'gzip' ? gunzipSync(blob) : blob);
 }
 
@@ -429,8 +436,10 @@ export function checkDockerArchive(file: string): void {
         const p = join(dir, l);
         if (!existsSync(p)) fail(what, `${path}/Layers/${j}`, `${l} is not in the archive`);
         const b = readFileSync(p);
+        // docker-archive records no media type: loaders go by the magic number, and so do we.
         const gz = b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
-        return { blob: b, compression: gz ? 'gzip' as const : 'none' as const };
+        const zst = b.length >= 4 && b.readUInt32LE(0) === 0xfd2fb528;
+        return { blob: b, compression: gz ? 'gzip' as const : zst ? 'zstd' as const : 'none' as const };
       });
       checkDiffIds(config, layers, configWhat);
     });

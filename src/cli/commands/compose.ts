@@ -9,7 +9,7 @@ export interface ComposeArgs extends RegistryArgs, ImageFlags, CustomisationArgs
   output?: string;
   push?: string;
   format: OutputFormat;
-  compress?: 'none' | 'gzip';
+  compress?: 'none' | 'gzip' | 'zstd';
   tag?: string[];
   mtime?: string;
   'max-layers': number;

@@ -8,7 +8,7 @@ export interface PublishArgs extends RegistryArgs, Pick<ImageFlags, 'arch' | 'os
   'store-root': string;
   'store-dir'?: string;
   root?: string[];
-  compress?: 'none' | 'gzip';
+  compress?: 'none' | 'gzip' | 'zstd';
   mtime?: string;
   cache?: boolean;
   'cache-dir'?: string;

@@ -1,0 +1,139 @@
+/**
+ * The reproducible zstd: valid (zstd(1) and strata's own reader restore the input), each block
+ * exactly the frame that the pinned package's public compress() makes of it at level 3, frame
+ * headers that carry the content size and nothing from the host, boundaries where the caller puts
+ * them, and independent of write chunking and of worker count.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { BLOCK_SIZE } from '../../src/compress/block-size.js';
+import { CompressPool } from '../../src/compress/block-pool.js';
+import { BlockCompressor } from '../../src/compress/block-writer.js';
+import { ZstdDecoder } from '../../src/compress/zstd-decode.js';
+import { ZSTD_LEVEL } from '../../src/compress/zstd-block.js';
+import { ensurePackages } from '../support/tools.js';
+import { sampleData } from './sample-data.js';
+
+const zstdWasm = createRequire(import.meta.url)('@bokuweb/zstd-wasm') as { init(): Promise<void>; compress(b: Uint8Array, level: number): Uint8Array };
+// Once: a second init() re-instantiates the package's shared module while its promise has already
+// resolved (strata itself runs a private instance, see zstd-block.ts).
+const wasmReady = zstdWasm.init();
+
+async function zstdWith(pool: CompressPool, data: Buffer, chunkSizes: (i: number) => number): Promise<{ bytes: Buffer; digest: string; size: number; uncompressedSize: number }> {
+  const parts: Buffer[] = [];
+  const z = new BlockCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool, 'zstd');
+  let at = 0;
+  for (let i = 0; at < data.length; i++) {
+    const n = Math.max(1, chunkSizes(i));
+    await z.write(data.subarray(at, at + n));
+    at += n;
+  }
+  const r = await z.finish();
+  return { bytes: Buffer.concat(parts), ...r };
+}
+
+/** What the blob must be: each piece compressed on its own by the package's public wrapper. */
+async function expectedFrames(pieces: Buffer[]): Promise<Buffer> {
+  await wasmReady;
+  return Buffer.concat(pieces.map((p) => zstdWasm.compress(p, ZSTD_LEVEL)));
+}
+
+function blocksOf(data: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < data.length; at += BLOCK_SIZE) out.push(data.subarray(at, Math.min(data.length, at + BLOCK_SIZE)));
+  return out;
+}
+
+function decoded(bytes: Buffer): Buffer {
+  const dec = new ZstdDecoder();
+  const parts = [...dec.steps(bytes), ...dec.end()].map((p) => Buffer.from(p));
+  return Buffer.concat(parts);
+}
+
+const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+const inputs: [string, Buffer][] = [
+  ['empty', Buffer.alloc(0)],
+  ['one byte', Buffer.from('x')],
+  ['one block exactly', randomBytes(BLOCK_SIZE)],
+  ['one block + 1', randomBytes(BLOCK_SIZE + 1)],
+  ['zeros, 3 blocks', Buffer.alloc(3 * BLOCK_SIZE)],
+  ['mixed sample', sampleData()],
+];
+
+test('zstd output restores the input exactly (zstd -dc and strata\'s reader), one frame per block, each the package\'s own', async (t) => {
+  await ensurePackages(['zstd']);
+  const pool = new CompressPool(2);
+  t.after(() => pool.close());
+  for (const [name, data] of inputs) {
+    const r = await zstdWith(pool, data, () => 65536);
+    const cli = spawnSync('zstd', ['-dc'], { input: r.bytes, maxBuffer: 1 << 30 });
+    assert.equal(cli.status, 0, `${name}: zstd -dc failed: ${cli.stderr}`);
+    assert.equal(Buffer.compare(cli.stdout, data), 0, `${name}: zstd -dc`);
+    assert.equal(Buffer.compare(decoded(r.bytes), data), 0, `${name}: strata's reader`);
+    assert.equal(r.digest, sha(r.bytes), name);
+    assert.equal(r.size, r.bytes.length, name);
+    assert.equal(r.uncompressedSize, data.length, name);
+    // Frame header: magic, then a descriptor with the content size and no checksum or dictionary.
+    assert.deepEqual([...r.bytes.subarray(0, 4)], [0x28, 0xb5, 0x2f, 0xfd], name);
+    const fhd = r.bytes[4]!;
+    assert.equal(fhd & 0x07, 0, `${name}: no checksum, no dictionary ID`);
+    const expected = await expectedFrames(data.length === 0 ? [data] : blocksOf(data));
+    assert.equal(Buffer.compare(r.bytes, expected), 0, `${name}: frames`);
+  }
+  // zstd -l counts the frames: one per block.
+  const r = await zstdWith(pool, sampleData(), () => 65536);
+  const listed = spawnSync('zstd', ['-lv', '-'], { input: r.bytes, encoding: 'utf8' });
+  const frames = /Zstandard Frames: (\d+)/.exec(listed.stdout + listed.stderr)?.[1];
+  if (frames !== undefined) assert.equal(Number(frames), Math.ceil(sampleData().length / BLOCK_SIZE));
+});
+
+test('zstd bytes do not depend on write chunk sizes or on the number of workers', async (t) => {
+  const data = sampleData(3 * BLOCK_SIZE + 777, 99);
+  const pools = [new CompressPool(0), new CompressPool(1), new CompressPool(3)];
+  t.after(() => Promise.all(pools.map((p) => p.close())));
+  const runs = [
+    await zstdWith(pools[0]!, data, () => data.length),
+    await zstdWith(pools[1]!, data, () => 512),
+    await zstdWith(pools[2]!, data, () => BLOCK_SIZE - 1),
+    await zstdWith(pools[2]!, data, (i) => 1 + ((i * 7919) % 200_000)),
+  ];
+  for (const r of runs.slice(1)) assert.equal(r.digest, runs[0]!.digest);
+  assert.equal(Buffer.compare(decoded(runs[0]!.bytes), data), 0);
+});
+
+test('zstd: boundary() ends a frame exactly there', async (t) => {
+  const pool = new CompressPool(1);
+  t.after(() => pool.close());
+  const data = sampleData(2 * BLOCK_SIZE + 5000, 5);
+  const parts: Buffer[] = [];
+  const z = new BlockCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool, 'zstd');
+  await z.write(data.subarray(0, 1000));
+  await z.boundary();
+  await z.boundary(); // a second one adds nothing
+  await z.write(data.subarray(1000));
+  await z.finish();
+  const pieces = [data.subarray(0, 1000), ...blocksOf(data.subarray(1000))];
+  assert.equal(Buffer.compare(Buffer.concat(parts), await expectedFrames(pieces)), 0);
+});
+
+test('a gzip and a zstd layer can share one pool: each block is compressed with its own codec', async (t) => {
+  const pool = new CompressPool(2);
+  t.after(() => pool.close());
+  const data = sampleData(2 * BLOCK_SIZE + 3, 3);
+  const [z, g] = await Promise.all([
+    zstdWith(pool, data, () => 100_000),
+    (async () => {
+      const parts: Buffer[] = [];
+      const c = new BlockCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool, 'gzip');
+      await c.write(data);
+      await c.finish();
+      return Buffer.concat(parts);
+    })(),
+  ]);
+  assert.equal(Buffer.compare(z.bytes, await expectedFrames(blocksOf(data))), 0);
+  assert.deepEqual([...g.subarray(0, 2)], [0x1f, 0x8b]);
+});
