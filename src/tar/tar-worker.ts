@@ -8,10 +8,16 @@
  * handed over through an Int32Array of states (0 free, 1 filled), so the worker can block on a
  * full ring with Atomics.wait: it has nothing else to do. The main thread reads `chunk` messages
  * in order and frees each slot once it is done with it. A job that needs neither never waits.
+ *
+ * A job that only copies raw runs of open files into file regions, unhashed (a trusted cached
+ * layer going into an archive), is done in the kernel with copy_file_range where it can be
+ * (src/util/copy-range.ts): its bytes never enter a slot.
  */
 import { createHash } from 'node:crypto';
+import { fstatSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { StrataError } from '../util/errors.js';
+import { copyRangeSync } from '../util/copy-range.js';
 import { writeAtSync } from '../util/write-at.js';
 import { ChunkFiller, type TarItem } from './chunk-filler.js';
 import { ABORT, SLOT_STATE, type DirectTarget, type TarWorkerReply, type TarWorkerRequest } from './tar-worker-protocol.js';
@@ -22,7 +28,52 @@ let control: Int32Array | undefined;
 /** The main thread asked to stop (its BlobWriter failed); it reports its own error. */
 class Aborted extends Error {}
 
+/**
+ * The raw runs copied into every target in the kernel: the size copied, and targets given up (a
+ * best-effort one that failed). Undefined when the kernel cannot copy them (nothing is lost: the
+ * caller then writes every byte itself, at the same offsets).
+ */
+function kernelCopy(items: readonly TarItem[], targets: readonly DirectTarget[]): { size: number; dropped: { target: number; message: string }[] } | undefined {
+  const runs = items.filter((i) => i.type === 'raw' && i.fd !== undefined);
+  if (runs.length !== items.length || targets.length === 0) return undefined;
+  const size = runs.reduce((n, r) => n + r.size, 0);
+  const dropped: { target: number; message: string }[] = [];
+  for (const r of runs) {
+    if (r.type !== 'raw' || fstatSync(r.fd!).size !== r.sourceSize) return undefined; // let the filler report the change
+  }
+  for (const [i, t] of targets.entries()) {
+    if (t.limit !== undefined && size > t.limit) return undefined;
+    try {
+      let at = t.offset;
+      for (const r of runs) {
+        if (r.type !== 'raw') continue;
+        if (!copyRangeSync(r.fd!, r.offset, t.fd, at, r.size)) return undefined;
+        at += r.size;
+      }
+    } catch (e) {
+      const message = `cannot write ${t.path}: ${(e as Error).message}`;
+      if (!t.bestEffort) throw new StrataError(message);
+      dropped.push({ target: i, message });
+    }
+  }
+  return { size, dropped };
+}
+
 function run(id: number, items: readonly TarItem[], mtime: number, tar: boolean, targets: DirectTarget[] | undefined, hashHere: boolean, noHash: boolean): void {
+  if (noHash && !tar && targets !== undefined) {
+    let copied: ReturnType<typeof kernelCopy>;
+    try {
+      copied = kernelCopy(items, targets);
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      parentPort!.postMessage({ type: 'error', id, message, strata: e instanceof StrataError } satisfies TarWorkerReply);
+      return;
+    }
+    if (copied !== undefined) {
+      parentPort!.postMessage({ type: 'done', id, hex: '', size: copied.size, dropped: copied.dropped } satisfies TarWorkerReply);
+      return;
+    }
+  }
   const filler = new ChunkFiller(items, mtime, { tar });
   const hash = createHash('sha256');
   const dropped: { target: number; message: string }[] = [];
