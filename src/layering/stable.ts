@@ -15,8 +15,9 @@
  * changes. Each path d is assumed to change on its own with probability q(d), high for the
  * application at the top and falling with the number of paths that depend on it (glibc, used by
  * everything, rarely changes; the application and its nearest dependencies change in most
- * releases). A layer L then changes with probability c(L) = 1 − Π over its closure of (1 − q),
- * and costs c(L)·size(L) per release. Starting from one layer per path, the cheapest merge
+ * releases); of several roots, a large one is taken as likelier to be the application than the
+ * small leaves beside it. A layer L then changes with probability c(L) = 1 − Π over its closure
+ * of (1 − q), and costs c(L)·size(L) per release. Starting from one layer per path, the cheapest merge
  * (smallest rise in total expected cost) is made until the layers fit the budget. This keeps the
  * application and its nearest dependencies in small layers of their own, lets a very large path
  * stay alone (merging it with anything volatile is expensive), and lets tiny paths share.
@@ -131,10 +132,22 @@ function keepProbabilities(g: ClosureIndex): Float64Array {
   const n = g.size;
   const keep = new Float64Array(n);
   const userCounts = g.userCounts();
-  let topWeight = 0;
-  for (let d = 0; d < n; d++) topWeight += nearTop(userCounts[d]!);
+  // Roots (nothing uses them) share their nearTop weight (1 each) by size: of many roots, the
+  // application is likelier a large one than one of the small leaves beside it. A closure with
+  // one root is as before.
+  let roots = 0;
+  let rootBytes = 0;
   for (let d = 0; d < n; d++) {
-    keep[d] = 1 - CHANGES_PER_RELEASE * (UNIFORM_SHARE / n + (1 - UNIFORM_SHARE) * nearTop(userCounts[d]!) / topWeight);
+    if (userCounts[d] === 0) {
+      roots++;
+      rootBytes += g.sizes[d]!;
+    }
+  }
+  const weight = (d: number): number => (userCounts[d] === 0 && rootBytes > 0 ? (roots * g.sizes[d]!) / rootBytes : nearTop(userCounts[d]!));
+  let topWeight = 0;
+  for (let d = 0; d < n; d++) topWeight += weight(d);
+  for (let d = 0; d < n; d++) {
+    keep[d] = 1 - CHANGES_PER_RELEASE * (UNIFORM_SHARE / n + (1 - UNIFORM_SHARE) * weight(d) / topWeight);
   }
   return keep;
 }
