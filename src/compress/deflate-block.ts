@@ -21,12 +21,11 @@
  * faster than pure-JavaScript deflaters at a better ratio (bench/build-issue6.ts prints it).
  * Without a dictionary carried between 1 MiB blocks the output grows by well under 1 %.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BLOCK_SIZE } from './block-size.js';
 import type { BlockCompress } from './codec.js';
+import { pinnedPackage } from './pinned.js';
 
 /** libdeflate level 6: the ratio of `gzip -6` (the default of gzip and pigz), at about twice pigz's speed per core. */
 export const GZIP_LEVEL = 6;
@@ -58,12 +57,7 @@ export function loadMemberCompressor(): Promise<BlockCompress> {
 async function load(): Promise<BlockCompress> {
   // The package exports only its whole-buffer wrapper, which allocates a compressor and two
   // buffers per call; the Emscripten module beside it lets us keep them for every block.
-  const entry = createRequire(import.meta.url).resolve('libdeflate');
-  const pkgDir = dirname(entry);
-  const version = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version?: string }).version;
-  if (version !== LIBDEFLATE_PACKAGE_VERSION) {
-    throw new Error(`libdeflate ${version} is installed, but strata's gzip bytes are pinned to libdeflate ${LIBDEFLATE_PACKAGE_VERSION}: reinstall with npm ci`);
-  }
+  const pkgDir = pinnedPackage('libdeflate', LIBDEFLATE_PACKAGE_VERSION, 'gzip').root;
   const glue = (await import(pathToFileURL(join(pkgDir, 'dist', 'libdeflate.wasm.mjs')).href)) as { default: () => LibdeflateModule };
   const m = glue.default();
   const compressor = m._libdeflate_alloc_compressor(GZIP_LEVEL);

@@ -21,11 +21,11 @@
  * the pool spread one layer over every core, and costs about 1 % in size against one long frame.
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { compileFunction } from 'node:vm';
 import { BLOCK_SIZE } from './block-size.js';
 import type { BlockCompress } from './codec.js';
+import { pinnedPackage } from './pinned.js';
 
 export const ZSTD_LEVEL = 3;
 /** The exact `@bokuweb/zstd-wasm` npm package whose .wasm makes the bytes. */
@@ -50,14 +50,8 @@ export function loadFrameCompressor(): Promise<BlockCompress> {
 }
 
 async function load(): Promise<BlockCompress> {
-  const require = createRequire(import.meta.url);
   // The package exports only its entry (dist/common/index.node.js); its files are found beside it.
-  const entry = require.resolve('@bokuweb/zstd-wasm');
-  const pkgDir = join(dirname(entry), '..', '..');
-  const version = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version?: string }).version;
-  if (version !== ZSTD_WASM_PACKAGE_VERSION) {
-    throw new Error(`@bokuweb/zstd-wasm ${version} is installed, but strata's zstd bytes are pinned to ${ZSTD_WASM_PACKAGE_VERSION}: reinstall with npm ci`);
-  }
+  const { entry } = pinnedPackage('@bokuweb/zstd-wasm', ZSTD_WASM_PACKAGE_VERSION, 'zstd', 2);
   // The package's own compress() allocates a fresh context and two buffers per call, and its one
   // shared Emscripten module is instantiated again by every init() anyone in the process calls,
   // which would leave pointers into the old instance. So strata runs the package's glue as a

@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
 import { gzip as libdeflateGzip } from 'libdeflate';
@@ -16,7 +15,7 @@ import { GZIP_LEVEL } from '../../src/compress/deflate-block.js';
 import { CompressPool } from '../../src/compress/block-pool.js';
 import { BlockCompressor } from '../../src/compress/block-writer.js';
 import { StrataError } from '../../src/util/errors.js';
-import { sampleData } from './sample-data.js';
+import { blocksOf, codecInputs, sampleData, sha } from './sample-data.js';
 
 async function gzipWith(pool: CompressPool, data: Buffer, chunkSizes: (i: number) => number): Promise<{ bytes: Buffer; digest: string; size: number; uncompressedSize: number }> {
   const parts: Buffer[] = [];
@@ -36,22 +35,9 @@ function expectedMembers(pieces: Buffer[]): Buffer {
   return Buffer.concat(pieces.map((p) => libdeflateGzip(p, GZIP_LEVEL)));
 }
 
-function blocksOf(data: Buffer, from = 0): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = from; at < data.length; at += BLOCK_SIZE) out.push(data.subarray(at, Math.min(data.length, at + BLOCK_SIZE)));
-  return out;
-}
 
-const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-const inputs: [string, Buffer][] = [
-  ['empty', Buffer.alloc(0)],
-  ['one byte', Buffer.from('x')],
-  ['one block exactly', randomBytes(BLOCK_SIZE)],
-  ['one block + 1', randomBytes(BLOCK_SIZE + 1)],
-  ['zeros, 3 blocks', Buffer.alloc(3 * BLOCK_SIZE)],
-  ['mixed sample', sampleData()],
-];
+const inputs = codecInputs();
 
 test('gzip output restores the input exactly (node:zlib and gzip -dc), with digest and size of the bytes written', async (t) => {
   const pool = new CompressPool(2);

@@ -1,5 +1,8 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { BLOCK_SIZE } from '../../src/compress/block-size.js';
+
 /**
- * Deterministic test input for the gzip tests: text-like runs (long matches), pseudo-random runs
+ * Deterministic test input for the compression tests: text-like runs (long matches), pseudo-random runs
  * (stored blocks) and zero runs, in a few MiB, so several deflate blocks of every kind occur.
  * Generated from a fixed seed with an explicit PRNG: identical on every Node version.
  */
@@ -28,3 +31,24 @@ export function sampleData(size = 5 * (1 << 20) + 12345, seed = 0x1234_5678): Bu
   }
   return out;
 }
+
+/** The inputs every block codec is checked on: edges of the block size, zeros, the mixed sample. */
+export function codecInputs(): [string, Buffer][] {
+  return [
+    ['empty', Buffer.alloc(0)],
+    ['one byte', Buffer.from('x')],
+    ['one block exactly', randomBytes(BLOCK_SIZE)],
+    ['one block + 1', randomBytes(BLOCK_SIZE + 1)],
+    ['zeros, 3 blocks', Buffer.alloc(3 * BLOCK_SIZE)],
+    ['mixed sample', sampleData()],
+  ];
+}
+
+/** `data` cut into BLOCK_SIZE pieces from `from` (the last one shorter): one compressed unit each. */
+export function blocksOf(data: Buffer, from = 0): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = from; at < data.length; at += BLOCK_SIZE) out.push(data.subarray(at, Math.min(data.length, at + BLOCK_SIZE)));
+  return out;
+}
+
+export const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;

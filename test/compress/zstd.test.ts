@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { BLOCK_SIZE } from '../../src/compress/block-size.js';
@@ -15,7 +14,7 @@ import { BlockCompressor } from '../../src/compress/block-writer.js';
 import { ZstdDecoder } from '../../src/compress/zstd-decode.js';
 import { ZSTD_LEVEL } from '../../src/compress/zstd-block.js';
 import { ensurePackages } from '../support/tools.js';
-import { sampleData } from './sample-data.js';
+import { blocksOf, codecInputs, sampleData, sha } from './sample-data.js';
 
 const zstdWasm = createRequire(import.meta.url)('@bokuweb/zstd-wasm') as { init(): Promise<void>; compress(b: Uint8Array, level: number): Uint8Array };
 // Once: a second init() re-instantiates the package's shared module while its promise has already
@@ -41,11 +40,6 @@ async function expectedFrames(pieces: Buffer[]): Promise<Buffer> {
   return Buffer.concat(pieces.map((p) => zstdWasm.compress(p, ZSTD_LEVEL)));
 }
 
-function blocksOf(data: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0; at < data.length; at += BLOCK_SIZE) out.push(data.subarray(at, Math.min(data.length, at + BLOCK_SIZE)));
-  return out;
-}
 
 function decoded(bytes: Buffer): Buffer {
   const dec = new ZstdDecoder();
@@ -53,16 +47,8 @@ function decoded(bytes: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
-const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-const inputs: [string, Buffer][] = [
-  ['empty', Buffer.alloc(0)],
-  ['one byte', Buffer.from('x')],
-  ['one block exactly', randomBytes(BLOCK_SIZE)],
-  ['one block + 1', randomBytes(BLOCK_SIZE + 1)],
-  ['zeros, 3 blocks', Buffer.alloc(3 * BLOCK_SIZE)],
-  ['mixed sample', sampleData()],
-];
+const inputs = codecInputs();
 
 test('zstd output restores the input exactly (zstd -dc and strata\'s reader), one frame per block, each the package\'s own', async (t) => {
   await ensurePackages(['zstd']);
