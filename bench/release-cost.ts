@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureSyntheticStore, firstFile } from './synthetic-store.js';
+import { startRegistry } from '../test/support/registry.js';
 
 const WORK = '/tmp/strata-bench-release';
 const cli = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'src', 'cli', 'main.js');
@@ -44,13 +45,18 @@ const cases = [
   { name: 'OCI layout, uncompressed, in place', out: 'layout-none', flags: ['--format', 'oci', '--compress', 'none'] },
   { name: 'OCI layout, gzip, in place', out: 'layout-gzip', flags: ['--format', 'oci', '--compress', 'gzip'] },
   { name: 'OCI layout, zstd, in place', out: 'layout-zstd', flags: ['--format', 'oci', '--compress', 'zstd'] },
+  // --push to a registry on 127.0.0.1 (gzip): a warm release sends only the changed layer, and
+  // layers the registry has are taken by a HEAD, without reading the cache's copy.
+  { name: 'push to a local registry (gzip)', out: 'push', flags: [] as string[], push: true },
 ];
+const registry = await startRegistry();
 console.log(`synthetic store: ${(store.totalBytes / 1e6).toFixed(0)} MB, ${store.storePaths.length} paths; node ${process.version}`);
 for (const c of cases) {
   const root = join(WORK, 'root');
   rmSync(root, { recursive: true, force: true });
   if (spawnSync('cp', ['-al', store.root, root]).status !== 0) throw new Error('cp -al failed');
-  const args = [store.closurePath, '--store-root', root, '-o', join(WORK, c.out), '--cache-dir', join(WORK, `cache-${c.out}`), ...c.flags];
+  const target = 'push' in c ? ['--push', `${registry.host}/bench/app:1`] : ['-o', join(WORK, c.out)];
+  const args = [store.closurePath, '--store-root', root, ...target, '--cache-dir', join(WORK, `cache-${c.out}`), ...c.flags];
   const env = 'env' in c ? c.env : process.env;
   const cold = await strata(['build', ...args], env);
   // Release 2: one file of a leaf (a path nothing refers to) changes.
@@ -65,4 +71,5 @@ for (const c of cases) {
   const again = await strata(['build', ...args], env);
   console.log(`${c.name.padEnd(36)} cold ${cold.seconds.toFixed(2)} s; release 2 warm ${warm.seconds.toFixed(2)} s = ${(warm.seconds / cold.seconds).toFixed(2)}× cold (${warm.cache.trusted} trusted, ${warm.cache.hashed} hashed); unchanged rebuild ${(again.seconds / cold.seconds).toFixed(2)}× cold (${again.cache.trusted} trusted, ${again.cache.hashed} hashed)`);
 }
+await registry.stop();
 rmSync(WORK, { recursive: true, force: true });

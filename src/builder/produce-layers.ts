@@ -144,8 +144,9 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
           if (i + 1 < jobs.length) setImmediate(() => void (failed || prepare(i + 1)));
         }
       });
-      // A job that fails before beginning must still release the jobs queued behind it.
-      p.catch(() => {
+      // A job that fails before beginning, or needs no blob at all (the destination had it), must
+      // still release the jobs queued behind it.
+      p.then(signalBegun, () => {
         failed = true;
         signalBegun();
       });
@@ -197,6 +198,15 @@ async function produceOne(
   // An uncompressed layer's size is known from its entries (the end of its last segment, when
   // the job was cut into them): an entry that disagrees is not it.
   const usable = entry !== undefined && entry.compression === compression && (compression !== 'none' || entry.size === (job.segments?.at(-1)?.end ?? tarSize(job.entries)));
+  // A destination that already has the very blob (a registry, for a rebuilt image it was pushed
+  // before) takes it as it is: the cache's record says which blob, the registry holds its bytes.
+  // --verify-cache takes no record on trust, so it reads and hashes the blob as ever.
+  const held = usable && dest.hasBlob && !cache!.verifyAll ? await dest.hasBlob(entry.digest, entry.size) : undefined;
+  if (held) {
+    cache!.stats.hits++;
+    opts.stats?.fromCache.push(index);
+    return layerOf(entry!.diffId, entry!.digest, entry!.size, entry!.compression, job, held);
+  }
   const blob = usable ? await cache!.openBlob(entry) : undefined;
   if (!blob) return make();
   try {

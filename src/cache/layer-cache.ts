@@ -225,7 +225,8 @@ export class LayerCache {
   /** Blobs this instance verified, used or placed in containers: stamped again once the build's output is complete (stampUsed). */
   private readonly used = new Map<Digest, BlobLocation>();
 
-  private constructor(readonly dir: string, private readonly verifyAll: boolean) {
+  /** `verifyAll` (--verify-cache): every blob is hashed before use, and no record is taken on trust. */
+  private constructor(readonly dir: string, readonly verifyAll: boolean) {
     this.root = join(dir, 'v1');
     this.dirs = {
       blobs: join(this.root, 'blobs', 'sha256'),

@@ -90,6 +90,14 @@ export interface ImageDestination {
   readonly compression: Compression;
   /** Starts a new layer blob; `expectedSize` is given when known in advance (uncompressed tars). */
   beginBlob(expectedSize?: number): Promise<BlobWriter>;
+  /**
+   * Optional: when the destination already holds blob `digest` of `size` bytes (a registry
+   * answering HEAD), how to read it back; undefined when it does not. A producer that knows a
+   * layer's digest before making it (from the layer cache) asks first, and for a blob that is
+   * there neither reads nor sends a byte. Destinations whose output must hold every blob itself
+   * (archives, layouts) leave it unset.
+   */
+  hasBlob?(digest: Digest, size: number): Promise<(() => Promise<Readable>) | undefined>;
   /** Adds an existing layer (from a base image) without changing its bytes. */
   addLayer(layer: Layer): Promise<void>;
   /** `refs`: names for the root (`--tag`); a destination reference's own name adds to them. */

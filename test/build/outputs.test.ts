@@ -55,3 +55,33 @@ test('build --push: an unchanged rebuild uploads zero layer bytes; a changed one
   assert.equal(changed.upload.blobsUploaded, 2, 'the new customisation layer and the new config');
   assert.ok(changed.upload.blobBytesUploaded < customisation.size + 4096);
 });
+
+test('build --push from a warm cache: layers the registry has are neither read from the cache nor spooled, and the image is the same', async (t) => {
+  const registry = await startRegistry();
+  t.after(() => registry.stop());
+  const dir = tempDir(t);
+  const cacheDir = join(dir, 'cache');
+  const push = async (tag: string, extra: string[] = []) => {
+    const r = await runStrata(['build', demoClosure, '--store-root', demoRoot, '--push', `${registry.host}/demo:${tag}`, '--json', '--cache-dir', cacheDir, ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as { manifestDigest: string; layers: unknown[]; cache: { hits: number; trusted: number; hashed: number; misses: number }; upload: { blobBytesUploaded: number; blobsSkipped: number } };
+  };
+  const cold = await push('1');
+  const warm = await push('2');
+  assert.equal(warm.manifestDigest, cold.manifestDigest);
+  assert.equal(warm.upload.blobBytesUploaded, 0);
+  assert.equal(warm.cache.misses, 0);
+  assert.equal(warm.cache.hits, warm.layers.length, 'every layer came from the cache record');
+  // Not one cached blob opened: none trusted by its stamp, none hashed (the registry holds them).
+  assert.equal(warm.cache.trusted, 0, JSON.stringify(warm.cache));
+  assert.equal(warm.cache.hashed, 0, JSON.stringify(warm.cache));
+  // And what the registry serves under the new tag reads back as the same image.
+  const r = await runStrata(['inspect', `docker://${registry.host}/demo:2`, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(cold.manifestDigest.slice(7)));
+  // --verify-cache trusts no record: every cached blob is hashed again (and still not uploaded).
+  const verified = await push('3', ['--verify-cache']);
+  assert.ok(verified.cache.hashed >= verified.layers.length, JSON.stringify(verified.cache));
+  assert.equal(verified.upload.blobBytesUploaded, 0);
+  assert.equal(verified.manifestDigest, cold.manifestDigest);
+});

@@ -42,12 +42,14 @@ export class RegistryDestination implements ImageDestination {
     return this.reference.repository;
   }
 
-  /**
-   * True when the target repository already has the blob (or it could be mounted there).
-   * A builder that knows a layer's digest before producing it (a layer cache) can ask this
-   * first and call addLayer instead of re-sending bytes the registry has.
-   */
-  async hasBlob(digest: Digest): Promise<boolean> {
+  /** The blob is in the target repository already (a rebuilt layer the registry has): see ImageDestination. */
+  async hasBlob(digest: Digest, size: number): Promise<(() => Promise<Readable>) | undefined> {
+    if (!(await this.holds(digest))) return undefined;
+    return () => this.client.getBlob(this.repository, digest, size, `layer ${digest} of ${this.name}`);
+  }
+
+  /** True when the target repository already has the blob (checked once, then remembered). */
+  private async holds(digest: Digest): Promise<boolean> {
     if (this.present.has(digest)) return true;
     if ((await this.client.headBlob(this.repository, digest)) !== undefined) {
       this.client.countBlob('blobsSkipped');
@@ -81,7 +83,7 @@ export class RegistryDestination implements ImageDestination {
 
   async addLayer(layer: Layer): Promise<void> {
     const what = `layer ${layer.digest}`;
-    if (await this.hasBlob(layer.digest)) return;
+    if (await this.holds(layer.digest)) return;
     for (const from of this.mountCandidates(layer)) {
       if (await this.client.mountBlob(this.repository, layer.digest, from)) {
         this.present.add(layer.digest);
@@ -117,7 +119,7 @@ export class RegistryDestination implements ImageDestination {
   /** Puts an image's layers and config where they are missing; returns the manifest to PUT. */
   private async pushBlobsOf(image: Image): Promise<SerializedManifest> {
     for (const layer of image.layers) if (!this.present.has(layer.digest)) await this.addLayer(layer);
-    if (!(await this.hasBlob(image.configDigest))) {
+    if (!(await this.holds(image.configDigest))) {
       if (sha256Digest(image.configBytes) !== image.configDigest) {
         throw new StrataError(`${this.name}: the image config bytes do not hash to its configDigest ${image.configDigest}`);
       }
