@@ -21,3 +21,10 @@ export async function requireParent(path: string): Promise<void> {
 export function tempBeside(finalPath: string): string {
   return join(dirname(finalPath), `.${basename(finalPath)}.strata-${randomBytes(6).toString('hex')}.tmp`);
 }
+
+const TEMP_NAME = /^\..+\.strata-[0-9a-f]{12}\.tmp$/;
+
+/** Whether a directory entry is a name tempBeside gives (another strata's file being written). */
+export function isTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
+}

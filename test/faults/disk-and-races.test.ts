@@ -67,6 +67,23 @@ test('two builds to one output path at once: the output is one of the two images
   assert.deepEqual(readdirSync(work), ['same.tar'], 'no temporary file');
 });
 
+test('adding to a layout another strata is just making (blobs/ and its oci-layout temp file) works; a foreign directory is refused', async () => {
+  // The moment the three-writer race below can catch: blobs/ made, oci-layout still a temp file.
+  const making = join(dir, 'making');
+  mkdirSync(join(making, 'blobs', 'sha256'), { recursive: true });
+  writeFileSync(join(making, '.oci-layout.strata-0123456789ab.tmp'), '{"imageLayoutVersion":"1.0.0"}');
+  const ok = await runStrata([...demo, '-o', `oci:${making}:x`]);
+  assert.equal(ok.code, 0, ok.stderr);
+  // A file of someone else's beside blobs/: not a layout, nothing added.
+  const foreign = join(dir, 'foreign');
+  mkdirSync(join(foreign, 'blobs'), { recursive: true });
+  writeFileSync(join(foreign, 'notes.txt'), 'mine');
+  const refused = await runStrata([...demo, '-o', `oci:${foreign}:x`]);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /not empty and not an OCI layout/);
+  assert.deepEqual(readdirSync(foreign).sort(), ['blobs', 'notes.txt']);
+});
+
 test('two writers adding to one OCI layout at once: both refs are there, the layout valid', async () => {
   const layout = join(dir, 'shared');
   const codes = await Promise.all(['one', 'two', 'three'].map((v) => strataAsync([...demo, '--env', `WHO=${v}`, '-o', `oci:${layout}:${v}`])));

@@ -13,7 +13,7 @@ import { MediaTypes } from '../../image/media-types.js';
 import { parseTag } from '../../image/tag.js';
 import { nodeManifest, visitBottomUp } from '../../image/walk.js';
 import { StrataError } from '../../util/errors.js';
-import { requireParent, tempBeside } from '../../util/output-path.js';
+import { isTempName, requireParent, tempBeside } from '../../util/output-path.js';
 import type { BlobWriter, ImageDestination } from '../types.js';
 import { ArchiveFile, writeFully } from '../archive/tar-file.js';
 import { ArchiveBlobs, type ArchiveDestinationOptions } from '../archive/archive-blobs.js';
@@ -248,8 +248,9 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
   }, () => false);
   if (existed) {
     const entries = await readdir(path);
-    // A directory holding only blobs/ is a layout another strata is making at this moment.
-    if (entries.some((e) => e !== 'oci-layout' && e !== 'blobs') && !entries.includes('oci-layout')) {
+    // A directory holding only blobs/ (and the oci-layout file being written) is a layout another
+    // strata is making at this moment.
+    if (entries.some((e) => e !== 'oci-layout' && e !== 'blobs' && !isTempName(e)) && !entries.includes('oci-layout')) {
       throw new StrataError(`oci:${path}: directory is not empty and not an OCI layout; refusing to add to it`);
     }
     if (entries.includes('index.json')) await readLayoutIndex(path);
