@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openLayerCache } from '../src/cache/layer-cache.js';
 import { storeLayerJob } from '../src/builder/store-layer-job.js';
-import { newProduceStats, produceLayers, type LayerJob } from '../src/builder/produce-layers.js';
+import { newProduceStats, produceLayers, type IdentifiedJob, type LayerJob } from '../src/builder/produce-layers.js';
 import { readClosureFile } from '../src/closure/read.js';
 import type { Compression } from '../src/image/media-types.js';
 import { planLayers } from '../src/layering/plan.js';
@@ -38,7 +38,7 @@ async function child(root: string, closurePath: string, compression: Compression
   const t0 = process.hrtime.bigint();
   const closure = await readClosureFile(closurePath);
   const plan = planLayers(closure, 'popularity', 99);
-  const jobs: LayerJob[] = [];
+  const jobs: (LayerJob | IdentifiedJob)[] = [];
   // As src/builder/build.ts does it (there lazily, here all first so scanning is timed apart).
   const jobOpts = { storeDir: closure.storeDir, storeRoot: root, mtime: MTIME, compression, identities: cacheDir !== '-', narHashes: closure.paths };
   for (const l of plan.layers) jobs.push(await storeLayerJob(l.paths, jobOpts));

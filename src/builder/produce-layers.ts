@@ -43,10 +43,24 @@ export interface LayerJob {
 }
 
 /**
+ * A job known by its cache identity before any file is read (every store path has a NAR hash):
+ * `scan` reads the store for the full job, and is called only when the cache cannot supply the
+ * layer.
+ */
+export interface IdentifiedJob {
+  identity: string;
+  storePaths: readonly string[];
+  scan(): Promise<LayerJob>;
+}
+
+/**
  * A job, or a function that makes it when its turn comes: a build scans each layer's files only
  * when the layer is about to be made, so scanning overlaps with making the layers before it.
  */
-export type LayerJobSource = LayerJob | (() => Promise<LayerJob>);
+export type LayerJobSource = LayerJob | IdentifiedJob | (() => Promise<LayerJob | IdentifiedJob>);
+
+/** What a finished layer takes from its job. */
+type JobName = Pick<LayerJob, 'storePaths'>;
 
 /** What produceLayers did; pass an object to have it filled (tests and the benchmark read it). */
 export interface ProduceStats {
@@ -103,8 +117,8 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
   const running = new Set<Promise<unknown>>();
   // A job's source runs (its layer is scanned, on this thread) one job ahead: once job i has
   // begun, job i+1 is prepared, so it is ready when a tar worker comes free.
-  const prepared = new Map<number, Promise<LayerJob>>();
-  const prepare = (i: number): Promise<LayerJob> => {
+  const prepared = new Map<number, Promise<LayerJob | IdentifiedJob>>();
+  const prepare = (i: number): Promise<LayerJob | IdentifiedJob> => {
     let p = prepared.get(i);
     if (p === undefined) {
       const source = jobs[i]!;
@@ -152,7 +166,7 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
       });
       results.push(p);
       let held = 0;
-      if (ahead) void prepare(i).then((job) => void (heldEntries += held = job.entries.length), () => {});
+      if (ahead) void prepare(i).then((job) => void (heldEntries += held = 'entries' in job ? job.entries.length : 0), () => {});
       const tracked = p.then(() => undefined, () => undefined).finally(() => {
         heldEntries -= held;
         running.delete(tracked);
@@ -179,7 +193,7 @@ export async function produceLayers(jobs: readonly LayerJobSource[], dest: Image
 
 async function produceOne(
   index: number,
-  source: Promise<LayerJob>,
+  source: Promise<LayerJob | IdentifiedJob>,
   dest: ImageDestination,
   opts: RunOptions,
   compression: ProducibleCompression,
@@ -188,16 +202,20 @@ async function produceOne(
 ): Promise<Layer> {
   const job = await source;
   const cache = opts.cache;
-  const identity = cache ? job.identity ?? entriesIdentity(job.entries, opts.mtime, compression) : undefined;
-  // Every layer made rather than copied was a miss, whatever the reason.
-  const make = (into = begin): Promise<Layer> => {
+  const known = 'scan' in job ? job : undefined;
+  const identity = cache ? job.identity ?? entriesIdentity((job as LayerJob).entries, opts.mtime, compression) : undefined;
+  // Every layer made rather than copied was a miss, whatever the reason. A job known by identity
+  // alone is scanned now: the store is read only for a layer the cache could not supply.
+  const make = async (into = begin): Promise<Layer> => {
     if (cache) cache.stats.misses++;
-    return build(index, job, identity, opts, compression, getPool, into);
+    return build(index, known ? await known.scan() : (job as LayerJob), identity, opts, compression, getPool, into);
   };
   const entry = cache && identity !== undefined ? await cache.lookup(identity) : undefined;
   // An uncompressed layer's size is known from its entries (the end of its last segment, when
   // the job was cut into them): an entry that disagrees is not it.
-  const usable = entry !== undefined && entry.compression === compression && (compression !== 'none' || entry.size === (job.segments?.at(-1)?.end ?? tarSize(job.entries)));
+  // An uncompressed layer's size is known from its scanned entries; unscanned (by NAR hash), the
+  // identity alone says which blob it is, as it does for a compressed one.
+  const usable = entry !== undefined && entry.compression === compression && (compression !== 'none' || known !== undefined || entry.size === ((job as LayerJob).segments?.at(-1)?.end ?? tarSize((job as LayerJob).entries)));
   // A destination that already has the very blob (a registry, for a rebuilt image it was pushed
   // before) takes it as it is: the cache's record says which blob, the registry holds its bytes.
   // --verify-cache takes no record on trust, so it reads and hashes the blob as ever.
@@ -223,7 +241,7 @@ async function produceOne(
  * is dropped and the layer made afresh into that same place. Destinations that cannot take bytes
  * back (a registry upload) get the blob verified first.
  */
-async function copyUncompressed(index: number, job: LayerJob, entry: CachedLayer, blob: CachedBlob, cache: LayerCache, containers: Set<string>, begin: (size?: number) => Promise<BlobWriter>, make: (into: () => Promise<BlobWriter>) => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
+async function copyUncompressed(index: number, job: JobName, entry: CachedLayer, blob: CachedBlob, cache: LayerCache, containers: Set<string>, begin: (size?: number) => Promise<BlobWriter>, make: (into: () => Promise<BlobWriter>) => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
   const writer = await begin(entry.size);
   const again = async (): Promise<BlobWriter> => writer;
   if (await adopted(blob, writer)) {
@@ -264,7 +282,7 @@ async function copyUncompressed(index: number, job: LayerJob, entry: CachedLayer
  * A cached compressed layer: verified first (on a tar worker), then copied. Its destination is
  * begun only once the blob is known good, since an archive reserves exactly the cached size.
  */
-async function copyVerified(index: number, job: LayerJob, entry: CachedLayer, blob: CachedBlob, begin: (size?: number) => Promise<BlobWriter>, make: () => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
+async function copyVerified(index: number, job: JobName, entry: CachedLayer, blob: CachedBlob, begin: (size?: number) => Promise<BlobWriter>, make: () => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
   if (!(await blob.verify())) return make();
   const writer = await begin(entry.size);
   if (await adopted(blob, writer, true)) return finish(index, job, entry, writer, stats);
@@ -285,7 +303,7 @@ async function adopted(blob: CachedBlob, writer: BlobWriter, verified = false): 
   return writer.adopt(blob.path);
 }
 
-async function finish(index: number, job: LayerJob, entry: CachedLayer, writer: BlobWriter, stats?: ProduceStats): Promise<Layer> {
+async function finish(index: number, job: JobName, entry: CachedLayer, writer: BlobWriter, stats?: ProduceStats): Promise<Layer> {
   try {
     const open = await writer.close(entry.digest, entry.size);
     stats?.fromCache.push(index);
@@ -413,7 +431,7 @@ function tee(a: BlobWriter, b: ByteSink | undefined): ByteSink {
   };
 }
 
-function layerOf(diffId: Digest, digest: Digest, size: number, compression: Compression, job: LayerJob, open: Layer['open']): Layer {
+function layerOf(diffId: Digest, digest: Digest, size: number, compression: Compression, job: JobName, open: Layer['open']): Layer {
   return {
     diffId,
     digest,

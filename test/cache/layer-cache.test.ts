@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { defaultCacheDir, openLayerCache, type LayerCache, type NarHashLookup } from '../../src/cache/layer-cache.js';
@@ -372,6 +372,29 @@ test('layer identity: NAR hash when known, else the scan\'s entries and file sta
   assert.equal(await id({ narHashes: nar }), narId);
   assert.notEqual(await id({ narHashes: new Map([[p, 'sha256-BBBB']]) }), narId);
 });
+
+for (const compression of ['none', 'gzip'] as const satisfies readonly Compression[]) {
+  test(`${compression}: with NAR hashes, a warm rebuild reads nothing below the store paths and gives the cold bytes; a missing path is still named`, async (t) => {
+    const dir = tempDir(t);
+    const store = makeStore(dir);
+    const narHashes: NarHashLookup = new Map(store.paths.map((p, i) => [p, `sha256-${'A'.repeat(42)}${i}=`]));
+    const cache = await openLayerCache(join(dir, 'cache'));
+    const cold = await buildFixture(store, join(dir, 'cold'), { compression, cache, narHashes, layout: [[0, 1], [2, 3]] });
+    // Empty every store path (the directories stay): only a build that scans nothing can succeed.
+    for (const p of store.paths) {
+      rmSync(join(store.root, p), { recursive: true });
+      mkdirSync(join(store.root, p));
+    }
+    const s = newProduceStats();
+    const warm = await buildFixture(store, join(dir, 'warm'), { compression, cache, narHashes, stats: s, layout: [[0, 1], [2, 3]] });
+    assert.equal(warm.outputDigest, cold.outputDigest);
+    assert.deepEqual(s.fromCache.sort(), [0, 1]);
+    assert.deepEqual(s.filesRead, []);
+    // A store path gone altogether is an error naming it, cache or not.
+    rmSync(join(store.root, store.leaf), { recursive: true });
+    await assert.rejects(buildFixture(store, join(dir, 'gone'), { compression, cache, narHashes, layout: [[0, 1], [2, 3]] }), (e: unknown) => e instanceof Error && e.message.includes(store.leaf));
+  });
+}
 
 test('defaultCacheDir follows XDG_CACHE_HOME (absolute only), else ~/.cache/strata', () => {
   assert.equal(defaultCacheDir({ XDG_CACHE_HOME: '/var/cache/me' }), '/var/cache/me/strata');
