@@ -14,6 +14,7 @@ import { CompressPool } from '../compress/block-pool.js';
 import { BlockCompressor, type ByteSink } from '../compress/block-writer.js';
 import { checkProducibleCompression, type ProducibleCompression } from '../compress/compression.js';
 import type { Digest } from '../image/digest.js';
+import { StrataError } from '../util/errors.js';
 import type { Layer } from '../image/layer.js';
 import { ociLayerMediaType, type Compression } from '../image/media-types.js';
 import type { TarEntry } from '../tar/entry.js';
@@ -208,7 +209,17 @@ async function produceOne(
   // alone is scanned now: the store is read only for a layer the cache could not supply.
   const make = async (into = begin): Promise<Layer> => {
     if (cache) cache.stats.misses++;
-    return build(index, known ? await known.scan() : (job as LayerJob), identity, opts, compression, getPool, into);
+    const full = known ? await known.scan() : (job as LayerJob);
+    // A cached uncompressed layer found corrupt is made again into the place reserved for it. A
+    // job known by NAR hash had its size from the cache record; files that no longer match their
+    // NAR hash cannot fill that place.
+    if (known && into !== begin && compression === 'none' && entry !== undefined) {
+      const size = full.segments?.at(-1)?.end ?? tarSize(full.entries);
+      if (size !== entry.size) {
+        throw new StrataError(`store paths ${known.storePaths.join(', ')}: the files under the store root no longer match their NAR hashes (the cached layer is ${entry.size} bytes, the files make ${size}); fix the store or build with --no-cache`);
+      }
+    }
+    return build(index, full, identity, opts, compression, getPool, into);
   };
   const entry = cache && identity !== undefined ? await cache.lookup(identity) : undefined;
   // An uncompressed layer's size is known from its entries (the end of its last segment, when

@@ -396,6 +396,25 @@ for (const compression of ['none', 'gzip'] as const satisfies readonly Compressi
   });
 }
 
+test('none, by NAR hash: a corrupt cached layer whose store files no longer match their NAR hash fails clearly, naming the paths', async (t) => {
+  const dir = tempDir(t);
+  const store = makeStore(dir);
+  const narHashes: NarHashLookup = new Map(store.paths.map((p, i) => [p, `sha256-${'B'.repeat(42)}${i}=`]));
+  const cache = await openLayerCache(join(dir, 'cache'));
+  const layout = [[0, 1], [2, 3]];
+  await buildFixture(store, join(dir, 'cold'), { compression: 'none', cache, narHashes, layout });
+  // The cold archive is the cache's copy (a hard link): damage a byte of the big layer in it, and
+  // make the store disagree with its NAR hash (a file grows).
+  const archive = join(dir, 'cold');
+  const bytes = readFileSync(archive);
+  const at = bytes.indexOf(Buffer.from('data.bin')) + 512 * 40;
+  bytes[at] = bytes[at]! ^ 0xff;
+  writeFileSync(archive, bytes);
+  writeFileSync(join(store.root, store.paths[1]!, 'share', 'data.bin'), Buffer.alloc(2_600_000, 7));
+  await assert.rejects(buildFixture(store, join(dir, 'warm'), { compression: 'none', cache, narHashes, layout }), (e: unknown) =>
+    e instanceof StrataError && e.message.includes(store.paths[1]!) && /NAR hash/.test(e.message) && /--no-cache/.test(e.message));
+});
+
 test('defaultCacheDir follows XDG_CACHE_HOME (absolute only), else ~/.cache/strata', () => {
   assert.equal(defaultCacheDir({ XDG_CACHE_HOME: '/var/cache/me' }), '/var/cache/me/strata');
   assert.equal(defaultCacheDir({ XDG_CACHE_HOME: 'relative' }), join(homedir(), '.cache', 'strata'));
