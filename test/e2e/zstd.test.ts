@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import type { BusyboxStore } from '../support/busybox-store.js';
 import { ensurePackages, podman, podmanEnv, skopeo, umoci } from '../support/tools.js';
 import { assertLayoutBlobsIntact, buildImage, ociRefName, setupE2E, strataInspect } from './e2e-support.js';
+import { runStrata } from '../support/cli.js';
 
 const ZSTD_TYPE = 'application/vnd.oci.image.layer.v1.tar+zstd';
 
@@ -102,5 +103,31 @@ describe('zstd layers in podman, skopeo and umoci', () => {
         if (src.isFile()) assert.ok(readFileSync(join(rootfs, p, f)).equals(readFileSync(join(store.storeRoot, p, f))), `${p}/${f}: content`);
       }
     }
+  });
+  test('zstd layers written by containers/image (skopeo copy --dest-compress-format zstd) are read back: exported to the store\'s files, and built on with --from', async () => {
+    // A gzip image of the fixture, recompressed by skopeo with klauspost/compress's encoder.
+    const gz = join(dir, 'gz-layout');
+    await buildImage(store, gz, ['--format', 'oci', '--compress', 'gzip']);
+    const foreign = join(dir, 'foreign-zstd');
+    await skopeo(['copy', '--dest-compress-format', 'zstd', `oci:${gz}:${ociRefName(gz)}`, `oci:${foreign}:x`]);
+    assert.deepEqual(new Set(layerTypes(foreign)), new Set([ZSTD_TYPE]), 'skopeo wrote zstd layers');
+    // export decodes every layer (strata's zstd reader), verifying each against its DiffID.
+    const rootfsTar = join(dir, 'foreign-rootfs.tar');
+    const ex = await runStrata(['export', `oci:${foreign}:x`, '-o', rootfsTar]);
+    assert.equal(ex.code, 0, ex.stderr);
+    const rootfs = join(dir, 'foreign-rootfs');
+    mkdirSync(rootfs);
+    execFileSync('tar', ['-xf', rootfsTar, '-C', rootfs]);
+    for (const p of Object.values(store.paths)) {
+      for (const f of readdirSync(join(store.storeRoot, p), { recursive: true }) as string[]) {
+        const src = lstatSync(join(store.storeRoot, p, f));
+        if (src.isFile()) assert.ok(readFileSync(join(rootfs, p, f)).equals(readFileSync(join(store.storeRoot, p, f))), `${p}/${f}: content`);
+      }
+    }
+    // And an image built on top of it (its zstd layers carried as they are) runs.
+    const onTop = join(dir, 'on-top');
+    await buildImage(store, onTop, ['--format', 'oci', '--from', `oci:${foreign}:x`]);
+    const r = await podman(['run', '--rm', `oci:${onTop}:${ociRefName(onTop)}`], env);
+    assert.equal(r.stdout, store.expectedOutput);
   });
 });
