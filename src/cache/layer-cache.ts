@@ -340,7 +340,8 @@ export class LayerCache {
       if (digest === entry.digest) {
         this.stats.hits++;
         await this.markUsed(loc);
-        await this.stamp(entry.digest, loc, fh);
+        // A trusted blob's stamp is the one on record already; stampUsed takes it again after commit.
+        if (!trusted) await this.stamp(entry.digest, loc, fh);
         this.used.set(entry.digest, loc);
         return true;
       }
