@@ -203,18 +203,20 @@ async function produceOne(
 ): Promise<Layer> {
   const job = await source;
   const cache = opts.cache;
+  // A job known by identity alone (IdentifiedJob), or one already scanned.
   const known = 'scan' in job ? job : undefined;
-  const identity = cache ? job.identity ?? entriesIdentity((job as LayerJob).entries, opts.mtime, compression) : undefined;
+  const scanned = 'scan' in job ? undefined : job;
+  const identity = cache ? job.identity ?? entriesIdentity(scanned!.entries, opts.mtime, compression) : undefined;
   // Every layer made rather than copied was a miss, whatever the reason. A job known by identity
   // alone is scanned now: the store is read only for a layer the cache could not supply.
   const make = async (into = begin): Promise<Layer> => {
     if (cache) cache.stats.misses++;
-    const full = known ? await known.scan() : (job as LayerJob);
+    const full = scanned ?? (await known!.scan());
     // A cached uncompressed layer found corrupt is made again into the place reserved for it. A
     // job known by NAR hash had its size from the cache record; files that no longer match their
     // NAR hash cannot fill that place.
     if (known && into !== begin && compression === 'none' && entry !== undefined) {
-      const size = full.segments?.at(-1)?.end ?? tarSize(full.entries);
+      const size = layerTarSize(full);
       if (size !== entry.size) {
         throw new StrataError(`store paths ${known.storePaths.join(', ')}: the files under the store root no longer match their NAR hashes (the cached layer is ${entry.size} bytes, the files make ${size}); fix the store or build with --no-cache`);
       }
@@ -222,11 +224,9 @@ async function produceOne(
     return build(index, full, identity, opts, compression, getPool, into);
   };
   const entry = cache && identity !== undefined ? await cache.lookup(identity) : undefined;
-  // An uncompressed layer's size is known from its entries (the end of its last segment, when
-  // the job was cut into them): an entry that disagrees is not it.
-  // An uncompressed layer's size is known from its scanned entries; unscanned (by NAR hash), the
-  // identity alone says which blob it is, as it does for a compressed one.
-  const usable = entry !== undefined && entry.compression === compression && (compression !== 'none' || known !== undefined || entry.size === ((job as LayerJob).segments?.at(-1)?.end ?? tarSize((job as LayerJob).entries)));
+  // An uncompressed layer's size is known from its scanned entries: an entry that disagrees is not
+  // it. Unscanned (by NAR hash), the identity alone says which blob it is, as for a compressed one.
+  const usable = entry !== undefined && entry.compression === compression && (compression !== 'none' || scanned === undefined || entry.size === layerTarSize(scanned));
   // A destination that already has the very blob (a registry, for a rebuilt image it was pushed
   // before) takes it as it is: the cache's record says which blob, the registry holds its bytes.
   // --verify-cache takes no record on trust, so it reads and hashes the blob as ever.
@@ -243,6 +243,11 @@ async function produceOne(
   } finally {
     await blob.close();
   }
+}
+
+/** The size of a scanned job's uncompressed tar: the end of its last segment, when it was cut into them. */
+function layerTarSize(job: LayerJob): number {
+  return job.segments?.at(-1)?.end ?? tarSize(job.entries);
 }
 
 /**
