@@ -15,20 +15,8 @@ import { GZIP_LEVEL } from '../../src/compress/deflate-block.js';
 import { CompressPool } from '../../src/compress/block-pool.js';
 import { BlockCompressor } from '../../src/compress/block-writer.js';
 import { StrataError } from '../../src/util/errors.js';
-import { blocksOf, codecInputs, sampleData, sha } from './sample-data.js';
+import { blocksOf, codecInputs, compressWith, sampleData, sha } from './sample-data.js';
 
-async function gzipWith(pool: CompressPool, data: Buffer, chunkSizes: (i: number) => number): Promise<{ bytes: Buffer; digest: string; size: number; uncompressedSize: number }> {
-  const parts: Buffer[] = [];
-  const gz = new BlockCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool, 'gzip');
-  let at = 0;
-  for (let i = 0; at < data.length; i++) {
-    const n = Math.max(1, chunkSizes(i));
-    await gz.write(data.subarray(at, at + n));
-    at += n;
-  }
-  const r = await gz.finish();
-  return { bytes: Buffer.concat(parts), ...r };
-}
 
 /** What the blob must be: each piece gzipped on its own by the package's public wrapper. */
 function expectedMembers(pieces: Buffer[]): Buffer {
@@ -43,7 +31,7 @@ test('gzip output restores the input exactly (node:zlib and gzip -dc), with dige
   const pool = new CompressPool(2);
   t.after(() => pool.close());
   for (const [name, data] of inputs) {
-    const r = await gzipWith(pool, data, () => 65536);
+    const r = await compressWith(pool, 'gzip', data, () => 65536);
     assert.equal(Buffer.compare(gunzipSync(r.bytes), data), 0, `${name}: node:zlib gunzip`);
     const gnu = spawnSync('gzip', ['-dc'], { input: r.bytes, maxBuffer: 1 << 30 });
     assert.equal(gnu.status, 0, `${name}: gzip -dc failed: ${gnu.stderr}`);
@@ -69,11 +57,11 @@ test('bytes do not depend on write chunk sizes or on the number of deflate worke
     return 1 + (seed % 200_000);
   };
   const runs = [
-    await gzipWith(pools[0]!, data, () => data.length),
-    await gzipWith(pools[1]!, data, () => 512),
-    await gzipWith(pools[2]!, data, () => BLOCK_SIZE - 1),
-    await gzipWith(pools[2]!, data, jitter),
-    await gzipWith(pools[0]!, data, () => 1 << 20),
+    await compressWith(pools[0]!, 'gzip', data, () => data.length),
+    await compressWith(pools[1]!, 'gzip', data, () => 512),
+    await compressWith(pools[2]!, 'gzip', data, () => BLOCK_SIZE - 1),
+    await compressWith(pools[2]!, 'gzip', data, jitter),
+    await compressWith(pools[0]!, 'gzip', data, () => 1 << 20),
   ];
   for (const r of runs.slice(1)) assert.equal(r.digest, runs[0]!.digest);
   assert.equal(Buffer.compare(gunzipSync(runs[0]!.bytes), data), 0);

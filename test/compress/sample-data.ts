@@ -1,5 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { BLOCK_SIZE } from '../../src/compress/block-size.js';
+import type { CompressPool } from '../../src/compress/block-pool.js';
+import { BlockCompressor } from '../../src/compress/block-writer.js';
+import type { BlockCompression } from '../../src/compress/codec.js';
 
 /**
  * Deterministic test input for the compression tests: text-like runs (long matches), pseudo-random runs
@@ -52,3 +55,17 @@ export function blocksOf(data: Buffer, from = 0): Buffer[] {
 }
 
 export const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** `data` through a BlockCompressor with `codec`, written in chunks of `chunkSizes(i)` bytes. */
+export async function compressWith(pool: CompressPool, codec: BlockCompression, data: Buffer, chunkSizes: (i: number) => number): Promise<{ bytes: Buffer; digest: string; size: number; uncompressedSize: number }> {
+  const parts: Buffer[] = [];
+  const c = new BlockCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool, codec);
+  let at = 0;
+  for (let i = 0; at < data.length; i++) {
+    const n = Math.max(1, chunkSizes(i));
+    await c.write(data.subarray(at, at + n));
+    at += n;
+  }
+  const r = await c.finish();
+  return { bytes: Buffer.concat(parts), ...r };
+}

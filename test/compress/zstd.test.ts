@@ -14,25 +14,13 @@ import { BlockCompressor } from '../../src/compress/block-writer.js';
 import { ZstdDecoder } from '../../src/compress/zstd-decode.js';
 import { ZSTD_LEVEL } from '../../src/compress/zstd-block.js';
 import { ensurePackages } from '../support/tools.js';
-import { blocksOf, codecInputs, sampleData, sha } from './sample-data.js';
+import { blocksOf, codecInputs, compressWith, sampleData, sha } from './sample-data.js';
 
 const zstdWasm = createRequire(import.meta.url)('@bokuweb/zstd-wasm') as { init(): Promise<void>; compress(b: Uint8Array, level: number): Uint8Array };
 // Once: a second init() re-instantiates the package's shared module while its promise has already
 // resolved (strata itself runs a private instance, see zstd-block.ts).
 const wasmReady = zstdWasm.init();
 
-async function zstdWith(pool: CompressPool, data: Buffer, chunkSizes: (i: number) => number): Promise<{ bytes: Buffer; digest: string; size: number; uncompressedSize: number }> {
-  const parts: Buffer[] = [];
-  const z = new BlockCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool, 'zstd');
-  let at = 0;
-  for (let i = 0; at < data.length; i++) {
-    const n = Math.max(1, chunkSizes(i));
-    await z.write(data.subarray(at, at + n));
-    at += n;
-  }
-  const r = await z.finish();
-  return { bytes: Buffer.concat(parts), ...r };
-}
 
 /** What the blob must be: each piece compressed on its own by the package's public wrapper. */
 async function expectedFrames(pieces: Buffer[]): Promise<Buffer> {
@@ -55,7 +43,7 @@ test('zstd output restores the input exactly (zstd -dc and strata\'s reader), on
   const pool = new CompressPool(2);
   t.after(() => pool.close());
   for (const [name, data] of inputs) {
-    const r = await zstdWith(pool, data, () => 65536);
+    const r = await compressWith(pool, 'zstd', data, () => 65536);
     const cli = spawnSync('zstd', ['-dc'], { input: r.bytes, maxBuffer: 1 << 30 });
     assert.equal(cli.status, 0, `${name}: zstd -dc failed: ${cli.stderr}`);
     assert.equal(Buffer.compare(cli.stdout, data), 0, `${name}: zstd -dc`);
@@ -71,7 +59,7 @@ test('zstd output restores the input exactly (zstd -dc and strata\'s reader), on
     assert.equal(Buffer.compare(r.bytes, expected), 0, `${name}: frames`);
   }
   // zstd -l counts the frames: one per block.
-  const r = await zstdWith(pool, sampleData(), () => 65536);
+  const r = await compressWith(pool, 'zstd', sampleData(), () => 65536);
   const listed = spawnSync('zstd', ['-lv', '-'], { input: r.bytes, encoding: 'utf8' });
   const frames = /Zstandard Frames: (\d+)/.exec(listed.stdout + listed.stderr)?.[1];
   if (frames !== undefined) assert.equal(Number(frames), Math.ceil(sampleData().length / BLOCK_SIZE));
@@ -82,10 +70,10 @@ test('zstd bytes do not depend on write chunk sizes or on the number of workers'
   const pools = [new CompressPool(0), new CompressPool(1), new CompressPool(3)];
   t.after(() => Promise.all(pools.map((p) => p.close())));
   const runs = [
-    await zstdWith(pools[0]!, data, () => data.length),
-    await zstdWith(pools[1]!, data, () => 512),
-    await zstdWith(pools[2]!, data, () => BLOCK_SIZE - 1),
-    await zstdWith(pools[2]!, data, (i) => 1 + ((i * 7919) % 200_000)),
+    await compressWith(pools[0]!, 'zstd', data, () => data.length),
+    await compressWith(pools[1]!, 'zstd', data, () => 512),
+    await compressWith(pools[2]!, 'zstd', data, () => BLOCK_SIZE - 1),
+    await compressWith(pools[2]!, 'zstd', data, (i) => 1 + ((i * 7919) % 200_000)),
   ];
   for (const r of runs.slice(1)) assert.equal(r.digest, runs[0]!.digest);
   assert.equal(Buffer.compare(decoded(runs[0]!.bytes), data), 0);
@@ -111,7 +99,7 @@ test('a gzip and a zstd layer can share one pool: each block is compressed with 
   t.after(() => pool.close());
   const data = sampleData(2 * BLOCK_SIZE + 3, 3);
   const [z, g] = await Promise.all([
-    zstdWith(pool, data, () => 100_000),
+    compressWith(pool, 'zstd', data, () => 100_000),
     (async () => {
       const parts: Buffer[] = [];
       const c = new BlockCompressor({ write: async (b) => void parts.push(Buffer.from(b)) }, pool, 'gzip');
