@@ -160,6 +160,24 @@ describe('embedding app images in a host image (physically bound images)', { tim
     });
   });
 
+  test('an app whose layers are zstd is embedded (decoded, stored by DiffID) and runs from the store', async () => {
+    const r1 = nix.releases[0];
+    await strata(['build', r1.closureFile, '--store-root', nix.storeRoot, '--entrypoint', `${hello}/bin/hello`, '--compress', 'zstd', '-o', `oci:${apps}:hello-zstd`, '--tag', 'reg.example/hello-zstd:1']);
+    const out = join(dir, 'out-zstd');
+    await embedJson([`oci:${apps}:hello-zstd`, '--into', `oci:${host}:base`, '-o', `oci:${out}:1`]);
+    const unpacked = join(dir, 'unpacked-zstd');
+    await unpackWithGnuTar(out, '1', unpacked);
+    await withReadOnlyStore(join(unpacked, STORE), join(dir, 'pz'), async (podman) => {
+      assert.equal(await runApp(podman, 'reg.example/hello-zstd:1'), r1.helloOutput);
+      // (An OCI archive: podman will not write zstd layers in the docker format.)
+      const saved = join(dir, 'saved-zstd.tar');
+      await podman(['save', '--format', 'oci-archive', '-o', saved, 'reg.example/hello-zstd:1']);
+      const inspected = JSON.parse((await skopeo(['inspect', '--config', `oci-archive:${saved}`])).stdout) as { rootfs: { diff_ids: string[] } };
+      const appConfig = JSON.parse(readFileSync(join(apps, 'blobs', 'sha256', configDigestOf(apps, 'hello-zstd').slice(7)), 'utf8')) as { rootfs: { diff_ids: string[] } };
+      assert.deepEqual(inspected.rootfs.diff_ids, appConfig.rootfs.diff_ids);
+    });
+  });
+
   test('the same apps give the same bytes, and an app whose top layer changed changes two host layers', async () => {
     const a1 = await embedJson([`oci:${apps}:hello-a`, '--into', `oci:${host}:base`, '-o', `oci:${join(dir, 'same1')}:1`]);
     // Elsewhere, from copies at other paths, another working directory and temp dir: same bytes.
