@@ -10,7 +10,11 @@
  *               where layers are uploaded while they are produced; nothing is skipped);
  *   - spool cold/warm: beginBlob() with blobWrites 'spool' (temp file, then HEAD/upload) into a
  *               new repository, then again: the rebuilt-but-unchanged case costs HEADs only;
+ *   - rebuilt:  the build path of a cached, unchanged image (produceLayers): each layer's digest is
+ *               known from the cache record, so the registry is asked first (hasBlob) and nothing
+ *               is read or written for a layer it has;
  *   - mount:    the image into another repository with mountFrom: cross-repository mounts.
+ * Then each re-push as a ratio to the cold push of the same run.
  * Layers are incompressible pseudo-random tars, so the numbers are transfer, not compression.
  * Timings are printed, never asserted.
  */
@@ -59,10 +63,11 @@ function writeLayer(path: string, bytes: number, seed: number): Layer {
     open: async (): Promise<Readable> => createReadStream(path, { highWaterMark: 1024 * 1024 }) };
 }
 
-function line(name: string, seconds: number, bytes: number, stats: RegistryStats): void {
+function line(name: string, seconds: number, bytes: number, stats: RegistryStats): number {
   const mb = bytes / 1e6;
   console.log(`${name.padEnd(11)} ${seconds.toFixed(2).padStart(7)} s  ${(mb / seconds).toFixed(1).padStart(8)} MB/s  ` +
     `uploaded ${(stats.blobBytesUploaded / 1e6).toFixed(1)} MB, ${stats.blobsUploaded} blobs up, ${stats.blobsSkipped} skipped, ${stats.blobsMounted} mounted, ${stats.requests} requests`);
+  return seconds;
 }
 
 async function main(): Promise<void> {
@@ -75,12 +80,13 @@ async function main(): Promise<void> {
     const total = layers.reduce((n, l) => n + l.size, 0) + image.configBytes.length;
     console.log(`image: ${LAYERS} layers, ${(total / 1e6).toFixed(1)} MB, registry ${reg.host} (distribution, filesystem storage)`);
 
-    const push = async (name: string, ref: string, how: 'addLayer' | 'stream' | 'spool', mountFrom?: string[], parallel = 1) => {
+    const push = async (name: string, ref: string, how: 'addLayer' | 'stream' | 'spool' | 'rebuilt', mountFrom?: string[], parallel = 1): Promise<number> => {
       const stats = newRegistryStats();
       const t0 = process.hrtime.bigint();
       const dest = await openRegistryDestination(ref, { stats, ...(mountFrom ? { mountFrom } : {}), ...(how === 'spool' ? { blobWrites: 'spool' as const } : {}) });
       const one = async (l: Layer) => {
         if (how === 'addLayer') return dest.addLayer(l);
+        if (how === 'rebuilt' && (await dest.hasBlob!(l.digest, l.size))) return;
         const w = await dest.beginBlob(l.size);
         for await (const c of await l.open()) await w.write(c as Buffer);
         await w.close(l.digest, l.size);
@@ -89,16 +95,19 @@ async function main(): Promise<void> {
       let next = 0;
       await Promise.all(Array.from({ length: parallel }, async () => { while (next < layers.length) await one(layers[next++]!); }));
       await dest.commit(image, []);
-      line(name, Number(process.hrtime.bigint() - t0) / 1e9, total, stats);
+      return line(name, Number(process.hrtime.bigint() - t0) / 1e9, total, stats);
     };
-    await push('cold', `${reg.host}/bench/app:cold`, 'addLayer');
+    const cold = await push('cold', `${reg.host}/bench/app:cold`, 'addLayer');
     await push('cold x4', `${reg.host}/bench/app4:cold`, 'addLayer', undefined, 4);
-    await push('warm', `${reg.host}/bench/app:warm`, 'addLayer');
+    const warm = await push('warm', `${reg.host}/bench/app:warm`, 'addLayer');
     await push('streamed', `${reg.host}/bench/streamed:1`, 'stream');
     await push('stream x4', `${reg.host}/bench/streamed4:1`, 'stream', undefined, 4);
     await push('spool cold', `${reg.host}/bench/spooled:1`, 'spool');
-    await push('spool warm', `${reg.host}/bench/spooled:2`, 'spool');
-    await push('mount', `${reg.host}/bench/mounted:1`, 'addLayer', ['bench/app']);
+    const spoolWarm = await push('spool warm', `${reg.host}/bench/spooled:2`, 'spool');
+    const rebuilt = await push('rebuilt', `${reg.host}/bench/spooled:3`, 'rebuilt');
+    const mount = await push('mount', `${reg.host}/bench/mounted:1`, 'addLayer', ['bench/app']);
+    const ratio = (s: number) => `${(s / cold).toFixed(3)}×`;
+    console.log(`re-push / cold push: warm ${ratio(warm)}, spool warm ${ratio(spoolWarm)}, rebuilt (cache + HEAD) ${ratio(rebuilt)}, mount ${ratio(mount)}`);
   } finally {
     await reg.stop();
     rmSync(dir, { recursive: true, force: true });
