@@ -265,21 +265,15 @@ async function copyUncompressed(index: number, job: JobName, entry: CachedLayer,
     if (blob.container) containers.add(blob.container);
     return finish(index, job, entry, writer, stats);
   }
-  if (writer.region && writer.restart && blob.trusted) {
-    // Trusted (its file's stamp is the one it was verified with): copied without being hashed.
-    const size = await copyTrustedOnWorker({ fd: blob.fd, path: blob.path, size: blob.fileSize }, [writer.region], blob.offset, blob.size).catch(() => undefined);
-    if (size === entry.size && (await blob.verify())) {
-      const container = await containerFor(cache, writer, 'none', containers);
-      if (container) await cache.placeInContainer(entry.digest, entry.size, container.name, container.offset);
-      return finish(index, job, entry, writer, stats);
-    }
-    await writer.restart();
-    return make(again);
-  }
   if (writer.region && writer.restart) {
-    // The worker copies exactly entry.size bytes or fails; a failure reads as "could not check".
-    const copied = await copyFileOnWorker({ fd: blob.fd, path: blob.path, size: blob.fileSize }, [writer.region], blob.offset, blob.size).catch(() => undefined);
-    if (!(await blob.checked(copied?.digest))) {
+    const file = { fd: blob.fd, path: blob.path, size: blob.fileSize };
+    // A trusted blob (its file's stamp is the one it was verified with) is copied without being
+    // hashed; any other is hashed by the worker as it copies exactly entry.size bytes, and a
+    // failure reads as "could not check".
+    const good = blob.trusted
+      ? (await copyTrustedOnWorker(file, [writer.region], blob.offset, blob.size).catch(() => undefined)) === entry.size && (await blob.verify())
+      : await blob.checked((await copyFileOnWorker(file, [writer.region], blob.offset, blob.size).catch(() => undefined))?.digest);
+    if (!good) {
       await writer.restart();
       return make(again);
     }

@@ -19,7 +19,7 @@ import { parentPort } from 'node:worker_threads';
 import { StrataError } from '../util/errors.js';
 import { copyRangeSync } from '../util/copy-range.js';
 import { writeAtSync } from '../util/write-at.js';
-import { ChunkFiller, type TarItem } from './chunk-filler.js';
+import { ChunkFiller, type RawRun, type TarItem } from './chunk-filler.js';
 import { ABORT, SLOT_STATE, type DirectTarget, type TarWorkerReply, type TarWorkerRequest } from './tar-worker-protocol.js';
 
 let slots: Buffer[] = [];
@@ -28,90 +28,87 @@ let control: Int32Array | undefined;
 /** The main thread asked to stop (its BlobWriter failed); it reports its own error. */
 class Aborted extends Error {}
 
+/** A target given up: a best-effort one that failed (the cache). */
+interface Dropped { target: number; message: string }
+
+/** A write to target `i` failed: a required target fails the job, a best-effort one is dropped. */
+function targetFailed(t: DirectTarget, i: number, e: unknown, dropped: Dropped[]): void {
+  const message = `cannot write ${t.path}: ${(e as Error).message}`;
+  if (!t.bestEffort) throw new StrataError(message);
+  dropped.push({ target: i, message });
+}
+
 /**
- * The raw runs copied into every target in the kernel: the size copied, and targets given up (a
- * best-effort one that failed). Undefined when the kernel cannot copy them (nothing is lost: the
- * caller then writes every byte itself, at the same offsets).
+ * The raw runs copied into every target in the kernel: the size copied, and targets given up.
+ * Undefined when the kernel cannot copy them (nothing is lost: the caller then writes every byte
+ * itself, at the same offsets).
  */
-function kernelCopy(items: readonly TarItem[], targets: readonly DirectTarget[]): { size: number; dropped: { target: number; message: string }[] } | undefined {
-  const runs = items.filter((i) => i.type === 'raw' && i.fd !== undefined);
+function kernelCopy(items: readonly TarItem[], targets: readonly DirectTarget[]): { size: number; dropped: Dropped[] } | undefined {
+  const runs = items.filter((i): i is RawRun & { fd: number } => i.type === 'raw' && i.fd !== undefined);
   if (runs.length !== items.length || targets.length === 0) return undefined;
+  // A source whose size changed is left to the filler, which reports it.
+  if (runs.some((r) => fstatSync(r.fd).size !== r.sourceSize)) return undefined;
   const size = runs.reduce((n, r) => n + r.size, 0);
-  const dropped: { target: number; message: string }[] = [];
-  for (const r of runs) {
-    if (r.type !== 'raw' || fstatSync(r.fd!).size !== r.sourceSize) return undefined; // let the filler report the change
-  }
+  const dropped: Dropped[] = [];
   for (const [i, t] of targets.entries()) {
     if (t.limit !== undefined && size > t.limit) return undefined;
     try {
       let at = t.offset;
       for (const r of runs) {
-        if (r.type !== 'raw') continue;
-        if (!copyRangeSync(r.fd!, r.offset, t.fd, at, r.size)) return undefined;
+        if (!copyRangeSync(r.fd, r.offset, t.fd, at, r.size)) return undefined;
         at += r.size;
       }
     } catch (e) {
-      const message = `cannot write ${t.path}: ${(e as Error).message}`;
-      if (!t.bestEffort) throw new StrataError(message);
-      dropped.push({ target: i, message });
+      targetFailed(t, i, e, dropped);
     }
   }
   return { size, dropped };
 }
 
-function run(id: number, items: readonly TarItem[], mtime: number, tar: boolean, targets: DirectTarget[] | undefined, hashHere: boolean, noHash: boolean): void {
-  if (noHash && !tar && targets !== undefined) {
-    let copied: ReturnType<typeof kernelCopy>;
-    try {
-      copied = kernelCopy(items, targets);
-    } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      parentPort!.postMessage({ type: 'error', id, message, strata: e instanceof StrataError } satisfies TarWorkerReply);
-      return;
-    }
-    if (copied !== undefined) {
-      parentPort!.postMessage({ type: 'done', id, hex: '', size: copied.size, dropped: copied.dropped } satisfies TarWorkerReply);
-      return;
-    }
-  }
-  const filler = new ChunkFiller(items, mtime, { tar });
+/** The job through the slots: filled, hashed, written to its targets, handed to the main thread where needed. */
+function fill(id: number, filler: ChunkFiller, targets: DirectTarget[] | undefined, hashHere: boolean, noHash: boolean): { hex: string; size: number; dropped: Dropped[] } {
   const hash = createHash('sha256');
-  const dropped: { target: number; message: string }[] = [];
+  const dropped: Dropped[] = [];
   let size = 0;
-  let reply: TarWorkerReply;
-  try {
-    const state = control!;
-    let next = 0;
-    while (!filler.done) {
-      const at = SLOT_STATE + next;
-      while (Atomics.load(state, at) !== 0 && Atomics.load(state, ABORT) === 0) Atomics.wait(state, at, 1);
-      if (Atomics.load(state, ABORT) !== 0) throw new Aborted();
-      const buf = slots[next]!;
-      const len = filler.fill(buf);
-      if (len === 0) continue; // a plain stream's end: nothing more came
-      const bytes = buf.subarray(0, len);
-      if (hashHere) hash.update(bytes);
-      if (targets !== undefined) {
-        for (const [i, t] of targets.entries()) {
-          if (dropped.some((d) => d.target === i)) continue;
-          try {
-            if (t.limit !== undefined && size + len > t.limit) throw new Error(`internal: blob grew past its reserved ${t.limit} bytes`);
-            writeAtSync(t.fd, bytes, t.offset + size);
-          } catch (e) {
-            const message = `cannot write ${t.path}: ${(e as Error).message}`;
-            if (!t.bestEffort) throw new StrataError(message);
-            dropped.push({ target: i, message });
-          }
+  const state = control!;
+  let next = 0;
+  while (!filler.done) {
+    const at = SLOT_STATE + next;
+    while (Atomics.load(state, at) !== 0 && Atomics.load(state, ABORT) === 0) Atomics.wait(state, at, 1);
+    if (Atomics.load(state, ABORT) !== 0) throw new Aborted();
+    const buf = slots[next]!;
+    const len = filler.fill(buf);
+    if (len === 0) continue; // a plain stream's end: nothing more came
+    const bytes = buf.subarray(0, len);
+    if (hashHere) hash.update(bytes);
+    if (targets !== undefined) {
+      for (const [i, t] of targets.entries()) {
+        if (dropped.some((d) => d.target === i)) continue;
+        try {
+          if (t.limit !== undefined && size + len > t.limit) throw new Error(`internal: blob grew past its reserved ${t.limit} bytes`);
+          writeAtSync(t.fd, bytes, t.offset + size);
+        } catch (e) {
+          targetFailed(t, i, e, dropped);
         }
       }
-      size += len;
-      // Written (and hashed, or not to be) here: the slot is free again, nothing goes to the main thread.
-      if (targets !== undefined && (hashHere || noHash)) continue;
-      Atomics.store(state, at, 1);
-      parentPort!.postMessage({ type: 'chunk', id, slot: next, len } satisfies TarWorkerReply);
-      next = (next + 1) % slots.length;
     }
-    reply = { type: 'done', id, hex: hashHere ? hash.digest('hex') : '', size, dropped };
+    size += len;
+    // Written (and hashed, or not to be) here: the slot is free again, nothing goes to the main thread.
+    if (targets !== undefined && (hashHere || noHash)) continue;
+    Atomics.store(state, at, 1);
+    parentPort!.postMessage({ type: 'chunk', id, slot: next, len } satisfies TarWorkerReply);
+    next = (next + 1) % slots.length;
+  }
+  return { hex: hashHere ? hash.digest('hex') : '', size, dropped };
+}
+
+function run(id: number, items: readonly TarItem[], mtime: number, tar: boolean, targets: DirectTarget[] | undefined, hashHere: boolean, noHash: boolean): void {
+  const filler = new ChunkFiller(items, mtime, { tar });
+  let reply: TarWorkerReply;
+  try {
+    // Unhashed raw runs going only to files: in the kernel where it can (no byte enters a slot).
+    const copied = noHash && !tar && targets !== undefined ? kernelCopy(items, targets) : undefined;
+    reply = { type: 'done', id, ...(copied ? { hex: '', ...copied } : fill(id, filler, targets, hashHere, noHash)) };
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     reply = { type: 'error', id, message, strata: e instanceof StrataError };
