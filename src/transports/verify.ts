@@ -34,21 +34,24 @@ export interface LayerExpectation {
 }
 
 /**
- * Hashes the uncompressed tar of a blob fed to it chunk by chunk: the DiffID. `write` resolves
- * when the chunk is taken (gzip is inflated in a side pipe, whose backpressure slows the caller
- * rather than buffering); `end` gives the digest, or rejects naming `what` if the stream is corrupt.
+ * Hashes the uncompressed tar of a compressed blob fed to it chunk by chunk: the DiffID. `write`
+ * resolves when the chunk is taken (gzip is inflated in a side pipe, whose backpressure slows the
+ * caller rather than buffering); `end` gives the digest. A corrupt stream rejects naming `what`:
+ * from `write` or `end`, and from `failed` as soon as it is found (gzip finds out on its own
+ * time). `release` frees the decoder of a blob not read to its end.
  */
 interface TarHasher {
   write(chunk: Buffer): Promise<void> | undefined;
   end(): Promise<Digest>;
+  readonly failed: Promise<void>;
+  release(): void;
 }
 
-function tarHasher(compression: Compression, what: string): TarHasher {
+/** The tar hasher for a compressed blob; undefined for an uncompressed one, which is its own tar. */
+function tarHasher(compression: Compression, what: string): TarHasher | undefined {
+  if (compression === 'none') return undefined;
   const hash = createHash('sha256');
   const digest = (): Digest => `sha256:${hash.digest('hex')}`;
-  if (compression === 'none') {
-    return { write: (c) => void hash.update(c), end: async () => digest() };
-  }
   if (compression === 'zstd') {
     // Decoded synchronously, in bounded steps, straight into the hash (zstd-decode.ts).
     const dec = new ZstdDecoder();
@@ -70,6 +73,9 @@ function tarHasher(compression: Compression, what: string): TarHasher {
         }
         return digest();
       },
+      // Its failures come back from write and end: nothing is found in between.
+      failed: new Promise<void>(() => undefined),
+      release: () => undefined,
     };
   }
   const gunzip = createGunzip();
@@ -88,6 +94,8 @@ function tarHasher(compression: Compression, what: string): TarHasher {
       await done;
       return digest();
     },
+    failed: done,
+    release: () => gunzip.destroy(),
   };
 }
 
@@ -106,13 +114,13 @@ export function verifyingLayerStream(source: Readable, exp: LayerExpectation): R
       blobHash.update(chunk);
       count += chunk.length;
       this.push(chunk);
-      const taken = tar.write(chunk);
+      const taken = tar?.write(chunk);
       if (taken === undefined) cb();
       else taken.then(() => cb(), (e: unknown) => cb(e as Error));
     },
     flush(cb: TransformCallback): void {
-      tar.end().then(
-        (diffId) => {
+      (tar ? tar.end() : Promise.resolve(undefined)).then(
+        (tarDigest) => {
           const digest = `sha256:${blobHash.digest('hex')}` as Digest;
           if (count !== exp.size) {
             return cb(new StrataError(`${exp.what}: size mismatch: expected ${exp.size} bytes, read ${count}`));
@@ -120,7 +128,8 @@ export function verifyingLayerStream(source: Readable, exp: LayerExpectation): R
           if (digest !== exp.digest) {
             return cb(new StrataError(`${exp.what}: digest mismatch: expected ${exp.digest}, blob hashes to ${digest}`));
           }
-          const actual = exp.compression === 'none' ? digest : diffId;
+          // Uncompressed, the blob is the tar.
+          const actual = tarDigest ?? digest;
           if (actual !== exp.diffId) {
             return cb(new StrataError(`${exp.what}: diff ID mismatch: config says ${exp.diffId}, uncompressed layer hashes to ${actual}`));
           }
@@ -130,9 +139,12 @@ export function verifyingLayerStream(source: Readable, exp: LayerExpectation): R
       );
     },
   });
+  // A corrupt gzip stream ends the read at once rather than at the blob's end.
+  tar?.failed.catch((e: unknown) => out.destroy(e as Error));
   source.on('error', (e) => out.destroy(e instanceof StrataError ? e : new StrataError(`${exp.what}: read failed: ${e.message}`, { cause: e })));
   out.on('close', () => {
     if (!source.destroyed) source.destroy();
+    tar?.release();
   });
   source.pipe(out);
   return out;
@@ -147,21 +159,24 @@ export async function hashBlob(source: Readable, compression: Compression, what:
   const blobHash = createHash('sha256');
   const tar = tarHasher(compression, what);
   let size = 0;
-  let diffId: Digest;
+  let tarDigest: Digest | undefined;
   try {
     for await (const chunk of source) {
       const c = chunk as Buffer;
       blobHash.update(c);
       size += c.length;
-      await tar.write(c);
+      await tar?.write(c);
     }
-    diffId = await tar.end();
+    tarDigest = await tar?.end();
   } catch (e) {
     source.destroy();
+    tar?.release();
     if (e instanceof StrataError) throw e;
     throw new StrataError(`${what}: read failed: ${(e as Error).message}`, { cause: e });
   }
-  return { digest: `sha256:${blobHash.digest('hex')}`, diffId, size };
+  const digest: Digest = `sha256:${blobHash.digest('hex')}`;
+  // Uncompressed, the blob is the tar: hashed once.
+  return { digest, diffId: tarDigest ?? digest, size };
 }
 
 /**
