@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os';
 import { entriesIdentity, type CachedBlob, type CachedLayer, type CacheBlobWriter, type LayerCache } from '../cache/layer-cache.js';
 import { CompressPool } from '../compress/block-pool.js';
 import { BlockCompressor, type ByteSink } from '../compress/block-writer.js';
-import { checkProducibleCompression, type ProducibleCompression } from '../compress/compression.js';
+import { checkProducibleCompression } from '../compress/compression.js';
 import type { Digest } from '../image/digest.js';
 import { StrataError } from '../util/errors.js';
 import type { Layer } from '../image/layer.js';
@@ -197,7 +197,7 @@ async function produceOne(
   source: Promise<LayerJob | IdentifiedJob>,
   dest: ImageDestination,
   opts: RunOptions,
-  compression: ProducibleCompression,
+  compression: Compression,
   getPool: () => CompressPool,
   begin: (size?: number) => Promise<BlobWriter>,
 ): Promise<Layer> {
@@ -329,7 +329,7 @@ async function build(
   job: LayerJob,
   identity: string | undefined,
   opts: RunOptions,
-  compression: ProducibleCompression,
+  compression: Compression,
   getPool: () => CompressPool,
   begin: (size?: number) => Promise<BlobWriter>,
 ): Promise<Layer> {

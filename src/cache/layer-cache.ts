@@ -47,6 +47,7 @@ import type { Compression } from '../image/media-types.js';
 import { StrataError } from '../util/errors.js';
 import { canonicalJsonBytes } from '../util/json.js';
 import type { ByteSink } from '../compress/block-writer.js';
+import { COMPRESSIONS } from '../compress/compression.js';
 import type { FileRegion } from '../transports/types.js';
 import { hashFileOnWorker } from '../tar/writer.js';
 
@@ -212,7 +213,6 @@ export interface PieceWriter extends ByteSink {
 }
 
 const IO_CHUNK = 1 << 20;
-const COMPRESSIONS = new Set(['none', 'gzip', 'zstd']);
 
 export class LayerCache {
   readonly stats: CacheStats = { hits: 0, trusted: 0, hashed: 0, misses: 0, corrupt: 0, published: 0, errors: 0 };
@@ -233,7 +233,7 @@ export class LayerCache {
       containers: join(this.root, 'containers'),
       locations: join(this.root, 'locations'),
       stamps: join(this.root, 'stamps'),
-      records: ['layers', 'segments', ...[...COMPRESSIONS].map((c) => join('diffids', c))].map((d) => join(this.root, d)),
+      records: ['layers', 'segments', ...COMPRESSIONS.map((c) => join('diffids', c))].map((d) => join(this.root, d)),
       tmp: join(this.root, 'tmp'),
     };
   }
@@ -761,7 +761,7 @@ function parseEntry(raw: string): CachedLayer | undefined {
   try {
     const v = JSON.parse(raw) as Record<string, unknown>;
     const ok = typeof v.identity === 'string' && isDigest(v.diffId) && isDigest(v.digest) && Number.isSafeInteger(v.size)
-      && Number.isSafeInteger(v.uncompressedSize) && typeof v.compression === 'string' && COMPRESSIONS.has(v.compression);
+      && Number.isSafeInteger(v.uncompressedSize) && typeof v.compression === 'string' && (COMPRESSIONS as readonly string[]).includes(v.compression);
     if (!ok) return undefined;
     return {
       identity: v.identity as string,

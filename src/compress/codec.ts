@@ -19,7 +19,6 @@ export type BlockCompression = 'gzip' | 'zstd';
 export type BlockCompress = (block: Uint8Array) => Uint8Array;
 
 export interface BlockCodec {
-  readonly compression: BlockCompression;
   /** The exact byte format of blobs this codec makes. */
   readonly formatTag: string;
   /** This thread's compressor, loaded once. */
@@ -27,8 +26,8 @@ export interface BlockCodec {
 }
 
 const CODECS: Record<BlockCompression, BlockCodec> = {
-  gzip: { compression: 'gzip', formatTag: GZIP_FORMAT_TAG, load: loadMemberCompressor },
-  zstd: { compression: 'zstd', formatTag: ZSTD_FORMAT_TAG, load: loadFrameCompressor },
+  gzip: { formatTag: GZIP_FORMAT_TAG, load: loadMemberCompressor },
+  zstd: { formatTag: ZSTD_FORMAT_TAG, load: loadFrameCompressor },
 };
 
 export function blockCodec(c: BlockCompression): BlockCodec {

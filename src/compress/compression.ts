@@ -4,21 +4,18 @@
  */
 import type { Compression } from '../image/media-types.js';
 import { StrataError } from '../util/errors.js';
-import { blockCodec, type BlockCodec, type BlockCompression } from './codec.js';
+import { blockCodec, type BlockCodec } from './codec.js';
 
 export const COMPRESSIONS: readonly Compression[] = ['none', 'gzip', 'zstd'];
 
-/** A compression strata can produce: none, or one made block by block. */
-export type ProducibleCompression = 'none' | BlockCompression;
-
-/** Throws unless `c` is a compression strata can produce byte-reproducibly (all of them, now). */
-export function checkProducibleCompression(c: string, what = '--compress'): asserts c is ProducibleCompression {
-  if (c === 'none' || c === 'gzip' || c === 'zstd') return;
+/** Throws unless `c` names a compression (strata produces each of them byte-reproducibly). */
+export function checkProducibleCompression(c: string, what = '--compress'): asserts c is Compression {
+  if ((COMPRESSIONS as readonly string[]).includes(c)) return;
   throw new StrataError(`${what}: unknown compression ${JSON.stringify(c)} (expected none, gzip or zstd)`);
 }
 
 /** The codec that makes layers compressed with `c`; undefined for uncompressed layers. */
-export function codecOf(c: ProducibleCompression): BlockCodec | undefined {
+export function codecOf(c: Compression): BlockCodec | undefined {
   return c === 'none' ? undefined : blockCodec(c);
 }
 
