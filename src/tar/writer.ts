@@ -93,14 +93,8 @@ export async function hashFileOnWorker(file: { fd: number; path: string; size: n
  * `failed` is called), a required one fails the copy.
  */
 export async function copyFileOnWorker(file: { fd: number; path: string; size: number }, regions: readonly FileRegion[], offset = 0, length = file.size - offset): Promise<{ digest: Digest; size: number }> {
-  const run: TarItem = { type: 'raw', source: file.path, fd: file.fd, offset, size: length, sourceSize: file.size, lastName: '' };
-  const worker = await acquire(length);
-  try {
-    const { diffId, size } = await worker.run([run], { mtime: 0, tar: false }, NO_OUTPUT, regions, 'worker');
-    return { digest: diffId, size };
-  } finally {
-    release(worker);
-  }
+  const { diffId, size } = await copyRunOnWorker(file, regions, offset, length, 'worker');
+  return { digest: diffId, size };
 }
 
 /**
@@ -108,10 +102,15 @@ export async function copyFileOnWorker(file: { fd: number; path: string; size: n
  * file's stamp unchanged since it was verified), whose digest is known. Returns the size copied.
  */
 export async function copyTrustedOnWorker(file: { fd: number; path: string; size: number }, regions: readonly FileRegion[], offset = 0, length = file.size - offset): Promise<number> {
+  return (await copyRunOnWorker(file, regions, offset, length, 'none')).size;
+}
+
+/** A range of an open file, as one raw run, through a tar worker into `regions`. */
+async function copyRunOnWorker(file: { fd: number; path: string; size: number }, regions: readonly FileRegion[], offset: number, length: number, hashing: 'worker' | 'none'): Promise<{ diffId: Digest; size: number }> {
   const run: TarItem = { type: 'raw', source: file.path, fd: file.fd, offset, size: length, sourceSize: file.size, lastName: '' };
   const worker = await acquire(length);
   try {
-    return (await worker.run([run], { mtime: 0, tar: false }, NO_OUTPUT, regions, 'none')).size;
+    return await worker.run([run], { mtime: 0, tar: false }, NO_OUTPUT, regions, hashing);
   } finally {
     release(worker);
   }
