@@ -3,6 +3,13 @@ import { parseDigest, type Digest } from './digest.js';
 import type { Platform } from './platform.js';
 
 /**
+ * Annotations that name an image where it is kept: the OCI layout's ref name (`oci:DIR:REF`), and
+ * the fully qualified name containerd and skopeo record (`docker.io/library/app:1`).
+ */
+export const REF_NAME = 'org.opencontainers.image.ref.name';
+export const CONTAINERD_NAME = 'io.containerd.image.name';
+
+/**
  * The one content descriptor (OCI image-spec descriptor.md): what every reader parses and every
  * writer serialises, for layers, configs, manifests and index children alike.
  */

@@ -1,3 +1,4 @@
+import { CONTAINERD_NAME } from '../image/descriptor.js';
 import { childOf, makeIndex } from '../image/make-index.js';
 import { parseTag } from '../image/tag.js';
 import { openImageSource } from '../transports/open-source.js';
@@ -48,7 +49,7 @@ export async function mergeImages(request: MergeRequest): Promise<MergeSummary> 
         if (other !== undefined) throw new StrataError(`${n} would name two images of the archive: ${other} and ${source.name}`);
         taken.set(n, source.name);
       }
-      children.push(childOf(source.image, { annotations: { 'io.containerd.image.name': names.join(',') } }));
+      children.push(childOf(source.image, { annotations: { [CONTAINERD_NAME]: names.join(',') } }));
       images.push({ source: source.name, imageId: source.image.configDigest, names });
     }
     const output = request.output.startsWith('docker-archive:') ? request.output : `docker-archive:${request.output}`;

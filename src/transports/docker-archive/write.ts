@@ -1,5 +1,6 @@
 import { canonicalJson, canonicalJsonBytes } from '../../util/json.js';
 import { chainIds, digestHex, sha256Digest, type Digest } from '../../image/digest.js';
+import { CONTAINERD_NAME } from '../../image/descriptor.js';
 import { isIndex, type Image, type ImageIndex } from '../../image/image.js';
 import { parseTag } from '../../image/tag.js';
 import { StrataError } from '../../util/errors.js';
@@ -33,7 +34,6 @@ export async function openDockerArchiveDestination(path: string, opts: ArchiveDe
   };
 }
 
-const CONTAINERD_NAME = 'io.containerd.image.name';
 
 /**
  * The images of an index whose children are all named (`io.containerd.image.name`), as `docker

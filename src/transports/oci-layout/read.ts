@@ -3,7 +3,7 @@ import { MAX_METADATA_BYTES, metadataTooLarge } from '../../image/limits.js';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { parseAnnotations, parseDescriptor, type Descriptor } from '../../image/descriptor.js';
+import { CONTAINERD_NAME, parseAnnotations, parseDescriptor, REF_NAME, type Descriptor } from '../../image/descriptor.js';
 import { digestHex, type Digest } from '../../image/digest.js';
 import type { Image, ImageIndex } from '../../image/image.js';
 import type { Layer } from '../../image/layer.js';
@@ -21,8 +21,6 @@ import { parseImageConfig, sniffCompression, verifyBytes, verifyingLayerStream }
  * the digest and size of the descriptor that led to it; layers are checked as they are streamed.
  */
 
-const REF_NAME = 'org.opencontainers.image.ref.name';
-const CONTAINERD_NAME = 'io.containerd.image.name';
 
 export interface OciReadOptions {
   /** Matches `org.opencontainers.image.ref.name` exactly. */

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { canonicalJsonBytes } from '../../util/json.js';
-import { parseDescriptor, type Descriptor } from '../../image/descriptor.js';
+import { CONTAINERD_NAME, parseDescriptor, REF_NAME, type Descriptor } from '../../image/descriptor.js';
 import { digestHex, type Digest } from '../../image/digest.js';
 import { isIndex, type Image, type ImageIndex } from '../../image/image.js';
 import type { Layer } from '../../image/layer.js';
@@ -20,8 +20,6 @@ import { ArchiveBlobs, type ArchiveDestinationOptions } from '../archive/archive
 import { withLock } from './lock.js';
 import { holdTemp, releaseTemp } from '../../util/temp-paths.js';
 
-const REF_NAME = 'org.opencontainers.image.ref.name';
-const CONTAINERD_NAME = 'io.containerd.image.name';
 
 export interface LayoutDestinationOptions {
   compression?: ArchiveDestinationOptions['compression'];
