@@ -3,6 +3,7 @@
  * ImageDestination that counts the layers added and the bytes of new blobs as they are written.
  * It changes nothing that is written; what to show, and where, is the caller's (the CLI's).
  */
+import type { Digest } from '../image/digest.js';
 import type { Layer } from '../image/layer.js';
 import type { BlobWriter, ImageDestination } from './types.js';
 
@@ -54,6 +55,19 @@ export function withProgress(dest: ImageDestination, sink: ProgressSink): ImageD
         abort: () => w.abort(),
       };
     },
+    // A blob the destination already holds is a layer done, like one added.
+    ...(dest.hasBlob
+      ? {
+          async hasBlob(digest: Digest, size: number) {
+            const held = await dest.hasBlob!(digest, size);
+            if (held) {
+              bytes += size;
+              finished(size);
+            }
+            return held;
+          },
+        }
+      : {}),
     async addLayer(layer: Layer): Promise<void> {
       await dest.addLayer(layer);
       bytes += layer.size;

@@ -79,6 +79,13 @@ test('build --push from a warm cache: layers the registry has are neither read f
   const r = await runStrata(['inspect', `docker://${registry.host}/demo:2`, '--json']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, new RegExp(cold.manifestDigest.slice(7)));
+  // The same through the progress decorator (--progress plain): it reports every layer, and still
+  // lets the registry's answer spare the cache's copies.
+  const shown = await runStrata(['build', demoClosure, '--store-root', demoRoot, '--push', `${registry.host}/demo:4`, '--json', '--cache-dir', cacheDir, '--progress', 'plain']);
+  assert.equal(shown.code, 0, shown.stderr);
+  const viaProgress = JSON.parse(shown.stdout) as typeof warm;
+  assert.equal(viaProgress.cache.trusted + viaProgress.cache.hashed, 0, JSON.stringify(viaProgress.cache));
+  assert.equal(shown.stderr.match(/^strata: layer \d+ written/gm)?.length, viaProgress.layers.length, shown.stderr);
   // --verify-cache trusts no record: every cached blob is hashed again (and still not uploaded).
   const verified = await push('3', ['--verify-cache']);
   assert.ok(verified.cache.hashed >= verified.layers.length, JSON.stringify(verified.cache));
