@@ -8,8 +8,9 @@
  * prefix[155] pad[12].
  *
  * A PAX extended header ('x') is written only when ustar cannot hold the name (even after the
- * prefix/name split), the link target, or the size. Its own name is a constant and its records
- * are sorted by key, so it leaks nothing (GNU tar would put a pid in the name).
+ * prefix/name split), the link target, or the size, or when an archive aligns the member's data
+ * (a padding `comment` record). Its own name is a constant and its records are sorted by key, so
+ * it leaks nothing (GNU tar would put a pid in the name).
  */
 import type { TarEntry } from './entry.js';
 
@@ -63,17 +64,52 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${len} ${key}=`), value, Buffer.from('\n')]);
 }
 
-export function planHeader(entry: TarEntry): HeaderPlan {
+/**
+ * Where a member's data must begin: at a multiple of `boundary`, its header starting at `at`.
+ * Archive writers align layer blobs to filesystem blocks so that a later build can share their
+ * blocks (copy_file_range reflinks block-aligned ranges on XFS and btrfs); see tar-file.ts.
+ */
+export interface DataAlignment {
+  at: number;
+  boundary: number;
+}
+
+/** The shortest PAX record ("NN comment=\n" is 12 bytes) plus slack for its length's digits. */
+const MIN_PAD_RECORD = 16;
+
+/**
+ * A PAX `comment` record (POSIX: "ignored by the format-reading utility") whose length makes the
+ * PAX data `rest` + it fill whole blocks up to where the aligned data must start. Its text is
+ * constant, so the header depends only on the offset, as every other header byte does.
+ */
+function padRecord(rest: number, a: DataAlignment): Buffer {
+  let data = roundUpBlock(rest + MIN_PAD_RECORD);
+  // Header = PAX header block + PAX data + the ustar block; the data follows it.
+  while ((a.at + 2 * BLOCK + data) % a.boundary !== 0) data += BLOCK;
+  const length = data - rest;
+  // "<length> comment=<value>\n": the value fills what the record's frame leaves.
+  const valueLength = length - String(length).length - ' comment=\n'.length;
+  const value = Buffer.alloc(valueLength, ' ');
+  value.write(PAD_TEXT.slice(0, valueLength));
+  const record = paxRecord('comment', value);
+  if (record.length !== length) throw new Error(`internal: padding record is ${record.length} bytes, not ${length}`);
+  return record;
+}
+
+const PAD_TEXT = 'strata: aligns the next member to a filesystem block';
+
+export function planHeader(entry: TarEntry, align?: DataAlignment): HeaderPlan {
   const fullName = Buffer.from(entry.type === 'directory' ? `${entry.name}/` : entry.name, 'utf8');
   const split = splitUstar(fullName);
   const linkTarget = entry.type === 'symlink' ? Buffer.from(entry.linkTarget ?? '', 'utf8') : undefined;
   const size = entry.type === 'file' ? entry.size : 0;
 
-  // Records in key order: linkpath < path < size.
+  // Records in key order: comment < linkpath < path < size.
   const records: Buffer[] = [];
   if (linkTarget !== undefined && linkTarget.length > 100) records.push(paxRecord('linkpath', linkTarget));
   if (split === undefined) records.push(paxRecord('path', fullName));
   if (size > MAX_OCTAL_11) records.push(paxRecord('size', Buffer.from(String(size))));
+  if (align) records.unshift(padRecord(records.reduce((n, r) => n + r.length, 0), align));
   const pax = records.length > 0 ? Buffer.concat(records) : undefined;
 
   const plan: HeaderPlan = {

@@ -30,7 +30,7 @@ export class ArchiveBlobs {
 
   async beginBlob(expectedSize?: number): Promise<BlobWriter> {
     if (expectedSize !== undefined) {
-      const placed: PlacedBlob = { member: this.archive.reserve(expectedSize) };
+      const placed: PlacedBlob = { member: this.archive.reserveBlob(expectedSize) };
       this.slots.push({ kind: 'placed', placed });
       return reservedBlobWriter(this.archive, placed);
     }

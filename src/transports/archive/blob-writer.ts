@@ -55,7 +55,7 @@ export function reservedBlobWriter(archive: ArchiveFile, placed: PlacedBlob): Bl
 
 /** Copies an existing blob (a base layer) into a freshly reserved member. */
 export async function copyIntoArchive(archive: ArchiveFile, source: Readable, size: number, what: string): Promise<ReservedMember> {
-  const member = archive.reserve(size);
+  const member = archive.reserveBlob(size);
   let at = member.dataOffset;
   for await (const chunk of source as AsyncIterable<Buffer>) {
     if (at + chunk.length > member.dataOffset + size) throw new StrataError(`${what}: more bytes than its declared size ${size}`);
