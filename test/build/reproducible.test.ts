@@ -156,3 +156,33 @@ for (const compression of ['gzip', 'zstd'] as const) {
     assert.equal(packed.length, blobs.length - 2, `every blob but the config and the manifest is ${compression}`);
   });
 }
+
+/**
+ * A release where one store path changed: its layer is rebuilt (a compressed blob of a size
+ * known only at its end) while the others come from the cache (sizes known at once). The archive
+ * must still be what a build from nothing makes: its members in layer order, whichever layers the
+ * cache had.
+ */
+for (const [format, flags] of [['docker-archive', []], ['docker-archive', ['--compress', 'gzip']], ['oci-archive', ['--compress', 'gzip']], ['oci-archive', ['--compress', 'zstd']]] as const) {
+  test(`${[format, ...flags].join(' ')}: a release rebuilt partly from the cache is byte-identical to a --no-cache build`, (t) => {
+    const dir = tempDir(t);
+    const root = join(dir, 'root');
+    cpSync(demoRoot, root, { recursive: true });
+    const run = (closure: string, out: string, extra: string[]) =>
+      build(['build', closure, '--store-root', root, '--format', format, ...flags, '-o', join(dir, out), ...extra], { umask: '022', cwd: dir, env: process.env });
+    run(demoClosure, 'release1.tar', ['--cache-dir', join(dir, 'cache')]);
+    // Release 2: tzdata (a layer low in the image, with layers above it) has new contents and so a new NAR hash.
+    const tzdata = '/nix/store/hyzdvdqv4sq278f1vn8lncvhpimjj5ps-demo-tzdata-2024a';
+    const file = readdirSync(join(root, tzdata), { recursive: true, withFileTypes: true }).find((e) => e.isFile())!;
+    const path = join(file.parentPath, file.name);
+    writeFileSync(path, Buffer.concat([readFileSync(path), Buffer.from('release 2')]));
+    const closure = (JSON.parse(readFileSync(demoClosure, 'utf8')) as { path: string; narHash?: string }[]).map((p) => (p.path === tzdata ? { ...p, narHash: 'sha256-release2' } : p));
+    writeFileSync(join(dir, 'closure2.json'), JSON.stringify(closure));
+    run(join(dir, 'closure2.json'), 'warm.tar', ['--cache-dir', join(dir, 'cache'), '--json']);
+    run(join(dir, 'closure2.json'), 'fresh.tar', ['--no-cache']);
+    assert.notEqual(sha256File(join(dir, 'release1.tar')), sha256File(join(dir, 'fresh.tar')), 'release 2 changed nothing');
+    assert.deepEqual([...tarMembers(join(dir, 'warm.tar')).keys()], [...tarMembers(join(dir, 'fresh.tar')).keys()], 'member order differs');
+    assert.equal(sha256File(join(dir, 'warm.tar')), sha256File(join(dir, 'fresh.tar')));
+  });
+}
+

@@ -74,11 +74,15 @@ export interface SpooledBlob {
 }
 
 /**
- * Spools a blob of unknown size to a temporary file. Archives place it at commit; that costs one
- * extra write of the blob, which only compressed layers pay (their size is unknown until the end).
+ * Spools a blob of unknown size to a temporary file. Archives place it once it is finished and its
+ * turn has come; that costs one extra write of the blob, which only compressed layers pay (their
+ * size is unknown until the end). `settled` hears once whether the blob was finished (closed) or not.
  */
-export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Promise<BlobWriter> {
-  const fh = await open(path, 'wx', 0o600);
+export async function spooledBlobWriter(path: string, spooled: SpooledBlob, settled: (finished: boolean) => void = () => {}): Promise<BlobWriter> {
+  const fh = await open(path, 'wx', 0o600).catch((e: unknown) => {
+    settled(false);
+    throw e;
+  });
   holdTemp(path);
   let written = 0;
   return {
@@ -92,13 +96,20 @@ export async function spooledBlobWriter(path: string, spooled: SpooledBlob): Pro
       await writeFully(fh, chunk, at);
     },
     async close(digest: Digest, size: number) {
-      await fh.close();
-      if (size !== written) throw new StrataError(`internal: spooled ${written} bytes, producer says ${size}`);
+      try {
+        await fh.close();
+        if (size !== written) throw new StrataError(`internal: spooled ${written} bytes, producer says ${size}`);
+      } catch (e) {
+        settled(false);
+        throw e;
+      }
       spooled.size = size;
       spooled.digest = digest;
+      settled(true);
       return async () => createReadStream(path);
     },
     async abort() {
+      settled(false);
       await fh.close().catch(() => undefined);
       await rm(path, { force: true });
       releaseTemp(path);
