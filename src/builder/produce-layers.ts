@@ -296,6 +296,13 @@ async function copyVerified(index: number, job: JobName, entry: CachedLayer, blo
   if (!(await blob.verify())) return make();
   const writer = await begin(entry.size);
   if (await adopted(blob, writer, true)) return finish(index, job, entry, writer, stats);
+  // Into an archive's file: copied in the kernel, which shares the blocks where the filesystem
+  // can (XFS, btrfs: archives align blobs for this). If that fails, the place is written again.
+  if (writer.region && writer.restart) {
+    const file = { fd: blob.fd, path: blob.path, size: blob.fileSize };
+    if ((await copyTrustedOnWorker(file, [writer.region], blob.offset, blob.size).catch(() => undefined)) === entry.size) return finish(index, job, entry, writer, stats);
+    await writer.restart();
+  }
   await blob.copyTo(writer).catch(async (e: unknown) => {
     await writer.abort();
     throw e;
