@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { releaseTemp } from '../../util/temp-paths.js';
 import { rm } from 'node:fs/promises';
 import type { Digest } from '../../image/digest.js';
@@ -6,7 +5,7 @@ import type { Layer } from '../../image/layer.js';
 import type { Compression } from '../../image/media-types.js';
 import { StrataError } from '../../util/errors.js';
 import type { BlobWriter } from '../types.js';
-import { copyIntoArchive, reservedBlobWriter, spooledBlobWriter, type PlacedBlob, type SpooledBlob } from './blob-writer.js';
+import { copyIntoArchive, placeSpool, reservedBlobWriter, spooledBlobWriter, type PlacedBlob, type SpooledBlob } from './blob-writer.js';
 import type { ArchiveFile, ReservedMember } from './tar-file.js';
 
 export interface ArchiveDestinationOptions {
@@ -33,6 +32,9 @@ export class ArchiveBlobs {
   private turn: Promise<unknown> = Promise.resolve();
   private readonly spools: string[] = [];
   private spoolCount = 0;
+  /** A spool being copied in: abort waits for it, since a worker writes to the archive's descriptor, which abort closes. */
+  private placing: Promise<unknown> = Promise.resolve();
+  private aborted = false;
 
   constructor(readonly archive: ArchiveFile) {}
 
@@ -66,10 +68,12 @@ export class ArchiveBlobs {
   }
 
   /** A finished spool copied into its place. The spool stays until commit: the layer may be read back from it. */
-  private async placeSpooled(spooled: SpooledBlob): Promise<PlacedBlob> {
+  private async placeSpooled(spooled: SpooledBlob): Promise<PlacedBlob | undefined> {
+    if (this.aborted) return undefined;
     if (!spooled.digest || spooled.size === undefined) throw new StrataError('internal: a layer blob was never finished');
-    const member = await copyIntoArchive(this.archive, createReadStream(spooled.path), spooled.size, `layer ${spooled.digest}`);
-    return { member, digest: spooled.digest };
+    const placing = placeSpool(this.archive, spooled.path, spooled.size, `layer ${spooled.digest}`);
+    this.placing = placing.catch(() => {});
+    return { member: await placing, digest: spooled.digest };
   }
 
   /**
@@ -92,6 +96,8 @@ export class ArchiveBlobs {
   }
 
   async abort(): Promise<void> {
+    this.aborted = true;
+    await this.placing;
     await this.archive.abort();
     await this.removeSpools();
   }

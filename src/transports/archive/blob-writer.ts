@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../../image/digest.js';
 import type { BlobWriter } from '../types.js';
 import { StrataError } from '../../util/errors.js';
+import { copyTrustedOnWorker } from '../../tar/writer.js';
 import { writeFully, type ArchiveFile, type ReservedMember } from './tar-file.js';
 
 /** A blob streamed into a reserved member of an archive file. */
@@ -56,6 +57,30 @@ export function reservedBlobWriter(archive: ArchiveFile, placed: PlacedBlob): Bl
 /** Copies an existing blob (a base layer) into a freshly reserved member. */
 export async function copyIntoArchive(archive: ArchiveFile, source: Readable, size: number, what: string): Promise<ReservedMember> {
   const member = archive.reserveBlob(size);
+  await writeMember(archive, member, source, what);
+  return member;
+}
+
+/**
+ * Copies a finished spool into a freshly reserved member: in the kernel (a reflink where the
+ * filesystem has them, the spool being beside the archive), else through user space.
+ */
+export async function placeSpool(archive: ArchiveFile, spool: string, size: number, what: string): Promise<ReservedMember> {
+  const member = archive.reserveBlob(size);
+  const fh = await open(spool, 'r');
+  try {
+    const region = { fd: archive.fd, offset: member.dataOffset, path: archive.tempPath, limit: size, wrote: () => {} };
+    // The spool's bytes were hashed as they were written; they need no second look.
+    const copied = await copyTrustedOnWorker({ fd: fh.fd, path: spool, size }, [region]).catch(() => undefined);
+    if (copied !== size) await writeMember(archive, member, createReadStream(spool), what);
+  } finally {
+    await fh.close();
+  }
+  return member;
+}
+
+async function writeMember(archive: ArchiveFile, member: ReservedMember, source: Readable, what: string): Promise<void> {
+  const size = member.size;
   let at = member.dataOffset;
   for await (const chunk of source as AsyncIterable<Buffer>) {
     if (at + chunk.length > member.dataOffset + size) throw new StrataError(`${what}: more bytes than its declared size ${size}`);
@@ -63,7 +88,6 @@ export async function copyIntoArchive(archive: ArchiveFile, source: Readable, si
     at += chunk.length;
   }
   if (at !== member.dataOffset + size) throw new StrataError(`${what}: ${at - member.dataOffset} bytes, but its declared size is ${size}`);
-  return member;
 }
 
 /** A blob whose size was not known up front (a compressed layer), spooled until commit. */
