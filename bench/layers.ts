@@ -4,8 +4,10 @@
  * actually new). A layer counts as downloaded unless a layer with exactly the same store paths
  * was in the previous release. Seeded, so every run prints the same numbers.
  *
- *   node dist/bench/layers.js [--seeds 1,2] [--releases 16] [--quiet]   (--seeds '' for the Debian series only)
+ *   node dist/bench/layers.js [--seeds 1,2] [--releases 16] [--quiet] [--dpkg-status FILE]   (--seeds '' for the Debian series only)
  */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Closure } from '../src/closure/types.js';
 import type { LayerPlan } from '../src/layering/types.js';
 import { autoPlan } from '../src/layering/auto.js';
@@ -30,17 +32,27 @@ const TARGET: Record<number, number> = { 100: 1.02, 40: 1.1, 20: 1.2, 12: 1.45 }
 const SWEEP = [4, 6, 8, 10, 12, 14, 16, 20, 25, 30, 40, 50, 60, 80, 100];
 const SMALL = 100 * 1000;
 
-function args(): { seeds: number[]; releases: number; quiet: boolean } {
+/**
+ * The Debian package graph the real-graph series is made from: a snapshot of this kind of
+ * machine's /var/lib/dpkg/status (bench/fixtures/dpkg-status, 745 packages, read on 2026-12-02
+ * after the end-to-end tests had installed podman, skopeo, umoci and the rest; only the fields
+ * the series reads), so that runs on different machines, and before and after a test installs a
+ * package, measure the same series. `--dpkg-status /var/lib/dpkg/status` takes the live one.
+ */
+const DPKG_SNAPSHOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'fixtures', 'dpkg-status');
+
+function args(): { seeds: number[]; releases: number; quiet: boolean; dpkgStatus: string } {
   const argv = process.argv.slice(2);
   const get = (flag: string) => {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
   };
   return {
-    // Synthetic seeds; the Debian series always runs too (where /var/lib/dpkg/status exists).
+    // Synthetic seeds; the Debian series always runs too.
     seeds: (get('--seeds') ?? '1,2').split(',').filter((x) => x !== '' && x !== 'dpkg').map(Number),
     releases: Number(get('--releases') ?? 16),
     quiet: argv.includes('--quiet'),
+    dpkgStatus: get('--dpkg-status') ?? DPKG_SNAPSHOT,
   };
 }
 
@@ -93,13 +105,13 @@ const mb = (b: number) => (b / 1e6).toFixed(1);
 const pad = (s: string, w: number) => s.padStart(w);
 
 async function main(): Promise<void> {
-  const { seeds, releases, quiet } = args();
+  const { seeds, releases, quiet, dpkgStatus } = args();
   const list = strategies();
   const started = Date.now();
   const verdicts: string[] = [];
   // The synthetic series of each seed, then this machine's real Debian package graph.
   const all: { seed: string; series: Release[] }[] = seeds.map((seed) => ({ seed: String(seed), series: releaseSeries(seed, releases) }));
-  const dpkg = dpkgSeries(1, releases);
+  const dpkg = dpkgSeries(1, releases, dpkgStatus);
   if (dpkg) all.push({ seed: 'dpkg', series: dpkg });
   for (const { seed, series } of all) {
     const ideal = idealOf(series);
