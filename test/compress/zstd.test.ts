@@ -16,13 +16,17 @@ import { ZSTD_LEVEL } from '../../src/compress/zstd-block.js';
 import { ensurePackages } from '../support/tools.js';
 import { blocksOf, codecInputs, compressWith, sampleData, sha } from './sample-data.js';
 
+/**
+ * An independent build of libzstd to check strata's against: the @bokuweb/zstd-wasm package (a
+ * development dependency; strata's own module is built by src/compress/zstd-wasm/build.sh), whose
+ * frames for the same pieces at the same level must be strata's, byte for byte.
+ */
 const zstdWasm = createRequire(import.meta.url)('@bokuweb/zstd-wasm') as { init(): Promise<void>; compress(b: Uint8Array, level: number): Uint8Array };
-// Once: a second init() re-instantiates the package's shared module while its promise has already
-// resolved (strata itself runs a private instance, see zstd-block.ts).
+// Once: a second init() re-instantiates the package's shared module while its promise has already resolved.
 const wasmReady = zstdWasm.init();
 
 
-/** What the blob must be: each piece compressed on its own by the package's public wrapper. */
+/** What the blob must be: each piece compressed on its own by the independent build's public wrapper. */
 async function expectedFrames(pieces: Buffer[]): Promise<Buffer> {
   await wasmReady;
   return Buffer.concat(pieces.map((p) => zstdWasm.compress(p, ZSTD_LEVEL)));
