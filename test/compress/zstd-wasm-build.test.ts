@@ -12,11 +12,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ZSTD_WASM_SHA256, zstdWasmPath } from '../../src/compress/zstd-block.js';
 import { repoRoot, tempDir } from '../support/paths.js';
+import { ensurePackages } from '../support/tools.js';
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-test('the committed zstd module is what build.sh makes from the pinned sources, and what strata pins', (t) => {
+test('the committed zstd module is what build.sh makes from the pinned sources, and what strata pins', async (t) => {
   assert.equal(sha256(zstdWasmPath()), ZSTD_WASM_SHA256, 'the committed module is not the pinned one');
+  // Installed here, under the lock the other tests' installs take, so build.sh has nothing to install.
+  await ensurePackages(['clang-14', 'lld-14', 'wasi-libc']);
   const out = join(tempDir(t), 'zstd.wasm');
   // In a directory of its own, so that nothing of the checkout's path can reach the module.
   const r = spawnSync('sh', [join(repoRoot, 'src', 'compress', 'zstd-wasm', 'build.sh'), out], { cwd: tempDir(t), encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });

@@ -6,8 +6,8 @@
 #   sh src/compress/zstd-wasm/build.sh [OUT]        (as root on Debian 12; installs what it needs)
 #
 # Sources: libzstd 1.5.7 (BSD licence, facebook/zstd), as vendored in the npm package
-# zstd-napi 0.0.13 (deps/zstd/lib), fetched from the npm registry and checked against the
-# integrity hash below. Compiler: Debian 12's clang 14.0.6 and lld 14 for wasm32-wasi, against
+# zstd-napi 0.0.13 (deps/zstd/lib), fetched from the npm registry and checked against its
+# sha512 below. Compiler: Debian 12's clang 14.0.6 and lld 14 for wasm32-wasi, against
 # Debian's wasi-libc (memcpy, memset and malloc; the module imports nothing). Only the
 # compressor is built, single-threaded, without assembly: WebAssembly integer code means the
 # same on every CPU and engine tier, so the module's output depends on its input alone.
@@ -16,7 +16,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/zstd.wasm}
 package=zstd-napi@0.0.13
-integrity=sha512-ErGF+Ko1PsbooU6oC/sc/diiWKwVa0kd/5AkFSs7kg5kwcEuOtSzOy3xUOadXQlAVNab9TxsxaUk3hOq3cj/lA==
+# The registry's integrity for it (sha512-ErGF+Ko1…), in hex, for coreutils' sha512sum.
+sha512=12b185f8aa353ec6e8a14ea80bfb1cfdd8a258ac156b491dff9024152b3b920e64c1c12e3ad4b33b2df150e69d5d094054d69bf53c6cc5a524de13aaddc8ff94
 
 if ! command -v clang-14 >/dev/null || ! command -v wasm-ld-14 >/dev/null || [ ! -f /usr/lib/wasm32-wasi/libc.a ]; then
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y clang-14 lld-14 wasi-libc
@@ -26,9 +27,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 (cd "$work" && npm pack --silent "$package" >/dev/null)
 tarball=$(ls "$work"/*.tgz)
-got="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
-if [ "$got" != "$integrity" ]; then
-  echo "build.sh: $package has integrity $got, expected $integrity" >&2
+got=$(sha512sum "$tarball" | cut -d' ' -f1)
+if [ "$got" != "$sha512" ]; then
+  echo "build.sh: $package has sha512 $got, expected $sha512" >&2
   exit 1
 fi
 tar -xzf "$tarball" -C "$work"
