@@ -20,7 +20,7 @@ import { ociLayerMediaType, type Compression } from '../image/media-types.js';
 import type { TarEntry } from '../tar/entry.js';
 import { posix } from 'node:path';
 import { storePathSegments, type TarSegment } from '../tar/segments.js';
-import { copyFileOnWorker, copyTrustedOnWorker, tarSize, writeLayerTar, type TarItem } from '../tar/writer.js';
+import { copyFileOnWorker, tarSize, writeLayerTar, type TarItem } from '../tar/writer.js';
 import { planRuns, recordRunsInBlob, RunRouter, tarItems, type PlannedRun } from './segmented-layer.js';
 import type { BlobWriter, ImageDestination } from '../transports/types.js';
 
@@ -266,12 +266,12 @@ async function copyUncompressed(index: number, job: JobName, entry: CachedLayer,
     return finish(index, job, entry, writer, stats);
   }
   if (writer.region && writer.restart) {
-    const file = { fd: blob.fd, path: blob.path, size: blob.fileSize };
     // A trusted blob (its file's stamp is the one it was verified with) is copied without being
     // hashed; any other is hashed by the worker as it copies exactly entry.size bytes, and a
     // failure reads as "could not check".
+    const file = { fd: blob.fd, path: blob.path, size: blob.fileSize };
     const good = blob.trusted
-      ? (await copyTrustedOnWorker(file, [writer.region], blob.offset, blob.size).catch(() => undefined)) === entry.size && (await blob.verify())
+      ? (await blob.copyInto(writer.region)) && (await blob.verify())
       : await blob.checked((await copyFileOnWorker(file, [writer.region], blob.offset, blob.size).catch(() => undefined))?.digest);
     if (!good) {
       await writer.restart();
@@ -299,8 +299,7 @@ async function copyVerified(index: number, job: JobName, entry: CachedLayer, blo
   // Into an archive's file: copied in the kernel, which shares the blocks where the filesystem
   // can (XFS, btrfs: archives align blobs for this). If that fails, the place is written again.
   if (writer.region && writer.restart) {
-    const file = { fd: blob.fd, path: blob.path, size: blob.fileSize };
-    if ((await copyTrustedOnWorker(file, [writer.region], blob.offset, blob.size).catch(() => undefined)) === entry.size) return finish(index, job, entry, writer, stats);
+    if (await blob.copyInto(writer.region)) return finish(index, job, entry, writer, stats);
     await writer.restart();
   }
   await blob.copyTo(writer).catch(async (e: unknown) => {

@@ -49,7 +49,7 @@ import { canonicalJsonBytes } from '../util/json.js';
 import type { ByteSink } from '../compress/block-writer.js';
 import { COMPRESSIONS } from '../compress/compression.js';
 import type { FileRegion } from '../transports/types.js';
-import { hashFileOnWorker } from '../tar/writer.js';
+import { copyTrustedOnWorker, hashFileOnWorker } from '../tar/writer.js';
 
 export { entriesIdentity, layerIdentityFromSegments, narHashOf, segmentIdentity, TAR_FORMAT_TAG, type IdentityTarOptions, type NarHashLookup, type ScannedRun } from './identity.js';
 
@@ -111,6 +111,12 @@ export interface CachedBlob {
   checked(digest: Digest | undefined): Promise<boolean>;
   /** Streams the blob into `out`, from the very inode that was verified. */
   copyTo(out: ByteSink & { releasesChunks?: boolean }): Promise<void>;
+  /**
+   * Copies the blob into a file region on a tar worker, unhashed (for a blob trusted or already
+   * verified), in the kernel where it can be (a reflink where the filesystem has them): true when
+   * every byte went; false when it could not (the region's place is then to be written again).
+   */
+  copyInto(region: FileRegion): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -372,6 +378,7 @@ export class LayerCache {
       },
       checked,
       copyTo: (out) => copyFile(fh, entry.size, out, path, offset),
+      copyInto: async (region) => (await copyTrustedOnWorker({ fd: fh.fd, path, size: fileSize }, [region], offset, entry.size).catch(() => undefined)) === entry.size,
       close: () => fh.close(),
     };
   }
