@@ -233,7 +233,9 @@ export class LayerCache {
 
   /** `verifyAll` (--verify-cache): every blob is hashed before use, and no record is taken on trust. */
   private constructor(readonly dir: string, readonly verifyAll: boolean) {
-    this.root = join(dir, 'v1');
+    // Absolute: stamps and containers are recorded by path, and the same cache named relatively
+    // from another working directory (or absolutely) must find them as the same files.
+    this.root = join(resolve(dir), 'v1');
     this.dirs = {
       blobs: join(this.root, 'blobs', 'sha256'),
       containers: join(this.root, 'containers'),

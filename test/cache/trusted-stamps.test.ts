@@ -64,6 +64,18 @@ for (const f of FORMATS) {
   });
 }
 
+test('the cache named by a relative path, from another working directory, trusts the stamps an absolute path recorded', async (t) => {
+  const dir = tempDir(t);
+  const flags = ['--format', 'oci', '--compress', 'none'];
+  const layout = join(dir, 'layout');
+  await build(layout, [...flags, '--cache-dir', join(dir, 'cache')]);
+  const r = await runStrata(['build', demoClosure, '--store-root', demoRoot, '-o', 'layout', '--json', ...flags, '--cache-dir', 'cache'], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  const warm = JSON.parse(r.stdout) as BuildOut;
+  assert.equal(warm.cache!.misses, 0, JSON.stringify(warm.cache));
+  assert.equal(warm.cache!.hashed, 0, `nothing hashed: ${JSON.stringify(warm.cache)}`);
+});
+
 /** The layout's layer blob files, by digest. */
 function layerFiles(layout: string, out: BuildOut): string[] {
   return out.layers.map((l) => join(layout, 'blobs', 'sha256', l.digest.slice('sha256:'.length)));
