@@ -260,7 +260,7 @@ function layerTarSize(job: LayerJob): number {
 async function copyUncompressed(index: number, job: JobName, entry: CachedLayer, blob: CachedBlob, cache: LayerCache, containers: Set<string>, begin: (size?: number) => Promise<BlobWriter>, make: (into: () => Promise<BlobWriter>) => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
   const writer = await begin(entry.size);
   const again = async (): Promise<BlobWriter> => writer;
-  if (await adopted(blob, writer)) {
+  if (await adopted(blob, entry.digest, writer)) {
     // The output's file is now the container's: that container must outlive this build's retiring.
     if (blob.container) containers.add(blob.container);
     return finish(index, job, entry, writer, stats);
@@ -295,7 +295,7 @@ async function copyUncompressed(index: number, job: JobName, entry: CachedLayer,
 async function copyVerified(index: number, job: JobName, entry: CachedLayer, blob: CachedBlob, begin: (size?: number) => Promise<BlobWriter>, make: () => Promise<Layer>, stats?: ProduceStats): Promise<Layer> {
   if (!(await blob.verify())) return make();
   const writer = await begin(entry.size);
-  if (await adopted(blob, writer, true)) return finish(index, job, entry, writer, stats);
+  if (await adopted(blob, entry.digest, writer, true)) return finish(index, job, entry, writer, stats);
   // Into an archive's file: copied in the kernel, which shares the blocks where the filesystem
   // can (XFS, btrfs: archives align blobs for this). If that fails, the place is written again.
   if (writer.region && writer.restart) {
@@ -313,10 +313,10 @@ async function copyVerified(index: number, job: JobName, entry: CachedLayer, blo
  * A trusted cached blob that is a whole file of its own becomes the destination's blob by a link
  * where the destination can take one (an OCI layout directory): no byte read, hashed or written.
  */
-async function adopted(blob: CachedBlob, writer: BlobWriter, verified = false): Promise<boolean> {
+async function adopted(blob: CachedBlob, digest: Digest, writer: BlobWriter, verified = false): Promise<boolean> {
   if (!blob.trusted || !writer.adopt || blob.offset !== 0 || blob.fileSize !== blob.size) return false;
   if (!verified && !(await blob.verify())) return false;
-  return writer.adopt(blob.path);
+  return writer.adopt(blob.path, digest);
 }
 
 async function finish(index: number, job: JobName, entry: CachedLayer, writer: BlobWriter, stats?: ProduceStats): Promise<Layer> {

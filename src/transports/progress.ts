@@ -41,7 +41,7 @@ export function withProgress(dest: ImageDestination, sink: ProgressSink): ImageD
         ...(w.acceptsConcurrentWrites ? { acceptsConcurrentWrites: w.acceptsConcurrentWrites } : {}),
         ...(region ? { region } : {}),
         ...(w.restart ? { restart: async () => { bytes -= mine; mine = 0; await w.restart!(); } } : {}),
-        ...(w.adopt ? { adopt: (file: string) => w.adopt!(file) } : {}),
+        ...(w.adopt ? { adopt: (file: string, digest: Digest) => w.adopt!(file, digest) } : {}),
         async write(chunk) {
           await w.write(chunk);
           count(chunk.length);

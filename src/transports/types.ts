@@ -38,11 +38,12 @@ export interface BlobWriter {
    */
   restart?(): Promise<void>;
   /**
-   * Optional: makes the blob the file at `file` (its whole content, already verified) without
-   * copying it — a hard link. False when that cannot be done (another filesystem); the caller
+   * Optional: makes the blob the file at `file` (its whole content, blob `digest`, already
+   * verified) without copying it — a hard link, or nothing at all where the destination's blob
+   * already is that very file. False when that cannot be done (another filesystem); the caller
    * then writes the bytes as usual. Called before any write, and followed by close().
    */
-  adopt?(file: string): Promise<boolean>;
+  adopt?(file: string, digest: Digest): Promise<boolean>;
   /** Ends the blob. Returns how to read it back (for a second output, a cache, or a test). */
   close(digest: Digest, size: number): Promise<() => Promise<Readable>>;
   abort(): Promise<void>;
