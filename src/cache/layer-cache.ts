@@ -45,7 +45,7 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import { digestHex, isDigest, type Digest } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
 import { StrataError } from '../util/errors.js';
-import { canonicalJsonBytes } from '../util/json.js';
+import { canonicalJson, canonicalJsonBytes } from '../util/json.js';
 import type { ByteSink } from '../compress/block-writer.js';
 import { COMPRESSIONS } from '../compress/compression.js';
 import type { FileRegion } from '../transports/types.js';
@@ -448,11 +448,13 @@ export class LayerCache {
     }
   }
 
-  /** Records the stamp of the file holding blob `digest`, just verified (best effort). */
+  /** Records the stamp of the file holding blob `digest`, just verified (best effort); a record that already says so is left as it is. */
   private async stamp(digest: Digest, loc: BlobLocation, fh?: FileHandle): Promise<void> {
     try {
       const st = fh ? await fh.stat({ bigint: true }) : await stat(loc.path, { bigint: true });
-      await this.writeAtomic(this.stampPath(digest), { path: loc.path, offset: loc.offset, stamp: fileStamp(st) });
+      const record = { path: loc.path, offset: loc.offset, stamp: fileStamp(st) };
+      if (readRecord(this.stampPath(digest)) === canonicalJson(record)) return;
+      await this.writeAtomic(this.stampPath(digest), record);
     } catch {
       // An unstamped blob is hashed next time: slower, never wrong.
     }
