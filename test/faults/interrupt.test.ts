@@ -100,6 +100,7 @@ describe('interrupted writes leave nothing behind', { timeout: 300_000 }, () => 
     { name: 'build to a docker-archive', out: 'image.tar', flags: ['--compress', 'gzip'] },
     { name: 'build to a fresh OCI layout', out: 'layout', flags: ['--format', 'oci'] },
     { name: 'build added to an existing OCI layout', out: 'shared', flags: [], existing: true },
+    { name: 'OCI layout rebuilt in place', out: 'rebuilt', flags: ['--format', 'oci'], inPlace: true },
   ];
   for (const c of cases) {
     for (const [signal, bytes] of [['SIGINT', 1 << 10], ['SIGTERM', 8 << 20]] as const) {
@@ -110,6 +111,12 @@ describe('interrupted writes leave nothing behind', { timeout: 300_000 }, () => 
         const env = { ...process.env, TMPDIR: tmp, XDG_CACHE_HOME: join(work, 'xdg') };
         const output = c.existing ? `oci:${join(work, c.out)}:new` : join(work, c.out);
         let before: string | undefined;
+        if (c.inPlace) {
+          // The layout a previous release built at this output: the rebuild must leave it as it was.
+          const seed = spawn(process.execPath, [cliPath, 'build', store.closure, '--store-root', store.root, '--compress', 'none', '--no-cache', '--env', 'RELEASE=1', '-o', join(work, c.out), '--format', 'oci'], { stdio: 'ignore' });
+          assert.equal(await new Promise((res) => seed.on('close', res)), 0);
+          before = treeDigest(join(work, c.out));
+        }
         if (c.existing) {
           // A layout that already holds an image: it must come out exactly as it was.
           mkdirSync(join(work, c.out));
@@ -122,7 +129,7 @@ describe('interrupted writes leave nothing behind', { timeout: 300_000 }, () => 
         assert.match(r.stderr, new RegExp(`interrupted by ${signal}`));
         assert.doesNotMatch(r.stderr, /\n\s+at /);
         assert.deepEqual(temporaries(work), [], 'no temporary file or directory left');
-        if (c.existing) assert.equal(treeDigest(join(work, c.out)), before, 'the layout is as it was');
+        if (c.existing || c.inPlace) assert.equal(treeDigest(join(work, c.out)), before, 'the layout is as it was');
         else assert.equal(existsSync(join(work, c.out)), false, 'no output');
         assert.deepEqual(readdirSync(tmp), [], 'TMPDIR is clean');
         const cacheTmp = join(work, 'xdg', 'strata', 'v1', 'tmp');

@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { closeSync, createReadStream, createWriteStream, ftruncate as fsFtruncate, openSync, write as fsWrite } from 'node:fs';
+import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -14,8 +14,8 @@ import { parseTag } from '../../image/tag.js';
 import { nodeManifest, visitBottomUp } from '../../image/walk.js';
 import { StrataError } from '../../util/errors.js';
 import { isTempName, requireParent, tempBeside } from '../../util/output-path.js';
-import type { BlobWriter, ImageDestination } from '../types.js';
-import { ArchiveFile, writeFully } from '../archive/tar-file.js';
+import type { BlobWriter, FileRegion, ImageDestination } from '../types.js';
+import { ArchiveFile } from '../archive/tar-file.js';
 import { ArchiveBlobs, type ArchiveDestinationOptions } from '../archive/archive-blobs.js';
 import { withLock } from './lock.js';
 import { holdTemp, releaseTemp } from '../../util/temp-paths.js';
@@ -77,8 +77,14 @@ async function putTree(blobs: LayoutBlobs, root: Image | ImageIndex, withLayers:
 
 /**
  * Blob files written into `blobDir` under temporary names and renamed to their digest once
- * complete. A blob already there is kept (its name is its content); `created` lists the files
- * this writer added, so that an abort removes exactly those.
+ * complete. `created` lists the digest names this writer added, so that an abort removes exactly
+ * those.
+ *
+ * A blob whose name is already there: `keep` (a layout being added to, whose blobs are the
+ * layout's own) leaves the file and drops the new copy, as skopeo does; `replace` (a layout
+ * rebuilt in place) puts what this build made or checked over it — a same-named file is not
+ * proof of its content — except where the blob adopted is that very file (the layer cache's
+ * verified container), which is kept untouched: no link, no rename, its stamp unchanged.
  */
 class BlobFiles implements LayoutBlobs {
   private n = 0;
@@ -86,7 +92,7 @@ class BlobFiles implements LayoutBlobs {
   private readonly tag = randomBytes(4).toString('hex');
 
   /** `readDir`: where finished blobs are read back from (a fresh layout's blobs move on commit). */
-  constructor(readonly blobDir: string, private readonly durable: { output: string } | undefined, private readonly readDir: () => string = () => blobDir) {}
+  constructor(readonly blobDir: string, private readonly durable: { output: string } | undefined, private readonly existing: 'keep' | 'replace', private readonly readDir: () => string = () => blobDir) {}
 
   private tempName(): string {
     const name = join(this.blobDir, `.incoming-${this.tag}-${this.n++}`);
@@ -98,21 +104,26 @@ class BlobFiles implements LayoutBlobs {
     return join(this.blobDir, digestHex(d));
   }
 
+  /** Whether the blob is there and need not be written: only when blobs already there are kept. */
   private async has(d: Digest, size: number): Promise<boolean> {
+    if (this.existing === 'replace' && !this.created.has(digestHex(d))) return false;
     const st = await stat(this.path(d)).catch(() => undefined);
     return st !== undefined && st.isFile() && st.size === size;
   }
 
-  /** Moves a finished temp file to its digest's name, or drops it when that blob is there. */
+  /** Moves a finished temp file to its digest's name, or drops it when that blob is there to keep. */
   private async place(tmp: string, d: Digest): Promise<void> {
     const hex = digestHex(d);
-    if (!this.created.has(hex) && (await stat(this.path(d)).then((s) => s.isFile(), () => false))) {
+    if (this.existing === 'keep' && !this.created.has(hex) && (await stat(this.path(d)).then((s) => s.isFile(), () => false))) {
       await rm(tmp, { force: true });
       releaseTemp(tmp);
       return;
     }
+    // A name that was there before stays the layout's if this build fails: it holds the same blob.
+    const isNew = this.existing === 'keep' || this.created.has(hex) || !(await stat(this.path(d)).then(() => true, () => false));
     await rename(tmp, this.path(d));
     releaseTemp(tmp);
+    if (!isNew) return;
     // Until the commit names it, a new blob is as temporary as the file it came from.
     if (!this.created.has(hex)) holdTemp(this.path(d));
     this.created.add(hex);
@@ -125,24 +136,41 @@ class BlobFiles implements LayoutBlobs {
 
   async begin(): Promise<BlobWriter> {
     const tmp = this.tempName();
-    const fh = await open(tmp, 'wx', 0o644);
+    const durable = this.durable;
+    // Opened on first need: a blob that turns out to be in place already never has a temp file.
+    let fd: number | undefined;
+    const file = (): number => (fd ??= openSync(tmp, 'wx', 0o644));
+    const closeFile = () => {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    };
+    let region: FileRegion | undefined;
     let written = 0;
     let adopted = false;
+    let inPlace = false;
     return {
       // Each write has reached the file when it resolves, so the producer may reuse the buffer.
       releasesChunks: true,
       acceptsConcurrentWrites: true,
-      region: { fd: fh.fd, offset: 0, path: tmp, ...(this.durable ? { durable: this.durable } : {}), wrote: (size) => void (written += size) },
+      get region(): FileRegion {
+        return (region ??= { fd: file(), offset: 0, path: tmp, ...(durable ? { durable } : {}), wrote: (size) => void (written += size) });
+      },
       async restart() {
         written = 0;
-        await fh.truncate(0);
+        await ftruncate(file(), 0);
       },
       // A blob file of the layout is its own file: a verified blob elsewhere on this filesystem
-      // (the layer cache's, or the layout's previous build's) becomes it by a link, not a copy.
-      async adopt(file) {
+      // (the layer cache's, or the layout's previous build's) becomes it by a link, not a copy;
+      // rebuilt in place, a blob whose file is already that one stays as it is.
+      adopt: async (source, digest) => {
+        if (this.existing === 'replace' && !this.created.has(digestHex(digest)) && (await sameFile(source, this.path(digest)))) {
+          inPlace = true;
+          written = (await stat(source)).size;
+          return true;
+        }
         const linked = `${tmp}.link`;
-        if (!(await link(file, linked).then(() => true, () => false))) return false;
-        await fh.close();
+        if (!(await link(source, linked).then(() => true, () => false))) return false;
+        closeFile();
         adopted = true;
         await rename(linked, tmp);
         written = (await stat(tmp)).size;
@@ -152,16 +180,26 @@ class BlobFiles implements LayoutBlobs {
         // The position is claimed before awaiting: producers keep several writes in flight.
         const at = written;
         written += chunk.length;
-        await writeFully(fh, chunk, at);
+        await writeAll(file(), chunk, at);
       },
       close: async (digest, size) => {
-        if (!adopted) await fh.close();
-        if (size !== written) throw new StrataError(`internal: blob is ${written} bytes, producer says ${size}`);
-        await this.place(tmp, digest);
+        if (size !== written) {
+          closeFile();
+          throw new StrataError(`internal: blob is ${written} bytes, producer says ${size}`);
+        }
+        if (inPlace) {
+          releaseTemp(tmp);
+        } else {
+          if (!adopted) {
+            file(); // an empty blob was never written to
+            closeFile();
+          }
+          await this.place(tmp, digest);
+        }
         return async () => createReadStream(join(this.readDir(), digestHex(digest)));
       },
       abort: async () => {
-        if (!adopted) await fh.close().catch(() => undefined);
+        closeFile();
         await rm(tmp, { force: true });
         releaseTemp(tmp);
       },
@@ -194,21 +232,45 @@ class BlobFiles implements LayoutBlobs {
   }
 }
 
+/** Whether two paths name one file (a hard link of it): same device and inode. */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
+  return x !== undefined && y !== undefined && x.isFile() && x.dev === y.dev && x.ino === y.ino;
+}
+
+/** Writes all of `chunk` at `position` of `fd`. */
+async function writeAll(fd: number, chunk: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < chunk.length) done += await writeAt(fd, chunk, done, chunk.length - done, position + done);
+}
+
+const writeAt = (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> =>
+  new Promise((res, rej) => fsWrite(fd, buf, off, len, pos, (e, n) => (e ? rej(e) : res(n))));
+const ftruncate = (fd: number, len: number): Promise<void> => new Promise((res, rej) => fsFtruncate(fd, len, (e) => (e ? rej(e) : res())));
+
 /**
- * A fresh OCI image layout directory (`-o DIR --format oci`). It is assembled in a temporary
- * directory beside the target and renamed into place on commit, so a failed build leaves nothing;
- * an existing layout at the target is replaced (an existing non-layout directory is refused,
- * never clobbered).
+ * An OCI image layout directory as the build's whole output (`-o DIR --format oci`): index.json
+ * names exactly this build's root afterwards.
+ *
+ * A new directory is assembled in a temporary directory beside the target and renamed into place
+ * on commit, so a failed build leaves nothing. An existing layout is rebuilt in place, as `umoci
+ * gc` would leave it: new blobs go into its blobs/ under temporary names (blobs it already holds
+ * as the layer cache's verified files stay as they are, unread and untouched), index.json is
+ * replaced atomically (temp file, rename) under the layout's lock, and then the blobs that
+ * nothing the new index reaches any more are removed. Until that rename the layout is exactly
+ * what it was, and an abort removes every file this build added. An existing non-layout
+ * directory is refused, never clobbered.
  */
 export async function openOciDirectoryDestination(path: string, opts: LayoutDestinationOptions = {}): Promise<ImageDestination> {
   await refuseForeignDirectory(path);
   await requireParent(path);
+  if (await stat(join(path, 'oci-layout')).then((s) => s.isFile(), () => false)) return rebuildLayoutInPlace(path, opts);
   const temp = tempBeside(path);
   const blobDir = join(temp, 'blobs', 'sha256');
   holdTemp(temp);
   await mkdir(blobDir, { recursive: true });
   let committed = false;
-  const blobs = new BlobFiles(blobDir, { output: path }, () => join(committed ? path : temp, 'blobs', 'sha256'));
+  const blobs = new BlobFiles(blobDir, { output: path }, 'keep', () => join(committed ? path : temp, 'blobs', 'sha256'));
 
   return {
     name: `oci:${path}`,
@@ -229,6 +291,56 @@ export async function openOciDirectoryDestination(path: string, opts: LayoutDest
       releaseTemp(temp);
     },
   };
+}
+
+/** The existing layout at `path`, rebuilt in place (see openOciDirectoryDestination). */
+async function rebuildLayoutInPlace(path: string, opts: LayoutDestinationOptions): Promise<ImageDestination> {
+  const blobDir = join(path, 'blobs', 'sha256');
+  await mkdir(blobDir, { recursive: true });
+  const blobs = new BlobFiles(blobDir, { output: path }, 'replace');
+  return {
+    name: `oci:${path}`,
+    compression: opts.compression ?? 'none',
+    beginBlob: () => blobs.begin(),
+    addLayer: (layer) => blobs.addLayer(layer),
+    async commit(root, refs) {
+      const manifest = await putTree(blobs, root, isIndex(root));
+      await withLock(join(path, 'index.json.lock'), `oci:${path}`, async () => {
+        await replaceFile(join(path, 'oci-layout'), OCI_LAYOUT_FILE);
+        await replaceFile(join(path, 'index.json'), serializeIndex(layoutEntries(manifest, refs, opts.refNames)).bytes);
+        blobs.keep();
+        // The new index is the layout now: what it does not reach goes (temporary names are
+        // other writers' blobs in the making).
+        const reachable = new Set((await treeDigests(root)).map(digestHex));
+        const names = await readdir(blobDir);
+        await Promise.all(names.filter((name) => !name.startsWith('.') && !reachable.has(name)).map((name) => rm(join(blobDir, name), { force: true })));
+      });
+    },
+    abort: () => blobs.removeCreated(),
+  };
+}
+
+/** Every blob digest under a root: each image's layers and config, each manifest and index. */
+async function treeDigests(root: Image | ImageIndex): Promise<Digest[]> {
+  const out: Digest[] = [];
+  await visitBottomUp(root, async (node, manifest) => {
+    out.push(manifest.digest);
+    if (!isIndex(node)) out.push(node.configDigest, ...node.layers.map((l) => l.digest));
+  });
+  return out;
+}
+
+/** Writes `bytes` to `file` atomically: a temporary file beside it, renamed over it. */
+async function replaceFile(file: string, bytes: Buffer): Promise<void> {
+  const tmp = tempBeside(file);
+  holdTemp(tmp);
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+    releaseTemp(tmp);
+  }
 }
 
 /**
@@ -263,7 +375,7 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
     await rename(tmp, join(path, 'oci-layout'));
     releaseTemp(tmp);
   }
-  const blobs = new BlobFiles(blobDir, undefined);
+  const blobs = new BlobFiles(blobDir, undefined, 'keep');
 
   return {
     name: `oci:${path}${opts.refNames?.length ? `:${opts.refNames[0]}` : ''}`,
