@@ -11,7 +11,7 @@
  *     computed, which is what a layer needs at the least (x tar+sha256 is the ratio against it);
  *   - strata's direct writer, one layer holding the whole closure (the like-for-like case);
  *   - strata's direct writer, one layer per store path (up to 100 layers, as a build writes them);
- *   - the strata CLI building a docker-archive, when dist/src/cli/main.js exists: with the default
+ *   - the strata CLI building a docker-archive, when dist/src/cli/strata.mjs exists: with the default
  *     layer cache (fresh and empty each run, so the build is cold) and with --no-cache.
  * Peak RSS comes from /usr/bin/time -v around each child process. Timings are printed, never
  * asserted: machines are noisy.
@@ -29,7 +29,7 @@ import { ensureSyntheticStore, type SyntheticStore } from './synthetic-store.js'
 
 const here = dirname(fileURLToPath(import.meta.url));
 const distRoot = resolve(here, '..');
-const cliPath = join(distRoot, 'src', 'cli', 'main.js');
+const cliPath = join(distRoot, 'src', 'cli', 'strata.mjs');
 const OUT_DIR = '/tmp/strata-bench-out';
 const RUNS = 3;
 const MAX_LAYERS = 100;

@@ -18,7 +18,7 @@ import { ensureSyntheticStore, firstFile } from './synthetic-store.js';
 import { startRegistry } from '../test/support/registry.js';
 
 const WORK = '/tmp/strata-bench-release';
-const cli = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'src', 'cli', 'main.js');
+const cli = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'src', 'cli', 'strata.mjs');
 
 interface Run { seconds: number; cache: { trusted: number; hashed: number; hits: number; misses: number } }
 

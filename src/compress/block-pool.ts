@@ -37,7 +37,8 @@ export class CompressPool {
 
   constructor(readonly size: number) {
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(new URL('./block-worker.js', import.meta.url));
+      // Spelled from dist/src (one directory up): the same file from this module and from the CLI bundle (src/cli/bundle.mjs).
+      const worker = new Worker(new URL('../compress/block-worker.js', import.meta.url));
       const slot: Slot = { worker, busy: 0 };
       worker.on('message', (m: BlockResponse) => this.answer(slot, m));
       worker.on('error', (e) => this.fail(e));

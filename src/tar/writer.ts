@@ -158,7 +158,8 @@ class TarWorker {
     const control = new SharedArrayBuffer(4 * (SLOT_STATE + SLOTS));
     this.slots = slots.map((s) => Buffer.from(s));
     this.control = new Int32Array(control);
-    this.worker = new Worker(new URL('./tar-worker.js', import.meta.url));
+    // Spelled from dist/src (one directory up): the same file from this module and from the CLI bundle (src/cli/bundle.mjs).
+    this.worker = new Worker(new URL('../tar/tar-worker.js', import.meta.url));
     this.worker.postMessage({ type: 'init', slots, control } satisfies TarWorkerRequest);
     this.worker.on('message', (m: TarWorkerReply) => this.onReply?.(m));
     const die = (e: Error): void => {

@@ -17,7 +17,8 @@ function findRepoRoot(): string {
 }
 
 /** The compiled CLI entry point that belongs to this build of the tests. */
-export const cliPath = join(distDir, 'src', 'cli', 'main.js');
+/** The `strata` command as installed: the bundle of the CLI (src/cli/bundle.mjs). */
+export const cliPath = join(distDir, 'src', 'cli', 'strata.mjs');
 
 /** A fresh temporary directory, removed when `t` (a node:test context) ends. */
 export function tempDir(t: { after(fn: () => void): void }, prefix = 'strata-test-'): string {
