@@ -230,6 +230,8 @@ export class LayerCache {
   private readonly adopted = new Map<string, Promise<string | undefined>>();
   /** Blobs this instance verified, used or placed in containers: stamped again once the build's output is complete (stampUsed). */
   private readonly used = new Map<Digest, BlobLocation>();
+  /** The stamp records this instance read or wrote, by blob: stampUsed compares against them without reading them again. */
+  private readonly stampRecords = new Map<Digest, string>();
 
   /** `verifyAll` (--verify-cache): every blob is hashed before use, and no record is taken on trust. */
   private constructor(readonly dir: string, readonly verifyAll: boolean) {
@@ -440,6 +442,7 @@ export class LayerCache {
     if (this.verifyAll) return false;
     const raw = readRecord(this.stampPath(digest));
     if (raw === undefined) return false;
+    this.stampRecords.set(digest, raw);
     try {
       const rec = JSON.parse(raw) as { path?: unknown; offset?: unknown; stamp?: unknown };
       return rec.path === loc.path && rec.offset === loc.offset && rec.stamp === fileStamp(await fh.stat({ bigint: true }));
@@ -452,9 +455,10 @@ export class LayerCache {
   private async stamp(digest: Digest, loc: BlobLocation, fh?: FileHandle): Promise<void> {
     try {
       const st = fh ? await fh.stat({ bigint: true }) : await stat(loc.path, { bigint: true });
-      const record = { path: loc.path, offset: loc.offset, stamp: fileStamp(st) };
-      if (readRecord(this.stampPath(digest)) === canonicalJson(record)) return;
-      await this.writeAtomic(this.stampPath(digest), record);
+      const record = canonicalJson({ path: loc.path, offset: loc.offset, stamp: fileStamp(st) });
+      if ((this.stampRecords.get(digest) ?? readRecord(this.stampPath(digest))) === record) return;
+      await this.writeAtomic(this.stampPath(digest), JSON.parse(record));
+      this.stampRecords.set(digest, record);
     } catch {
       // An unstamped blob is hashed next time: slower, never wrong.
     }
