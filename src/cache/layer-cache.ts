@@ -38,8 +38,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { holdTemp } from '../util/temp-paths.js';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { fstatSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { link, mkdir, open, readdir, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { digestHex, isDigest, type Digest } from '../image/digest.js';
@@ -302,7 +302,9 @@ export class LayerCache {
    */
   async locateBlob(digest: Digest): Promise<BlobLocation | undefined> {
     const own = this.blobPath(digest);
-    if (await stat(own).then((st) => st.isFile(), () => false)) return { path: own, offset: 0 };
+    // Metadata on the per-blob path is read synchronously, as records are: a few microseconds,
+    // against a thread-pool round trip and an event-loop turn for each asynchronous call.
+    if (statSync(own, { throwIfNoEntry: false })?.isFile()) return { path: own, offset: 0 };
     const record = this.locationPath(digest);
     const raw = readRecord(record);
     if (raw === undefined) return undefined;
@@ -335,7 +337,7 @@ export class LayerCache {
     }
     let fileSize: number;
     try {
-      fileSize = (await fh.stat()).size;
+      fileSize = fstatSync(fh.fd).size;
       if (!fits(loc, fileSize, entry.size)) {
         await fh.close();
         return this.dropCorrupt(entry, loc);
@@ -402,7 +404,7 @@ export class LayerCache {
     }
     try {
       // Hashed on a tar worker: blobs verify in parallel, off the thread that scans the store.
-      const fileSize = (await fh.stat()).size;
+      const fileSize = fstatSync(fh.fd).size;
       if (!fits(loc, fileSize, size)) return result('mismatch');
       const trusted = await this.isTrusted(digest, loc, fh);
       if (trusted) this.stats.trusted++;
@@ -445,7 +447,7 @@ export class LayerCache {
     this.stampRecords.set(digest, raw);
     try {
       const rec = JSON.parse(raw) as { path?: unknown; offset?: unknown; stamp?: unknown };
-      return rec.path === loc.path && rec.offset === loc.offset && rec.stamp === fileStamp(await fh.stat({ bigint: true }));
+      return rec.path === loc.path && rec.offset === loc.offset && rec.stamp === fileStamp(fstatSync(fh.fd, { bigint: true }));
     } catch {
       return false;
     }
@@ -454,7 +456,7 @@ export class LayerCache {
   /** Records the stamp of the file holding blob `digest`, just verified (best effort); a record that already says so is left as it is. */
   private async stamp(digest: Digest, loc: BlobLocation, fh?: FileHandle): Promise<void> {
     try {
-      const st = fh ? await fh.stat({ bigint: true }) : await stat(loc.path, { bigint: true });
+      const st = fh ? fstatSync(fh.fd, { bigint: true }) : statSync(loc.path, { bigint: true });
       const record = canonicalJson({ path: loc.path, offset: loc.offset, stamp: fileStamp(st) });
       if ((this.stampRecords.get(digest) ?? readRecord(this.stampPath(digest))) === record) return;
       await this.writeAtomic(this.stampPath(digest), JSON.parse(record));

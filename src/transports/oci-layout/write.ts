@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, createWriteStream, ftruncate as fsFtruncate, openSync, write as fsWrite } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, ftruncate as fsFtruncate, openSync, statSync, write as fsWrite } from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -163,9 +163,10 @@ class BlobFiles implements LayoutBlobs {
       // (the layer cache's, or the layout's previous build's) becomes it by a link, not a copy;
       // rebuilt in place, a blob whose file is already that one stays as it is.
       adopt: async (source, digest) => {
-        if (this.existing === 'replace' && !this.created.has(digestHex(digest)) && (await sameFile(source, this.path(digest)))) {
+        const kept = this.existing === 'replace' && !this.created.has(digestHex(digest)) ? sameFile(source, this.path(digest)) : undefined;
+        if (kept !== undefined) {
           inPlace = true;
-          written = (await stat(source)).size;
+          written = kept;
           return true;
         }
         const linked = `${tmp}.link`;
@@ -232,10 +233,14 @@ class BlobFiles implements LayoutBlobs {
   }
 }
 
-/** Whether two paths name one file (a hard link of it): same device and inode. */
-async function sameFile(a: string, b: string): Promise<boolean> {
-  const [x, y] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
-  return x !== undefined && y !== undefined && x.isFile() && x.dev === y.dev && x.ino === y.ino;
+/**
+ * The size of the file `a` when `b` names the same file (a hard link of it: same device and
+ * inode), else undefined. Synchronous, as the cache's metadata calls are: one per kept blob.
+ */
+function sameFile(a: string, b: string): number | undefined {
+  const x = statSync(a, { throwIfNoEntry: false });
+  const y = statSync(b, { throwIfNoEntry: false });
+  return x !== undefined && y !== undefined && x.isFile() && x.dev === y.dev && x.ino === y.ino ? x.size : undefined;
 }
 
 /** Writes all of `chunk` at `position` of `fd`. */
