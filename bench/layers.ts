@@ -4,7 +4,8 @@
  * actually new). A layer counts as downloaded unless a layer with exactly the same store paths
  * was in the previous release. Seeded, so every run prints the same numbers.
  *
- *   node dist/bench/layers.js [--seeds 1,2] [--releases 16] [--quiet] [--dpkg-status FILE]   (--seeds '' for the Debian series only)
+ *   node dist/bench/layers.js [--seeds 1,2] [--dpkg-seeds 1] [--releases 16] [--quiet] [--dpkg-status FILE]
+ *   (--seeds '' for the Debian series only; --dpkg-seeds 2,3,4,5: the Debian graph's other update series, held out)
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +42,7 @@ const SMALL = 100 * 1000;
  */
 const DPKG_SNAPSHOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'fixtures', 'dpkg-status');
 
-function args(): { seeds: number[]; releases: number; quiet: boolean; dpkgStatus: string } {
+function args(): { seeds: number[]; dpkgSeeds: number[]; releases: number; quiet: boolean; dpkgStatus: string } {
   const argv = process.argv.slice(2);
   const get = (flag: string) => {
     const i = argv.indexOf(flag);
@@ -50,6 +51,8 @@ function args(): { seeds: number[]; releases: number; quiet: boolean; dpkgStatus
   return {
     // Synthetic seeds; the Debian series always runs too.
     seeds: (get('--seeds') ?? '1,2').split(',').filter((x) => x !== '' && x !== 'dpkg').map(Number),
+    // Seeds of the Debian graph's update series (which packages the releases bump).
+    dpkgSeeds: (get('--dpkg-seeds') ?? '1').split(',').filter((x) => x !== '').map(Number),
     releases: Number(get('--releases') ?? 16),
     quiet: argv.includes('--quiet'),
     dpkgStatus: get('--dpkg-status') ?? DPKG_SNAPSHOT,
@@ -105,14 +108,16 @@ const mb = (b: number) => (b / 1e6).toFixed(1);
 const pad = (s: string, w: number) => s.padStart(w);
 
 async function main(): Promise<void> {
-  const { seeds, releases, quiet, dpkgStatus } = args();
+  const { seeds, dpkgSeeds, releases, quiet, dpkgStatus } = args();
   const list = strategies();
   const started = Date.now();
   const verdicts: string[] = [];
   // The synthetic series of each seed, then this machine's real Debian package graph.
   const all: { seed: string; series: Release[] }[] = seeds.map((seed) => ({ seed: String(seed), series: releaseSeries(seed, releases) }));
-  const dpkg = dpkgSeries(1, releases, dpkgStatus);
-  if (dpkg) all.push({ seed: 'dpkg', series: dpkg });
+  for (const seed of dpkgSeeds) {
+    const dpkg = dpkgSeries(seed, releases, dpkgStatus);
+    if (dpkg) all.push({ seed: seed === 1 ? 'dpkg' : `dpkg-${seed}`, series: dpkg });
+  }
   for (const { seed, series } of all) {
     const ideal = idealOf(series);
     const c0 = series[0]!.closure;
