@@ -314,8 +314,10 @@ async function rebuildLayoutInPlace(path: string, opts: LayoutDestinationOptions
         await replaceFile(join(path, 'oci-layout'), OCI_LAYOUT_FILE);
         await replaceFile(join(path, 'index.json'), serializeIndex(layoutEntries(manifest, refs, opts.refNames)).bytes);
         blobs.keep();
-        // The new index is the layout now: what it does not reach goes (temporary names are
-        // other writers' blobs in the making).
+        // The new index is the layout now: what it does not reach goes. Temporary names are
+        // other writers' blobs in the making and stay; a blob another writer has placed but not
+        // yet named in index.json goes too, as under umoci gc: `-o DIR` owns the whole layout
+        // (`oci:DIR:REF` adds to one).
         const reachable = new Set((await treeDigests(root)).map(digestHex));
         const names = await readdir(blobDir);
         await Promise.all(names.filter((name) => !name.startsWith('.') && !reachable.has(name)).map((name) => rm(join(blobDir, name), { force: true })));
