@@ -90,6 +90,8 @@ const cases: Case[] = [
   { name: 'OCI uncompressed, in place, NAR hashes', out: 'layout-none-nar', flags: ['--format', 'oci', '--compress', 'none'], nar: true },
   { name: 'OCI layout, gzip, in place', out: 'layout-gzip', flags: ['--format', 'oci', '--compress', 'gzip'] },
   { name: 'OCI layout, zstd, in place', out: 'layout-zstd', flags: ['--format', 'oci', '--compress', 'zstd'] },
+  { name: 'OCI gzip, in place, NAR hashes', out: 'layout-gzip-nar', flags: ['--format', 'oci', '--compress', 'gzip'], nar: true },
+  { name: 'OCI zstd, in place, NAR hashes', out: 'layout-zstd-nar', flags: ['--format', 'oci', '--compress', 'zstd'], nar: true },
   // --push to a registry on 127.0.0.1 (gzip): a warm release sends only the changed layer, and
   // layers the registry has are taken by a HEAD, without reading the cache's copy.
   { name: 'push to a local registry (gzip)', out: 'push', flags: [], push: true },
