@@ -22,6 +22,12 @@
  * application and its nearest dependencies in small layers of their own, lets a very large path
  * stay alone (merging it with anything volatile is expensive), and lets tiny paths share.
  *
+ * One merge rule sits above the model: when the paths that do not depend on the foundation (the
+ * path everything else uses, glibc in a Nix closure) are a small part of the closure — data such
+ * as tzdata, iana-etc or a CA bundle — they are merged with paths that do only once nothing else
+ * can be (see FOUNDATION_FREE_SHARE). An update of the foundation changes every other path, and
+ * those layers are then the only ones a client keeps, as nixpkgs' auto-layer keeps them.
+ *
  * Deterministic: only sizes, the graph and bytewise path order enter the computation, ties are
  * broken by bytewise path order, and probabilities are products of IEEE operations in a fixed
  * order (no Math.exp/log, whose last bits may differ between engines).
@@ -60,6 +66,17 @@ const nearTop = (users: number) => 1 / ((1 + users) * (1 + users));
  */
 const MULTI_ROOT_UNIFORM_SHARE = 0.5;
 const ROOTS_WEIGHT = 10;
+/**
+ * The foundation rule (see the top) applies when the paths whose closure lacks the foundation
+ * hold at most this share of the closure's bytes. The model rates such a merge as cheap (the
+ * foundation rarely changes), but when it does, a layer mixing the two kinds is downloaded again
+ * where auto-layer's would not be: on the benchmark's series this was the only kind of release
+ * where stable lost to auto. A large foundation-free part (half a Debian system is
+ * architecture-independent) is left to the model: kept apart, it cost more than it saved there.
+ */
+const FOUNDATION_FREE_SHARE = 0.1;
+/** Added to the rise in cost of a merge across the foundation rule: larger than any rise (2^52 bytes), so such merges come last, ordered among themselves as ever. */
+const BARRIER = 2 ** 52;
 /** How many best partners each cluster caches (see pack); any value gives the same plan. */
 const CANDIDATES = 16;
 /** Pairs up to which agglomerate keeps every pair's delta (8 bytes each: 2^25 pairs, 256 MiB, ~8,000 clusters). */
@@ -131,9 +148,37 @@ export function stablePlan(closure: Closure, budget: number, previous?: Previous
  * first clustered down to a few hundred clusters by merges along references only (precluster).
  */
 function pack(g: ClosureIndex, free: readonly number[], slots: number): number[][] {
-  const table = byteProducts(keepProbabilities(g));
-  const start = free.length > EXACT_LIMIT && free.length > slots ? precluster(g, table, free, Math.max(exactTarget(g.words), slots)) : free.map((i) => [i]);
-  return agglomerate(g, table, start, slots);
+  const model: Model = { table: byteProducts(keepProbabilities(g)), foundation: ruledFoundation(g) };
+  const start = free.length > EXACT_LIMIT && free.length > slots ? precluster(g, model, free, Math.max(exactTarget(g.words), slots)) : free.map((i) => [i]);
+  return agglomerate(g, model, start, slots);
+}
+
+/** What the packing compares merges by: the byte-product table of keep probabilities, and the foundation when its rule applies. */
+interface Model {
+  readonly table: Float64Array;
+  readonly foundation?: number;
+}
+
+/**
+ * The foundation — the path with the most transitive users, the lowest index among equals —
+ * when the paths that do not depend on it hold at most FOUNDATION_FREE_SHARE of the bytes (and
+ * there are some); otherwise undefined, and no merge is held back.
+ */
+function ruledFoundation(g: ClosureIndex): number | undefined {
+  const users = g.userCounts();
+  let f = 0;
+  for (let i = 1; i < g.size; i++) if (users[i]! > users[f]!) f = i;
+  const closures = g.closureBits();
+  const word = f >>> 5, mask = 1 << (f & 31);
+  let freeBytes = 0, total = 0, freeCount = 0;
+  for (let i = 0; i < g.size; i++) {
+    total += g.sizes[i]!;
+    if ((closures[i * g.words + word]! & mask) === 0) {
+      freeBytes += g.sizes[i]!;
+      freeCount++;
+    }
+  }
+  return freeCount > 0 && freeBytes <= FOUNDATION_FREE_SHARE * total ? f : undefined;
 }
 
 /**
@@ -185,7 +230,13 @@ class Clusters {
   readonly cost: Float64Array;
   readonly members: number[][];
 
-  constructor(g: ClosureIndex, private readonly table: Float64Array, start: readonly (readonly number[])[]) {
+  private readonly table: Float64Array;
+  /** The foundation's word and bit in the bitsets, when its rule applies (see Model). */
+  private readonly foundation?: { word: number; mask: number };
+
+  constructor(g: ClosureIndex, model: Model, start: readonly (readonly number[])[]) {
+    this.table = model.table;
+    if (model.foundation !== undefined) this.foundation = { word: model.foundation >>> 5, mask: 1 << (model.foundation & 31) };
     const m = start.length;
     const words = (this.words = g.words);
     const closures = g.closureBits();
@@ -248,7 +299,13 @@ class Clusters {
       }
     }
     const merged = (this.keepAll[first]! * this.keepAll[second]!) / shared;
-    return (1 - merged) * (this.size[first]! + this.size[second]!) - this.cost[first]! - this.cost[second]!;
+    const rise = (1 - merged) * (this.size[first]! + this.size[second]!) - this.cost[first]! - this.cost[second]!;
+    return this.foundation !== undefined && this.dependsOnFoundation(first) !== this.dependsOnFoundation(second) ? rise + BARRIER : rise;
+  }
+
+  private dependsOnFoundation(c: number): boolean {
+    const { word, mask } = this.foundation!;
+    return (this.bits[c * this.words + word]! & mask) !== 0;
   }
 
   /** Merges b into a. */
@@ -270,9 +327,9 @@ class Clusters {
  * anyway), so these are most of the merges the full comparison would make; the few hundred
  * clusters left are then compared in full. Pairs grow with the references, not their square.
  */
-function precluster(g: ClosureIndex, table: Float64Array, free: readonly number[], target: number): number[][] {
+function precluster(g: ClosureIndex, model: Model, free: readonly number[], target: number): number[][] {
   const m = free.length;
-  const cs = new Clusters(g, table, free.map((i) => [i]));
+  const cs = new Clusters(g, model, free.map((i) => [i]));
   const position = new Int32Array(g.size).fill(-1);
   free.forEach((i, c) => (position[i] = c));
   const leader = new Int32Array(m);
@@ -369,9 +426,9 @@ function less(x: { d: number; a: number; b: number }, y: { d: number; a: number;
  * was defined with (golden plans pin it): the cluster merged most recently is the first operand
  * (`pairDelta`), and products run over words in ascending order.
  */
-function agglomerate(g: ClosureIndex, table: Float64Array, start: readonly (readonly number[])[], slots: number): number[][] {
+function agglomerate(g: ClosureIndex, model: Model, start: readonly (readonly number[])[], slots: number): number[][] {
   const m = start.length;
-  const cs = new Clusters(g, table, start);
+  const cs = new Clusters(g, model, start);
   const members = cs.members;
   // The merge step at which the cluster last grew (0: never); decides the operand order.
   const stamp = new Int32Array(m);
@@ -547,8 +604,7 @@ function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
  */
 export function expectedCost(closure: Closure, layers: readonly (readonly string[])[]): number {
   const g = new ClosureIndex(closure);
-  const table = byteProducts(keepProbabilities(g));
-  const cs = new Clusters(g, table, layers.map((l) => l.map((p) => g.indexOf.get(p)!).sort((a, b) => a - b)));
+  const cs = new Clusters(g, { table: byteProducts(keepProbabilities(g)) }, layers.map((l) => l.map((p) => g.indexOf.get(p)!).sort((a, b) => a - b)));
   let total = 0;
   for (let c = 0; c < layers.length; c++) total += cs.cost[c]!;
   return total;
