@@ -276,14 +276,8 @@ export async function openOciDirectoryDestination(path: string, opts: LayoutDest
   await mkdir(blobDir, { recursive: true });
   let committed = false;
   const blobs = new BlobFiles(blobDir, { output: path }, 'keep', () => join(committed ? path : temp, 'blobs', 'sha256'));
-
-  return {
-    name: `oci:${path}`,
-    compression: opts.compression ?? 'none',
-    beginBlob: () => blobs.begin(),
-    addLayer: (layer) => blobs.addLayer(layer),
-    async commit(root, refs) {
-      const manifest = await putTree(blobs, root, isIndex(root));
+  return layoutDestination(`oci:${path}`, opts, blobs, {
+    async name(root, manifest, refs) {
       await writeFile(join(temp, 'oci-layout'), OCI_LAYOUT_FILE);
       await writeFile(join(temp, 'index.json'), serializeIndex(layoutEntries(manifest, refs, opts.refNames)).bytes);
       await replaceDirectory(temp, path);
@@ -295,6 +289,28 @@ export async function openOciDirectoryDestination(path: string, opts: LayoutDest
       await rm(temp, { recursive: true, force: true });
       releaseTemp(temp);
     },
+  });
+}
+
+/**
+ * A destination over a layout's blob files: layers go into `blobs`; commit puts the root's
+ * configs and manifests there too, then `ends.name` writes what names the root (the commit).
+ */
+function layoutDestination(
+  name: string,
+  opts: LayoutDestinationOptions,
+  blobs: BlobFiles,
+  ends: { name(root: Image | ImageIndex, manifest: SerializedManifest, refs: readonly string[]): Promise<void>; abort(): Promise<void> },
+): ImageDestination {
+  return {
+    name,
+    compression: opts.compression ?? 'none',
+    beginBlob: () => blobs.begin(),
+    addLayer: (layer) => blobs.addLayer(layer),
+    async commit(root, refs) {
+      await ends.name(root, await putTree(blobs, root, isIndex(root)), refs);
+    },
+    abort: () => ends.abort(),
   };
 }
 
@@ -303,13 +319,8 @@ async function rebuildLayoutInPlace(path: string, opts: LayoutDestinationOptions
   const blobDir = join(path, 'blobs', 'sha256');
   await mkdir(blobDir, { recursive: true });
   const blobs = new BlobFiles(blobDir, { output: path }, 'replace');
-  return {
-    name: `oci:${path}`,
-    compression: opts.compression ?? 'none',
-    beginBlob: () => blobs.begin(),
-    addLayer: (layer) => blobs.addLayer(layer),
-    async commit(root, refs) {
-      const manifest = await putTree(blobs, root, isIndex(root));
+  return layoutDestination(`oci:${path}`, opts, blobs, {
+    async name(root, manifest, refs) {
       await withLock(join(path, 'index.json.lock'), `oci:${path}`, async () => {
         await replaceFile(join(path, 'oci-layout'), OCI_LAYOUT_FILE);
         await replaceFile(join(path, 'index.json'), serializeIndex(layoutEntries(manifest, refs, opts.refNames)).bytes);
@@ -324,7 +335,7 @@ async function rebuildLayoutInPlace(path: string, opts: LayoutDestinationOptions
       });
     },
     abort: () => blobs.removeCreated(),
-  };
+  });
 }
 
 /** Every blob digest under a root: each image's layers and config, each manifest and index. */
@@ -375,22 +386,11 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
   const blobDir = join(path, 'blobs', 'sha256');
   await mkdir(blobDir, { recursive: true });
   // oci-layout first, so that a concurrent strata adding to the same new directory sees a layout.
-  if (!(await stat(join(path, 'oci-layout')).then(() => true, () => false))) {
-    const tmp = tempBeside(join(path, 'oci-layout'));
-    holdTemp(tmp);
-    await writeFile(tmp, OCI_LAYOUT_FILE);
-    await rename(tmp, join(path, 'oci-layout'));
-    releaseTemp(tmp);
-  }
+  if (!(await stat(join(path, 'oci-layout')).then(() => true, () => false))) await replaceFile(join(path, 'oci-layout'), OCI_LAYOUT_FILE);
   const blobs = new BlobFiles(blobDir, undefined, 'keep');
 
-  return {
-    name: `oci:${path}${opts.refNames?.length ? `:${opts.refNames[0]}` : ''}`,
-    compression: opts.compression ?? 'none',
-    beginBlob: () => blobs.begin(),
-    addLayer: (layer) => blobs.addLayer(layer),
-    async commit(root, refs) {
-      const manifest = await putTree(blobs, root, isIndex(root));
+  return layoutDestination(`oci:${path}${opts.refNames?.length ? `:${opts.refNames[0]}` : ''}`, opts, blobs, {
+    async name(_root, manifest, refs) {
       const added = layoutEntries(manifest, refs, opts.refNames);
       await withLock(join(path, 'index.json.lock'), `oci:${path}`, async () => {
         const current = await readLayoutIndex(path);
@@ -400,11 +400,7 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
           // A name moves to the new root; an unnamed entry of the same root is not listed twice.
           return name !== undefined ? !names.has(name) : !(d.digest === manifest.digest && added.some((a) => a.annotations?.[REF_NAME] === undefined));
         });
-        const tmp = tempBeside(join(path, 'index.json'));
-        holdTemp(tmp);
-        await writeFile(tmp, serializeIndex([...kept, ...added]).bytes);
-        await rename(tmp, join(path, 'index.json'));
-        releaseTemp(tmp);
+        await replaceFile(join(path, 'index.json'), serializeIndex([...kept, ...added]).bytes);
       });
       blobs.keep();
     },
@@ -415,7 +411,7 @@ export async function openOciLayoutAppendDestination(path: string, opts: LayoutD
         await rm(path, { recursive: true, force: true });
       }
     },
-  };
+  });
 }
 
 /** The entries of DIR/index.json, or none when there is no index.json yet; a corrupt one is an error naming it. */
