@@ -139,6 +139,24 @@ test('an OCI layout rebuilt in place keeps only the blobs its index reaches; a f
   assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp')), [], 'no temporary left beside it');
 });
 
+test('an OCI layout rebuilt in place without the cache puts every blob it makes over the old name: a blob edited in place is repaired', async (t) => {
+  const dir = tempDir(t);
+  const layout = join(dir, 'layout');
+  const flags = ['--format', 'oci', '--compress', 'none', '--no-cache'];
+  const first = await build(layout, flags);
+  const victim = layerFiles(layout, first).sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  const fd = openSync(victim, 'r+');
+  writeSync(fd, Buffer.from('X'), 0, 1, 600); // inside the first member's data, size kept
+  closeSync(fd);
+  const second = await build(layout, flags);
+  assert.equal(second.manifestDigest, first.manifestDigest);
+  const reference = join(dir, 'ref');
+  await build(reference, flags);
+  assert.equal(treeDigest(layout), treeDigest(reference), 'the same bytes as a fresh build: the edited blob was replaced');
+  assert.deepEqual(readdirSync(join(layout, 'blobs', 'sha256')).filter((n) => n.startsWith('.')), [], 'no temporary blob left');
+  checkLayout(layout);
+});
+
 test('cache prune drops the stamps of the blobs it removes', async (t) => {
   const dir = tempDir(t);
   const cacheDir = join(dir, 'cache');
