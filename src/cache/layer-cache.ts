@@ -38,8 +38,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { holdTemp } from '../util/temp-paths.js';
-import { fstatSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, read as fsRead, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { link, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { digestHex, isDigest, type Digest } from '../image/digest.js';
@@ -329,31 +329,32 @@ export class LayerCache {
     const loc = await this.locateBlob(entry.digest);
     if (loc === undefined) return this.dropCorrupt(entry);
     const { path, offset } = loc;
-    let fh: FileHandle;
+    // Opened synchronously, like the metadata calls around it (see locateBlob).
+    let fd: number;
     try {
-      fh = await open(path, 'r');
+      fd = openSync(path, 'r');
     } catch {
       return this.dropCorrupt(entry, loc);
     }
     let fileSize: number;
     try {
-      fileSize = fstatSync(fh.fd).size;
+      fileSize = fstatSync(fd).size;
       if (!fits(loc, fileSize, entry.size)) {
-        await fh.close();
+        closeSync(fd);
         return this.dropCorrupt(entry, loc);
       }
     } catch {
-      await fh.close().catch(() => undefined);
+      closeQuietly(fd);
       this.stats.errors++;
       return undefined;
     }
-    const trusted = await this.isTrusted(entry.digest, loc, fh);
+    const trusted = this.isTrusted(entry.digest, loc, fd);
     const accept = async (digest: Digest | undefined): Promise<boolean> => {
       if (digest === entry.digest) {
         this.stats.hits++;
         await this.markUsed(loc);
         // A trusted blob's stamp is the one on record already; stampUsed takes it again after commit.
-        if (!trusted) await this.stamp(entry.digest, loc, fh);
+        if (!trusted) await this.stamp(entry.digest, loc, fd);
         this.used.set(entry.digest, loc);
         return true;
       }
@@ -368,7 +369,7 @@ export class LayerCache {
       return accept(digest);
     };
     return {
-      fd: fh.fd,
+      fd,
       path,
       offset,
       fileSize,
@@ -380,12 +381,12 @@ export class LayerCache {
           this.stats.trusted++;
           return accept(entry.digest);
         }
-        return checked(await hashFileOnWorker({ fd: fh.fd, path, size: fileSize }, offset, entry.size).catch(() => undefined));
+        return checked(await hashFileOnWorker({ fd, path, size: fileSize }, offset, entry.size).catch(() => undefined));
       },
       checked,
-      copyTo: (out) => copyFile(fh, entry.size, out, path, offset),
-      copyInto: async (region) => (await copyTrustedOnWorker({ fd: fh.fd, path, size: fileSize }, [region], offset, entry.size).catch(() => undefined)) === entry.size,
-      close: () => fh.close(),
+      copyTo: (out) => copyFile(fd, entry.size, out, path, offset),
+      copyInto: async (region) => (await copyTrustedOnWorker({ fd, path, size: fileSize }, [region], offset, entry.size).catch(() => undefined)) === entry.size,
+      close: async () => closeSync(fd),
     };
   }
 
@@ -396,23 +397,23 @@ export class LayerCache {
   private async checkBlob(digest: Digest, size: number, loc: BlobLocation | undefined): Promise<CheckedBlob> {
     const result = (state: BlobState, fileSize = -1): CheckedBlob => ({ state, loc, fileSize });
     if (loc === undefined) return result('missing');
-    let fh: FileHandle;
+    let fd: number;
     try {
-      fh = await open(loc.path, 'r');
+      fd = openSync(loc.path, 'r');
     } catch {
       return result('missing');
     }
     try {
       // Hashed on a tar worker: blobs verify in parallel, off the thread that scans the store.
-      const fileSize = fstatSync(fh.fd).size;
+      const fileSize = fstatSync(fd).size;
       if (!fits(loc, fileSize, size)) return result('mismatch');
-      const trusted = await this.isTrusted(digest, loc, fh);
+      const trusted = this.isTrusted(digest, loc, fd);
       if (trusted) this.stats.trusted++;
       else this.stats.hashed++;
-      const ok = trusted || (await hashFileOnWorker({ fd: fh.fd, path: loc.path, size: fileSize }, loc.offset, size)) === digest;
+      const ok = trusted || (await hashFileOnWorker({ fd, path: loc.path, size: fileSize }, loc.offset, size)) === digest;
       if (ok) {
         await this.markUsed(loc);
-        await this.stamp(digest, loc, fh);
+        await this.stamp(digest, loc, fd);
         this.used.set(digest, loc);
       }
       // A piece's reader checks the file's size again: its whole size, as it was when hashed.
@@ -420,7 +421,7 @@ export class LayerCache {
     } catch {
       return result('unreadable');
     } finally {
-      await fh.close().catch(() => undefined);
+      closeQuietly(fd);
     }
   }
 
@@ -432,31 +433,35 @@ export class LayerCache {
    */
   private async markUsed(loc: BlobLocation): Promise<void> {
     const now = new Date();
-    await utimes(loc.record ?? loc.path, now, now).catch(() => undefined);
+    try {
+      utimesSync(loc.record ?? loc.path, now, now);
+    } catch {
+      // best effort (see above)
+    }
   }
 
   private stampPath(digest: Digest): string {
     return join(this.dirs.stamps, `${digestHex(digest)}.json`);
   }
 
-  /** Whether the open file `fh` still has the stamp recorded when blob `digest` in it was verified. */
-  private async isTrusted(digest: Digest, loc: BlobLocation, fh: FileHandle): Promise<boolean> {
+  /** Whether the open file `fd` still has the stamp recorded when blob `digest` in it was verified. */
+  private isTrusted(digest: Digest, loc: BlobLocation, fd: number): boolean {
     if (this.verifyAll) return false;
     const raw = readRecord(this.stampPath(digest));
     if (raw === undefined) return false;
     this.stampRecords.set(digest, raw);
     try {
       const rec = JSON.parse(raw) as { path?: unknown; offset?: unknown; stamp?: unknown };
-      return rec.path === loc.path && rec.offset === loc.offset && rec.stamp === fileStamp(fstatSync(fh.fd, { bigint: true }));
+      return rec.path === loc.path && rec.offset === loc.offset && rec.stamp === fileStamp(fstatSync(fd, { bigint: true }));
     } catch {
       return false;
     }
   }
 
   /** Records the stamp of the file holding blob `digest`, just verified (best effort); a record that already says so is left as it is. */
-  private async stamp(digest: Digest, loc: BlobLocation, fh?: FileHandle): Promise<void> {
+  private async stamp(digest: Digest, loc: BlobLocation, fd?: number): Promise<void> {
     try {
-      const st = fh ? fstatSync(fh.fd, { bigint: true }) : statSync(loc.path, { bigint: true });
+      const st = fd !== undefined ? fstatSync(fd, { bigint: true }) : statSync(loc.path, { bigint: true });
       const record = canonicalJson({ path: loc.path, offset: loc.offset, stamp: fileStamp(st) });
       if ((this.stampRecords.get(digest) ?? readRecord(this.stampPath(digest))) === record) return;
       await this.writeAtomic(this.stampPath(digest), JSON.parse(record));
@@ -795,11 +800,23 @@ function parseEntry(raw: string): CachedLayer | undefined {
 
 /** Streams a verified piece into `out`. */
 export async function copyPiece(piece: PieceFile, out: ByteSink & { releasesChunks?: boolean }): Promise<void> {
-  const fh = await open(piece.path, 'r');
+  const fd = openSync(piece.path, 'r');
   try {
-    await copyFile(fh, piece.length, out, piece.path, piece.offset);
+    await copyFile(fd, piece.length, out, piece.path, piece.offset);
   } finally {
-    await fh.close();
+    closeSync(fd);
+  }
+}
+
+/** Reads into `buf` at `position` of `fd`: how many bytes came. */
+const readAt = (fd: number, buf: Buffer, position: number): Promise<number> =>
+  new Promise((res, rej) => fsRead(fd, buf, 0, buf.length, position, (e, n) => (e ? rej(e) : res(n))));
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed, or EIO on close: nothing was written through it
   }
 }
 
@@ -807,7 +824,7 @@ export async function copyPiece(piece: PieceFile, out: ByteSink & { releasesChun
  * Copies `size` bytes, reading the next chunk while the previous one is written. Two buffers
  * alternate when the sink releases chunks once written; otherwise each chunk is fresh.
  */
-async function copyFile(fh: FileHandle, size: number, out: ByteSink & { releasesChunks?: boolean }, path: string, from = 0): Promise<void> {
+async function copyFile(fd: number, size: number, out: ByteSink & { releasesChunks?: boolean }, path: string, from = 0): Promise<void> {
   let pos = 0;
   let pending: Promise<void> | undefined;
   const pair = out.releasesChunks === true ? [Buffer.allocUnsafe(IO_CHUNK), Buffer.allocUnsafe(IO_CHUNK)] : undefined;
@@ -815,7 +832,7 @@ async function copyFile(fh: FileHandle, size: number, out: ByteSink & { releases
   while (pos < size) {
     const want = Math.min(IO_CHUNK, size - pos);
     const buf = pair ? pair[turn++ & 1]!.subarray(0, want) : Buffer.allocUnsafe(want);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, from + pos);
+    const bytesRead = await readAt(fd, buf, from + pos);
     if (bytesRead === 0) throw new StrataError(`cached blob ${path} shrank while it was being copied`);
     if (pending) await pending;
     pending = out.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
