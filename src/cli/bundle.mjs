@@ -18,7 +18,30 @@
  *   node src/cli/bundle.mjs [DIST]     (default: dist)
  */
 import { build } from 'esbuild';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+
+/**
+ * string-width (yargs' help layout, through cliui) makes an Intl.Segmenter when it loads: ~15 ms
+ * of ICU data on every run, for text strata only prints on --help, and which its own ASCII fast
+ * path never uses. Made on first use instead. If string-width's source changes shape, the bundle
+ * fails here rather than shipping unpatched.
+ */
+const lazySegmenter = {
+  name: 'lazy-segmenter',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]string-width[\\/]index\.js$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      const made = 'const segmenter = new Intl.Segmenter();';
+      const used = 'segmenter.segment(';
+      if (source.split(made).length !== 2 || source.split(used).length !== 2) {
+        throw new Error(`${args.path}: expected one \`${made}\` and one \`${used}\`; update src/cli/bundle.mjs`);
+      }
+      const contents = source.replace(made, 'let segmenter;').replace(used, '(segmenter ??= new Intl.Segmenter()).segment(');
+      return { contents, loader: 'js' };
+    });
+  },
+};
 
 const dist = process.argv[2] ?? 'dist';
 await build({
@@ -31,5 +54,6 @@ await build({
   external: ['sql.js', 'libdeflate'],
   // Bundled CommonJS packages (fast-glob, tar-stream) call require() for Node's own modules.
   banner: { js: "import { createRequire as strataRequire } from 'node:module';\nconst require = strataRequire(import.meta.url);" },
+  plugins: [lazySegmenter],
   logLevel: 'warning',
 });
