@@ -18,8 +18,8 @@ import { fstatSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { StrataError } from '../util/errors.js';
 import { copyRangeSync } from '../util/copy-range.js';
-import { writeAtSync } from '../util/write-at.js';
 import { ChunkFiller, type RawRun, type TarItem } from './chunk-filler.js';
+import { targetFailed, writeToTargets, type Dropped } from './direct-targets.js';
 import { ABORT, SLOT_STATE, type DirectTarget, type TarWorkerReply, type TarWorkerRequest } from './tar-worker-protocol.js';
 
 let slots: Buffer[] = [];
@@ -28,15 +28,6 @@ let control: Int32Array | undefined;
 /** The main thread asked to stop (its BlobWriter failed); it reports its own error. */
 class Aborted extends Error {}
 
-/** A target given up: a best-effort one that failed (the cache). */
-interface Dropped { target: number; message: string }
-
-/** A write to target `i` failed: a required target fails the job, a best-effort one is dropped. */
-function targetFailed(t: DirectTarget, i: number, e: unknown, dropped: Dropped[]): void {
-  const message = `cannot write ${t.path}: ${(e as Error).message}`;
-  if (!t.bestEffort) throw new StrataError(message);
-  dropped.push({ target: i, message });
-}
 
 /**
  * The raw runs copied into every target in the kernel: the size copied, and targets given up.
@@ -81,17 +72,7 @@ function fill(id: number, filler: ChunkFiller, targets: DirectTarget[] | undefin
     if (len === 0) continue; // a plain stream's end: nothing more came
     const bytes = buf.subarray(0, len);
     if (hashHere) hash.update(bytes);
-    if (targets !== undefined) {
-      for (const [i, t] of targets.entries()) {
-        if (dropped.some((d) => d.target === i)) continue;
-        try {
-          if (t.limit !== undefined && size + len > t.limit) throw new Error(`internal: blob grew past its reserved ${t.limit} bytes`);
-          writeAtSync(t.fd, bytes, t.offset + size);
-        } catch (e) {
-          targetFailed(t, i, e, dropped);
-        }
-      }
-    }
+    if (targets !== undefined) writeToTargets(targets, bytes, size, dropped);
     size += len;
     // Written (and hashed, or not to be) here: the slot is free again, nothing goes to the main thread.
     if (targets !== undefined && (hashHere || noHash)) continue;
