@@ -11,7 +11,6 @@ import { storeLayerBudget } from '../layering/budget.js';
 import { planLayers } from '../layering/plan.js';
 import type { PreviousAssignment } from '../layering/stable.js';
 import type { LayerPlan, LayeringStrategy } from '../layering/types.js';
-import { prestartTarWorkers } from '../tar/writer.js';
 import type { ImageDestination } from '../transports/types.js';
 import { customisationEntries, storeBinLister, type BinLister, type CustomisationSpec } from './customisation.js';
 import { produceLayers, type LayerJobSource, type ProduceStats } from './produce-layers.js';
@@ -116,11 +115,6 @@ export async function produceImage(opts: BuildOptions, dest: ImageDestination): 
   const providedByBase = [...(opts.basePaths ?? [])].filter((p) => opts.closure.paths.has(p)).sort();
   const closure = closureWithout(opts.closure, new Set(providedByBase));
   const plan = closure.paths.size > 0 ? planLayers(closure, opts.layering, budget, opts.previous) : { strategy: opts.layering, layers: [] };
-  // One tar worker boots now, overlapping with copying base layers, the cache lookups and
-  // scanning the first store layer (the customisation layer needs one in any case); the others
-  // boot when a layer waits for one, so a warm build that makes a layer or two starts no more
-  // threads than it uses (each is ~40 ms of CPU, on a machine of two cores).
-  if (plan.layers.length > 0 && !opts.published) prestartTarWorkers(1);
 
   for (const layer of baseLayers) await dest.addLayer(layer);
   const imported = opts.imports ? await produceStack(opts.imports, dest, { compression: opts.compression, mtime: opts.mtime }) : [];

@@ -9,7 +9,8 @@
  * slot while it is hot in its core's cache; this thread only hands the filled slots to the
  * BlobWriter, in order, and frees each once written. Layers made at once run on workers of their
  * own, so reading and hashing use every core. Memory is bounded by workers x slots x 1 MiB,
- * whatever the size of the layer.
+ * whatever the size of the layer. A layer of at most 1 MiB is made here instead (writeInline):
+ * workers boot on first need, so a warm rebuild that makes only small layers starts none.
  */
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -17,7 +18,8 @@ import { Worker } from 'node:worker_threads';
 import type { Digest } from '../image/digest.js';
 import type { BlobWriter, FileRegion } from '../transports/types.js';
 import { StrataError } from '../util/errors.js';
-import type { TarItem } from './chunk-filler.js';
+import { ChunkFiller, type TarItem } from './chunk-filler.js';
+import { writeToTargets, type Dropped } from './direct-targets.js';
 import { END_OF_ARCHIVE, MAX_OCTAL_11, planHeader } from './header.js';
 import { ABORT, SLOT_STATE, type TarWorkerReply, type TarWorkerRequest } from './tar-worker-protocol.js';
 
@@ -36,6 +38,8 @@ export interface LayerTarOptions {
    * compressed blob): the DiffID is then always hashed on the tar worker. Default true.
    */
   mayHashHere?: boolean;
+  /** false: made on a tar worker even when small enough for this thread (tests compare the two). Default true. */
+  inline?: boolean;
 }
 
 /** Exact byte size of the tar writeLayerTar produces for `entries`. */
@@ -65,6 +69,7 @@ export async function writeLayerTar(entries: readonly TarItem[], opts: LayerTarO
   }
   let bytes = 0;
   for (const e of entries) bytes += e.size;
+  if (opts.inline !== false && bytes <= INLINE_MAX_BYTES && tarSize(entries) <= INLINE_MAX_BYTES) return writeInline(entries, mtime, out, opts.direct);
   const worker = await acquire(bytes);
   const onMain = opts.mayHashHere !== false && active === 0 && !mainHashTaken && bytes >= MAIN_HASH_MIN_BYTES;
   if (onMain) mainHashTaken = true;
@@ -76,6 +81,44 @@ export async function writeLayerTar(entries: readonly TarItem[], opts: LayerTarO
     if (onMain) mainHashTaken = false;
     release(worker);
   }
+}
+
+/**
+ * A layer this small (the customisation layer, a leaf of a few files) is made on this thread:
+ * the same ChunkFiller and the same bytes, without waiting for a worker to boot (~40 ms, which a
+ * warm rebuild that makes nothing else would spend idle) or handing slots back and forth.
+ */
+const INLINE_MAX_BYTES = 1 << 20;
+
+async function writeInline(entries: readonly TarItem[], mtime: number, out: BlobWriter, direct: readonly FileRegion[] | undefined): Promise<{ diffId: Digest; size: number }> {
+  const filler = new ChunkFiller(entries, mtime, { tar: true });
+  const hash = createHash('sha256');
+  const dropped: Dropped[] = [];
+  let size = 0;
+  try {
+    while (!filler.done) {
+      const buf = Buffer.allocUnsafe(INLINE_MAX_BYTES);
+      const len = filler.fill(buf);
+      if (len === 0) continue;
+      const bytes = buf.subarray(0, len);
+      hash.update(bytes);
+      if (direct) writeToTargets(direct, bytes, size, dropped);
+      else await out.write(bytes);
+      size += len;
+    }
+  } finally {
+    try {
+      filler.close();
+    } catch {
+      // a close error changes nothing about the bytes already read
+    }
+  }
+  direct?.forEach((r, i) => {
+    const drop = dropped.find((d) => d.target === i);
+    if (drop) r.failed?.(new Error(drop.message));
+    else r.wrote(size);
+  });
+  return { diffId: `sha256:${hash.digest('hex')}`, size };
 }
 
 /**
@@ -254,18 +297,6 @@ const idle: TarWorker[] = [];
 const waiting: { bytes: number; resolve: (w: TarWorker) => void }[] = [];
 let started = 0;
 const MAX_WORKERS = Math.max(1, availableParallelism());
-
-/**
- * Starts tar workers ahead of need (a worker takes tens of milliseconds to boot), so that boot
- * overlaps with planning and scanning: `count`, at most one per core. Idle workers never keep the
- * process alive.
- */
-export function prestartTarWorkers(count = MAX_WORKERS): void {
-  while (started < Math.min(count, MAX_WORKERS)) {
-    started++;
-    idle.push(new TarWorker());
-  }
-}
 
 /**
  * A free worker for a job of `bytes` bytes. When every worker is busy, the largest waiting job

@@ -496,6 +496,38 @@ test('direct file regions get the same bytes as write(); a failing best-effort r
   for (const fd of [fa, fb, fc, ro]) closeSync(fd);
 });
 
+test('a layer of at most 1 MiB, made on this thread, has the bytes a tar worker makes, through write() and into direct regions', async (t) => {
+  const dir = tempDir(t);
+  const { root, other } = makeSampleStore(dir);
+  const extra: TarEntry[] = [{ name: 'data/blob', type: 'file', mode: 0o644, size: 300_001, content: Buffer.alloc(300_001, 9) }];
+  const entries = finalizeEntries([...(await storeLayerEntries('/nix/store', root, [other])), ...extra]);
+  assert.ok(tarSize(entries) <= 1 << 20 && tarSize(entries) > 300_000, 'small enough for this thread, more than a few blocks');
+  const inline = await tarOf(entries);
+  const w = collectingWriter();
+  const onWorker = await writeLayerTar(entries, { mtime: 1, inline: false }, w);
+  assert.equal(inline.diffId, onWorker.diffId);
+  assert.ok(inline.bytes.equals(w.bytes()), 'the same bytes');
+
+  const a = join(dir, 'a.bin');
+  const fa = openSync(a, 'w+');
+  const ro = openSync(a, 'r');
+  const wrote: number[] = [];
+  const failures: string[] = [];
+  const untouched = { ...collectingWriter(), write: async () => { throw new Error('write() used despite direct regions'); } };
+  const r = await writeLayerTar(entries, { mtime: 1, direct: [
+    { fd: fa, offset: 512, path: a, limit: inline.size, wrote: (n) => wrote.push(n) },
+    { fd: ro, offset: 0, path: 'cache-file', bestEffort: true, wrote: () => assert.fail('a failed region reported as written'), failed: (e) => failures.push(e.message) },
+  ] }, untouched);
+  assert.equal(r.diffId, inline.diffId);
+  assert.deepEqual(wrote, [inline.size]);
+  assert.ok(readFileSync(a).subarray(512).equals(inline.bytes));
+  assert.equal(failures.length, 1);
+  assert.match(failures[0]!, /cannot write cache-file/);
+  await assert.rejects(writeLayerTar(entries, { mtime: 1, direct: [{ fd: ro, offset: 0, path: 'the-output', wrote: () => {} }] }, untouched), (e: Error) => e instanceof StrataError && /cannot write the-output/.test(e.message));
+  closeSync(fa);
+  closeSync(ro);
+});
+
 test('a large layer gives the same DiffID whichever thread hashes it (alone: this thread; beside another: its worker)', async (t) => {
   const dir = tempDir(t);
   // 34 MB: above the size at which a layer made alone is hashed on the main thread.
