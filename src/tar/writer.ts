@@ -113,12 +113,17 @@ async function writeInline(entries: readonly TarItem[], mtime: number, out: Blob
       // a close error changes nothing about the bytes already read
     }
   }
-  direct?.forEach((r, i) => {
+  if (direct) reportRegions(direct, dropped, size);
+  return { diffId: `sha256:${hash.digest('hex')}`, size };
+}
+
+/** Tells each direct region how its layer went: `wrote(size)`, or `failed` for one given up. */
+function reportRegions(direct: readonly FileRegion[], dropped: readonly Dropped[], size: number): void {
+  direct.forEach((r, i) => {
     const drop = dropped.find((d) => d.target === i);
     if (drop) r.failed?.(new Error(drop.message));
     else r.wrote(size);
   });
-  return { diffId: `sha256:${hash.digest('hex')}`, size };
 }
 
 /**
@@ -269,11 +274,7 @@ class TarWorker {
         } else if (m.type === 'done') {
           settle(() => {
             if (writeError) return reject(writeError.error);
-            direct?.forEach((r, i) => {
-              const drop = m.dropped.find((d) => d.target === i);
-              if (drop) r.failed?.(new Error(drop.message));
-              else r.wrote(m.size);
-            });
+            if (direct) reportRegions(direct, m.dropped, m.size);
             resolve({ diffId: `sha256:${hash ? hash.digest('hex') : m.hex}`, size: m.size });
           });
         } else {
