@@ -7,7 +7,7 @@
  *
  * Why this is reproducible (design-notes §6), as for gzip (deflate-block.ts): the encoder is
  * libzstd 1.5.7 compiled to WebAssembly by strata's own recipe (zstd-wasm/build.sh: Debian 12's
- * clang 14 for wasm32-wasi, single-threaded, no assembly, no SIMD), and the module's bytes are
+ * clang 14 for wasm32-wasi, single-threaded, no assembly, no SIMD, bulk memory), and the module's bytes are
  * pinned: it is committed beside the recipe, which rebuilds it byte for byte
  * (test/compress/zstd-wasm-build.test.ts), and its sha256 is checked before it is used. It
  * imports nothing. WebAssembly integer code means the same on every CPU and in every engine
@@ -36,7 +36,7 @@ export const ZSTD_LEVEL = 3;
 /** The libzstd release the module is built from (checked against the module's own ZSTD_versionNumber). */
 const LIBZSTD_VERSION = 10507;
 /** sha256 of zstd-wasm/zstd.wasm, as zstd-wasm/build.sh makes it. */
-export const ZSTD_WASM_SHA256 = 'cc9ef8b987e6c9c1f6bff7ef1161e84737ce7c69374d5c2328d3ce85e49158e4';
+export const ZSTD_WASM_SHA256 = 'b4f017c6f2c73786a803965ca0ca5ecd85fd7da3be989f5d4bfe6362285a5ce6';
 /** Identifies the exact byte format; part of every zstd layer's cache identity (see GZIP_FORMAT_TAG). */
 export const ZSTD_FORMAT_TAG = `zstd/libzstd-1.5.7-wasm-${ZSTD_WASM_SHA256.slice(0, 16)}/level${ZSTD_LEVEL}/frames${BLOCK_SIZE}/store-path-runs`;
 

@@ -12,6 +12,11 @@
 # compressor is built, single-threaded, without assembly: WebAssembly integer code means the
 # same on every CPU and engine tier, so the module's output depends on its input alone.
 # -O3: libzstd's own build uses it; the module compresses ~1.5x faster than an -Os build.
+# -mbulk-memory: libzstd's memcpy and memset (window copies, table resets) become WebAssembly's
+# memory.copy and memory.fill, which the engine runs natively, not wasi-libc's byte loops: ~10 %
+# less CPU per compressed byte, the same frames (both are exact byte moves; bulk memory is in
+# WebAssembly 2.0 and in every Node strata supports). SIMD is left off: it made no frame
+# faster here (-msimd128 measured 0-5 % slower).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/zstd.wasm}
@@ -38,7 +43,7 @@ lib=$work/package/deps/zstd/lib
 cd "$lib"
 clang-14 --target=wasm32-wasi -nostdinc \
   -isystem /usr/lib/llvm-14/lib/clang/14.0.6/include -isystem /usr/include/wasm32-wasi \
-  -O3 -DNDEBUG -DZSTD_LEGACY_SUPPORT=0 -DZSTD_DISABLE_ASM -DZSTD_NO_TRACE -DDEBUGLEVEL=0 \
+  -O3 -mbulk-memory -DNDEBUG -DZSTD_LEGACY_SUPPORT=0 -DZSTD_DISABLE_ASM -DZSTD_NO_TRACE -DDEBUGLEVEL=0 \
   -I. -Icommon \
   common/debug.c common/entropy_common.c common/error_private.c common/fse_decompress.c \
   common/pool.c common/threading.c common/xxhash.c common/zstd_common.c \
