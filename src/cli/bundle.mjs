@@ -1,12 +1,19 @@
 #!/usr/bin/env node
 /**
  * Bundles the compiled CLI — dist/src/cli/main.js and every module it imports, yargs included —
- * into one file, dist/src/cli/strata.mjs, which is the `strata` command (package.json's bin).
+ * into one CommonJS script, dist/src/cli/strata.cjs, records V8's code cache for it
+ * (strata.cjs.v8cache), and writes the `strata` command (package.json's bin),
+ * dist/src/cli/strata.mjs, which starts the script from that cache (src/cli/launch.ts).
  *
  * Why: start-up is part of every build's time, and a warm rebuild in place takes a few hundred
  * milliseconds, of which Node's ES module loader resolving, reading and linking ~200 files was
- * about a third. One file is one read and one compile. The library (dist/src/index.js) and the
- * unbundled main.js stay as they are, for anyone who imports strata or debugs it.
+ * about a third, and compiling what they hold much of the rest. One file is one read, and
+ * bytecode from the cache needs no compile. The library (dist/src/index.js) and the unbundled
+ * main.js stay as they are, for anyone who imports strata or debugs it.
+ *
+ * Why CommonJS: Node 20 caches code only for scripts (vm.Script), not for ES modules. The
+ * sources' `import.meta.url` becomes the script's own file URL, so every path found from it
+ * (below) is what the module it replaces found.
  *
  * What stays outside: packages that find files of their own next to their code at run time
  * (sql.js and libdeflate load their .wasm from their package directory), the native addon and
@@ -15,11 +22,19 @@
  * hold), and the worker threads' entry files (tar/tar-worker.js, compress/block-worker.js),
  * which run as modules of their own.
  *
+ * The code cache is recorded by running the demo build once (npm start's, into a temporary
+ * directory): V8 then holds bytecode for every function a build runs. It is only ever a cache:
+ * V8 refuses it for another source, Node or set of flags, and the command compiles afresh.
+ *
  *   node src/cli/bundle.mjs [DIST]     (default: dist)
  */
 import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * string-width (yargs' help layout, through cliui) makes an Intl.Segmenter when it loads: ~15 ms
@@ -44,16 +59,59 @@ const lazySegmenter = {
 };
 
 const dist = process.argv[2] ?? 'dist';
+const cliDir = join(dist, 'src', 'cli');
+const program = join(cliDir, 'strata.cjs');
+const command = join(cliDir, 'strata.mjs');
+// A cache is only ever recorded from the program beside it (launch.ts checks the source's digest too).
+rmSync(`${program}.v8cache`, { force: true });
+
 await build({
-  entryPoints: [join(dist, 'src', 'cli', 'main.js')],
-  outfile: join(dist, 'src', 'cli', 'strata.mjs'),
+  entryPoints: [join(cliDir, 'main.js')],
+  outfile: program,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  external: ['sql.js', 'libdeflate'],
+  define: { 'import.meta.url': 'strataModuleUrl' },
+  banner: { js: "const strataModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [lazySegmenter],
+  logLevel: 'warning',
+});
+// main.js's #! line is not JavaScript inside launch.ts's function wrapper; a comment keeps the
+// line numbers of stack traces. Each import() (libdeflate's glue, an ES module) becomes the
+// importModule the wrapper is given: see launch.ts, run().
+writeFileSync(program, readFileSync(program, 'utf8').replace(/^#!/, '//').replace(/(?<![\w$.])import\(/g, 'importModule('));
+
+await build({
+  stdin: {
+    contents: "import { fileURLToPath } from 'node:url';\nimport { launch } from './launch.js';\nlaunch(fileURLToPath(new URL('./strata.cjs', import.meta.url)));\n",
+    resolveDir: cliDir,
+    sourcefile: 'command.mjs',
+  },
+  outfile: command,
   bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['sql.js', 'libdeflate'],
-  // Bundled CommonJS packages (fast-glob, tar-stream) call require() for Node's own modules.
-  banner: { js: "import { createRequire as strataRequire } from 'node:module';\nconst require = strataRequire(import.meta.url);" },
-  plugins: [lazySegmenter],
+  banner: { js: '#!/usr/bin/env node' },
   logLevel: 'warning',
 });
+
+recordCodeCache();
+
+/** Runs the demo build once with the command just written, which then records its code cache. */
+function recordCodeCache() {
+  const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const demo = join(repo, 'closures', 'demo');
+  const out = mkdtempSync(join(tmpdir(), 'strata-bundle-'));
+  try {
+    const r = spawnSync(process.execPath, [command, 'build', join(demo, 'closure.json'), '--store-root', join(demo, 'root'), '--tag', 'demo:latest', '-o', join(out, 'demo.tar'), '--cache-dir', join(out, 'cache')], {
+      env: { ...process.env, STRATA_RECORD_CODE_CACHE: '1' },
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new Error(`bundle.mjs: the demo build that records the code cache failed:\n${r.stderr}`);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}

@@ -16,7 +16,6 @@ function findRepoRoot(): string {
   }
 }
 
-/** The compiled CLI entry point that belongs to this build of the tests. */
 /** The `strata` command as installed: the bundle of the CLI (src/cli/bundle.mjs). */
 export const cliPath = join(distDir, 'src', 'cli', 'strata.mjs');
 

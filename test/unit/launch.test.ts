@@ -1,0 +1,85 @@
+/**
+ * The `strata` command starts the bundled CLI from V8's code cache (src/cli/launch.ts). The cache
+ * may only ever make start-up faster: the command as built here uses it, and a cache that does
+ * not belong to the source is refused and the source runs as written.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cachePathOf, compileProgram } from '../../src/cli/launch.js';
+import { cliPath, distDir, tempDir } from '../support/paths.js';
+
+const program = join(distDir, 'src', 'cli', 'strata.cjs');
+const launchModule = join(distDir, 'src', 'cli', 'launch.js');
+
+/**
+ * How `file`'s cache fares, in a process of its own: within one process V8 reuses a script it
+ * has compiled before and never looks at the cache given with it.
+ */
+function cacheOf(file: string): string {
+  const code = `const { compileProgram } = await import(${JSON.stringify(launchModule)}); process.stdout.write(compileProgram(${JSON.stringify(file)}).cache);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+test('the code cache recorded by the build is accepted by this Node', () => {
+  assert.ok(existsSync(cachePathOf(program)), `no ${cachePathOf(program)}: src/cli/bundle.mjs records it`);
+  assert.equal(cacheOf(program), 'accepted');
+});
+
+test('a cache recorded for other source is refused, and the source runs as written', (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'p.cjs');
+  const key = `strataLaunchTest${process.pid}`;
+  writeFileSync(file, `globalThis.${key} = 'first'; module.exports.f = (x) => x + 1;`);
+  assert.equal(cacheOf(file), 'missing');
+  const first = compileProgram(file);
+  first.run();
+  writeFileSync(cachePathOf(file), first.record());
+  assert.equal(cacheOf(file), 'accepted');
+  // Same length, other bytes: V8 itself checks only the length, and would run the old code.
+  writeFileSync(file, `globalThis.${key} = 'other'; module.exports.f = (x) => x + 2;`);
+  assert.equal(cacheOf(file), 'rejected');
+  compileProgram(file).run();
+  assert.equal((globalThis as Record<string, unknown>)[key], 'other');
+});
+
+test('the command runs without its cache, and with a cache from another program, as with its own', (t) => {
+  const dir = tempDir(t);
+  const args = ['plan', 'closures/demo/closure.json', '--max-layers', '3', '--json'];
+  const own = spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8' });
+  assert.equal(own.status, 0, own.stderr);
+  // A copy of the command beside a copy of the program, first with no cache, then with a foreign one.
+  const cli = join(dir, 'strata.mjs');
+  copyFileSync(cliPath, cli);
+  copyFileSync(program, join(dir, 'strata.cjs'));
+  const bare = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+  assert.equal(bare.status, 0, bare.stderr);
+  assert.equal(bare.stdout, own.stdout);
+  const other = join(dir, 'other.cjs');
+  writeFileSync(other, 'module.exports = 1;');
+  const foreign = compileProgram(other);
+  foreign.run();
+  // Refused by the digest, and, under the right digest, by V8 itself (it is another script's).
+  const digest = createHash('sha256').update(readFileSync(program)).digest();
+  for (const cache of [foreign.record(), Buffer.concat([digest, foreign.record().subarray(32)])]) {
+    writeFileSync(cachePathOf(join(dir, 'strata.cjs')), cache);
+    assert.equal(cacheOf(join(dir, 'strata.cjs')), 'rejected');
+    const refused = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+    assert.equal(refused.status, 0, refused.stderr);
+    assert.equal(refused.stdout, own.stdout);
+  }
+});
+
+test('the program imports ES modules (libdeflate) from its code cache, and prints no warning', (t) => {
+  const out = join(tempDir(t), 'layout');
+  // Small gzip layers, compressed on the main thread: the program import()s libdeflate's glue.
+  const r = spawnSync(process.execPath, [cliPath, 'build', 'closures/demo/closure.json', '--store-root', 'closures/demo/root', '--format', 'oci', '--compress', 'gzip', '-o', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  assert.equal(cacheOf(program), 'accepted');
+});
