@@ -37,22 +37,29 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * string-width (yargs' help layout, through cliui) makes an Intl.Segmenter when it loads: ~15 ms
- * of ICU data on every run, for text strata only prints on --help, and which its own ASCII fast
- * path never uses. Made on first use instead. If string-width's source changes shape, the bundle
- * fails here rather than shipping unpatched.
+ * string-width (yargs' help layout, through cliui) makes an Intl.Segmenter (~15 ms of ICU data)
+ * and compiles /^\p{RGI_Emoji}$/v (~30 ms: the property is thousands of strings) when it loads,
+ * on every run, for text strata only prints on --help, and which its own ASCII fast path never
+ * uses. Both are made on first use instead (the older string-width under cliui and wrap-ansi has
+ * only the segmenter). If string-width's source changes shape, the bundle fails here rather than
+ * shipping unpatched.
  */
-const lazySegmenter = {
-  name: 'lazy-segmenter',
+const LAZY = [
+  { every: true, made: 'const segmenter = new Intl.Segmenter();', as: 'let segmenter;', used: 'segmenter.segment(', by: '(segmenter ??= new Intl.Segmenter()).segment(' },
+  { made: 'const rgiEmojiRegex = /^\\p{RGI_Emoji}$/v;', as: 'let rgiEmojiRegex;', used: 'rgiEmojiRegex.test(', by: '(rgiEmojiRegex ??= /^\\p{RGI_Emoji}$/v).test(' },
+];
+const lazyStringWidth = {
+  name: 'lazy-string-width',
   setup(b) {
     b.onLoad({ filter: /[\\/]string-width[\\/]index\.js$/ }, async (args) => {
-      const source = await readFile(args.path, 'utf8');
-      const made = 'const segmenter = new Intl.Segmenter();';
-      const used = 'segmenter.segment(';
-      if (source.split(made).length !== 2 || source.split(used).length !== 2) {
-        throw new Error(`${args.path}: expected one \`${made}\` and one \`${used}\`; update src/cli/bundle.mjs`);
+      let contents = await readFile(args.path, 'utf8');
+      for (const { every, made, as, used, by } of LAZY) {
+        if (!every && !contents.includes(made)) continue;
+        if (contents.split(made).length !== 2 || contents.split(used).length !== 2) {
+          throw new Error(`${args.path}: expected one \`${made}\` and one \`${used}\`; update src/cli/bundle.mjs`);
+        }
+        contents = contents.replace(made, as).replace(used, by);
       }
-      const contents = source.replace(made, 'let segmenter;').replace(used, '(segmenter ??= new Intl.Segmenter()).segment(');
       return { contents, loader: 'js' };
     });
   },
@@ -75,7 +82,7 @@ await build({
   external: ['sql.js', 'libdeflate'],
   define: { 'import.meta.url': 'strataModuleUrl' },
   banner: { js: "const strataModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [lazySegmenter],
+  plugins: [lazyStringWidth],
   logLevel: 'warning',
 });
 // main.js's #! line is not JavaScript inside launch.ts's function wrapper; a comment keeps the
