@@ -25,6 +25,9 @@
  * The code cache is recorded by running the demo build once (npm start's, into a temporary
  * directory): V8 then holds bytecode for every function a build runs. It is only ever a cache:
  * V8 refuses it for another source, Node or set of flags, and the command compiles afresh.
+ * Its bytes differ from one recording to the next (which functions V8 has compiled when it is
+ * taken), so a build that must be reproducible sets STRATA_CODE_CACHE=off (flake.nix does) and
+ * gets the command without it: the same program, compiled at each start.
  *
  *   node src/cli/bundle.mjs [DIST]     (default: dist)
  */
@@ -105,7 +108,7 @@ await build({
   logLevel: 'warning',
 });
 
-recordCodeCache();
+if (process.env.STRATA_CODE_CACHE !== 'off') recordCodeCache();
 
 /** Runs the demo build once with the command just written, which then records its code cache. */
 function recordCodeCache() {

@@ -7,10 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cachePathOf, compileProgram } from '../../src/cli/launch.js';
-import { cliPath, distDir, tempDir } from '../support/paths.js';
+import { cliPath, distDir, repoRoot, tempDir } from '../support/paths.js';
 
 const program = join(distDir, 'src', 'cli', 'strata.cjs');
 const launchModule = join(distDir, 'src', 'cli', 'launch.js');
@@ -82,4 +82,20 @@ test('the program imports ES modules (libdeflate) from its code cache, and print
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr, '');
   assert.equal(cacheOf(program), 'accepted');
+});
+
+test('STRATA_CODE_CACHE=off bundles the command without a cache (for reproducible packages), and it runs', (t) => {
+  // Inside the checkout, so that esbuild finds node_modules as for dist.
+  const dist = mkdtempSync(join(repoRoot, '.bundle-test-'));
+  t.after(() => rmSync(dist, { recursive: true, force: true }));
+  cpSync(join(distDir, 'src'), join(dist, 'src'), { recursive: true, filter: (f) => !f.endsWith('.v8cache') });
+  const r = spawnSync(process.execPath, [join(repoRoot, 'src', 'cli', 'bundle.mjs'), dist], { encoding: 'utf8', env: { ...process.env, STRATA_CODE_CACHE: 'off' } });
+  assert.equal(r.status, 0, r.stderr);
+  const program = join(dist, 'src', 'cli', 'strata.cjs');
+  assert.ok(existsSync(program));
+  assert.equal(existsSync(cachePathOf(program)), false);
+  const args = ['plan', 'closures/demo/closure.json', '--max-layers', '3', '--json'];
+  const built = spawnSync(process.execPath, [join(dist, 'src', 'cli', 'strata.mjs'), ...args], { encoding: 'utf8' });
+  assert.equal(built.status, 0, built.stderr);
+  assert.equal(built.stdout, spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8' }).stdout);
 });
