@@ -15,10 +15,11 @@
  * as the code; nothing is written at run time unless bundle.mjs asks for a new cache.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import vm from 'node:vm';
+import { tempBeside } from '../util/output-path.js';
 
 /** How the cache fared: V8 used it, it was refused (another source, Node or flags), or there was none. */
 export type CodeCache = 'accepted' | 'rejected' | 'missing';
@@ -79,15 +80,21 @@ function readIfPresent(path: string): Buffer | undefined {
 
 /**
  * Runs `program`. With STRATA_RECORD_CODE_CACHE=1 (set by bundle.mjs only), the bytecode of the
- * run is written to the cache when the process exits, under a temporary name renamed into place.
+ * run is written to the cache when the process exits, under a temporary name renamed into place
+ * (removed if the write fails: a half-written cache is never left beside the program).
  */
 export function launch(program: string): void {
   const compiled = compileProgram(program);
   if (process.env.STRATA_RECORD_CODE_CACHE === '1') {
     process.once('exit', () => {
-      const temp = `${cachePathOf(program)}.${process.pid}.tmp`;
-      writeFileSync(temp, compiled.record());
-      renameSync(temp, cachePathOf(program));
+      const temp = tempBeside(cachePathOf(program));
+      try {
+        writeFileSync(temp, compiled.record());
+        renameSync(temp, cachePathOf(program));
+      } catch (err) {
+        rmSync(temp, { force: true });
+        throw err;
+      }
     });
   }
   compiled.run();
