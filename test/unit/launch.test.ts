@@ -26,6 +26,13 @@ function cacheOf(file: string): string {
   return r.stdout;
 }
 
+/** What `strata plan` of the demo prints through the command `cli`, which must succeed. */
+function planWith(cli: string): string {
+  const r = spawnSync(process.execPath, [cli, 'plan', 'closures/demo/closure.json', '--max-layers', '3', '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
 test('the code cache recorded by the build is accepted by this Node', () => {
   assert.ok(existsSync(cachePathOf(program)), `no ${cachePathOf(program)}: src/cli/bundle.mjs records it`);
   assert.equal(cacheOf(program), 'accepted');
@@ -50,16 +57,12 @@ test('a cache recorded for other source is refused, and the source runs as writt
 
 test('the command runs without its cache, and with a cache from another program, as with its own', (t) => {
   const dir = tempDir(t);
-  const args = ['plan', 'closures/demo/closure.json', '--max-layers', '3', '--json'];
-  const own = spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8' });
-  assert.equal(own.status, 0, own.stderr);
+  const own = planWith(cliPath);
   // A copy of the command beside a copy of the program, first with no cache, then with a foreign one.
   const cli = join(dir, 'strata.mjs');
   copyFileSync(cliPath, cli);
   copyFileSync(program, join(dir, 'strata.cjs'));
-  const bare = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-  assert.equal(bare.status, 0, bare.stderr);
-  assert.equal(bare.stdout, own.stdout);
+  assert.equal(planWith(cli), own);
   const other = join(dir, 'other.cjs');
   writeFileSync(other, 'module.exports = 1;');
   const foreign = compileProgram(other);
@@ -69,9 +72,7 @@ test('the command runs without its cache, and with a cache from another program,
   for (const cache of [foreign.record(), Buffer.concat([digest, foreign.record().subarray(32)])]) {
     writeFileSync(cachePathOf(join(dir, 'strata.cjs')), cache);
     assert.equal(cacheOf(join(dir, 'strata.cjs')), 'rejected');
-    const refused = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-    assert.equal(refused.status, 0, refused.stderr);
-    assert.equal(refused.stdout, own.stdout);
+    assert.equal(planWith(cli), own);
   }
 });
 
@@ -94,8 +95,5 @@ test('STRATA_CODE_CACHE=off bundles the command without a cache (for reproducibl
   const program = join(dist, 'src', 'cli', 'strata.cjs');
   assert.ok(existsSync(program));
   assert.equal(existsSync(cachePathOf(program)), false);
-  const args = ['plan', 'closures/demo/closure.json', '--max-layers', '3', '--json'];
-  const built = spawnSync(process.execPath, [join(dist, 'src', 'cli', 'strata.mjs'), ...args], { encoding: 'utf8' });
-  assert.equal(built.status, 0, built.stderr);
-  assert.equal(built.stdout, spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8' }).stdout);
+  assert.equal(planWith(join(dist, 'src', 'cli', 'strata.mjs')), planWith(cliPath));
 });
