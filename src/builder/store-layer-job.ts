@@ -2,7 +2,7 @@
  * A store layer's job for produceLayers: its entries, scanned, and — when a cache will be asked —
  * its cache identities, made from that same scan (one walk of the store serves both).
  */
-import { lstat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { layerIdentityFromSegments, narHashOf, segmentIdentity, type IdentityTarOptions, type NarHashLookup } from '../cache/layer-cache.js';
 import { ownershipKey, ownStoreEntries, type StoreOwnership } from '../tar/ownership.js';
@@ -34,7 +34,7 @@ export interface StoreLayerJobOptions {
 export async function storeLayerJob(storePaths: readonly string[], opts: StoreLayerJobOptions): Promise<LayerJob | IdentifiedJob> {
   // One lstat per path, not per file: a path missing under --store-root is still an error naming
   // it (the scan reports it), cache or not.
-  if (opts.identities && storePaths.every((p) => narHashOf(opts.narHashes, p) !== undefined) && (await allPresent(storePaths, opts.storeRoot))) {
+  if (opts.identities && storePaths.every((p) => narHashOf(opts.narHashes, p) !== undefined) && allPresent(storePaths, opts.storeRoot)) {
     const tar = identityTarOptions(opts);
     const unscanned = { entries: [], stamps: new Map<string, string>() };
     const identity = layerIdentityFromSegments(storePaths.map((p) => segmentIdentity(p, opts.narHashes, unscanned, tar, opts.compression)));
@@ -43,9 +43,16 @@ export async function storeLayerJob(storePaths: readonly string[], opts: StoreLa
   return scannedStoreLayerJob(storePaths, opts);
 }
 
-async function allPresent(storePaths: readonly string[], storeRoot: string): Promise<boolean> {
-  const found = await Promise.all(storePaths.map((p) => lstat(join(storeRoot, p)).then(() => true, () => false)));
-  return found.every(Boolean);
+// Synchronous: a promised lstat costs ~0.1 ms of JavaScript each (its request, promise and stats
+// object), which for a 184-path closure was 20 ms of a 0.4 s warm rebuild; lstatSync of a path that
+// is there costs a few microseconds.
+// Any failure (not only ENOENT) means "scan it", and the scan reports the error naming the path.
+function allPresent(storePaths: readonly string[], storeRoot: string): boolean {
+  try {
+    return storePaths.every((p) => lstatSync(join(storeRoot, p), { throwIfNoEntry: false }) !== undefined);
+  } catch {
+    return false;
+  }
 }
 
 /** What of the tar options a segment identity covers. */
