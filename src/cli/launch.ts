@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import vm from 'node:vm';
 import { tempBeside } from '../util/output-path.js';
 
@@ -53,8 +53,11 @@ export function compileProgram(program: string): Program {
   // Node's own module wrapper, on the first line so line numbers in stack traces hold, and one
   // more argument: the program's import() (bundle.mjs renames it importModule, see run()).
   const source = `(function (exports, require, module, __filename, __dirname, importModule) {${bytes.toString('utf8')}\n})`;
+  // The script's name is its file's name only: V8 keeps the name the cache was recorded under
+  // (the build tree, for the cache an npm package ships), so a full path would name that tree in
+  // the stack traces of every installed copy whose cache is accepted, and only theirs.
   const script = new vm.Script(source, {
-    filename: program,
+    filename: basename(program),
     ...(cachedData ? { cachedData } : {}),
   });
   const cache: CodeCache = cached === undefined ? 'missing' : !cachedData || script.cachedDataRejected ? 'rejected' : 'accepted';

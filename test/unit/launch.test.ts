@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cachePathOf, compileProgram } from '../../src/cli/launch.js';
 import { cliPath, distDir, repoRoot, tempDir } from '../support/paths.js';
@@ -53,6 +53,29 @@ test('a cache recorded for other source is refused, and the source runs as writt
   assert.equal(cacheOf(file), 'rejected');
   compileProgram(file).run();
   assert.equal((globalThis as Record<string, unknown>)[key], 'other');
+});
+
+test('a stack trace names the program where it is installed, not where its cache was recorded', (t) => {
+  // The cache is recorded in one directory and shipped to another, as npm pack and install do.
+  const built = join(tempDir(t), 'built-here');
+  const installed = join(tempDir(t), 'installed-there');
+  for (const d of [built, installed]) mkdirSync(d);
+  const key = `strataLaunchWhere${process.pid}`;
+  const source = `globalThis.${key} = () => new Error('deliberate').stack;\n`;
+  writeFileSync(join(built, 'p.cjs'), source);
+  const recorded = compileProgram(join(built, 'p.cjs'));
+  recorded.run();
+  (globalThis as unknown as Record<string, () => string>)[key]!(); // compiled, so the cache holds it too
+  writeFileSync(join(installed, 'p.cjs'), source);
+  writeFileSync(cachePathOf(join(installed, 'p.cjs')), recorded.record());
+  assert.equal(cacheOf(join(installed, 'p.cjs')), 'accepted');
+  const code = `const { compileProgram } = await import(${JSON.stringify(launchModule)});
+    compileProgram(${JSON.stringify(join(installed, 'p.cjs'))}).run();
+    process.stdout.write(globalThis.${key}());`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /deliberate[\s\S]*p\.cjs:1:/);
+  assert.ok(!r.stdout.includes(built), `the stack names the directory the cache was recorded in:\n${r.stdout}`);
 });
 
 test('the command runs without its cache, and with a cache from another program, as with its own', (t) => {
