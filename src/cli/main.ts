@@ -7,6 +7,7 @@
  * choices, the --max-layers default) are imported by that command's builder, which yargs runs
  * only for the command given.
  */
+import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { removeHeldTemps } from '../util/temp-paths.js';
 import { hideBin } from 'yargs/helpers';
@@ -375,7 +376,7 @@ export async function main(argv: string[]): Promise<number> {
     .demandCommand(1, 'name a command: build, stack, publish, compose, plan, inspect, push, index or cache prune')
     .strict()
     .help()
-    .version(false)
+    .version(`strata version ${packageVersion()}`)
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((msg, err) => {
       throw err ?? new UsageError(msg);
@@ -399,6 +400,20 @@ function skipHelpCache(parser: Argv<unknown>): void {
   const internal = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => Usage | undefined } }).getInternalMethods;
   const usage = typeof internal === 'function' ? internal.call(parser).getUsageInstance?.() : undefined;
   if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+}
+
+/**
+ * strata's version, as `strata --version` prints it (in the form skopeo, podman and umoci use):
+ * package.json's, read from the package root (dist/src/cli is three levels below it, in the
+ * bundle and out of it, and npm and the Nix package both install package.json there).
+ */
+function packageVersion(): string {
+  try {
+    const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof version === 'string' ? version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 class UsageError extends Error {}

@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runStrata } from '../support/cli.js';
 import { repoRoot, tempDir } from '../support/paths.js';
@@ -16,6 +17,13 @@ test('every command\'s --help has examples', async () => {
     assert.equal(r.code, 0, `${c}: ${r.stderr}`);
     assert.match(r.stdout, /\nExamples:\n {2}strata /, `strata ${c} --help has no examples`);
   }
+});
+
+test('strata --version prints the package\'s version, as skopeo and podman print theirs', async () => {
+  const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  const r = await runStrata(['--version']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `strata version ${version}\n`);
 });
 
 test('strata completion prints a shell completion script for strata', async () => {
