@@ -37,6 +37,16 @@ function strata(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<R
   });
 }
 
+/** The median wall time of five runs of node with `args`. */
+function medianSeconds(args: string[]): number {
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = process.hrtime.bigint();
+    if (spawnSync(process.execPath, args, { stdio: 'ignore' }).status !== 0) throw new Error(`node ${args.join(' ')} failed`);
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return times.sort((a, b) => a - b)[2]!;
+}
 
 /**
  * The closure as Nix gives it: every path with a NAR hash (made up here from the path; strata only
@@ -106,6 +116,9 @@ const cases: Case[] = [
 ];
 const registry = await startRegistry();
 console.log(`synthetic store: ${(store.totalBytes / 1e6).toFixed(0)} MB, ${store.storePaths.length} paths; node ${process.version}${xfs ? '' : '; no XFS rows (needs root and a loop mount)'}`);
+// What every warm run pays before it reads a record, in the same minutes as the rows: a ratio of
+// 0.1× against a 2.5 s cold build leaves 0.25 s, of which these are the floor.
+console.log(`fixed cost, median of 5: node -e 0 ${medianSeconds(['-e', '0']).toFixed(3)} s; strata --version ${medianSeconds([cli, '--version']).toFixed(3)} s`);
 const closure = (JSON.parse(readFileSync(store.closurePath, 'utf8')) as { paths: { path: string; references: string[] }[] }).paths;
 const referenced = new Set(closure.flatMap((p) => p.references));
 const leaf = closure.map((p) => p.path).filter((p) => !referenced.has(p)).sort()[0]!;
