@@ -86,6 +86,8 @@ function mountXfs(): { dir: string; unmount(): void } | undefined {
 }
 
 const store = await ensureSyntheticStore((s) => console.error(s));
+// A run killed before its `finally` leaves the XFS mounted, and WORK could not be removed.
+if (process.getuid?.() === 0) spawnSync('umount', [join(WORK, 'xfs')], { stdio: 'ignore' });
 rmSync(WORK, { recursive: true, force: true });
 mkdirSync(WORK, { recursive: true });
 const xfs = mountXfs();
@@ -116,9 +118,6 @@ const cases: Case[] = [
 ];
 const registry = await startRegistry();
 console.log(`synthetic store: ${(store.totalBytes / 1e6).toFixed(0)} MB, ${store.storePaths.length} paths; node ${process.version}${xfs ? '' : '; no XFS rows (needs root and a loop mount)'}`);
-// What every warm run pays before it reads a record, in the same minutes as the rows: a ratio of
-// 0.1× against a 2.5 s cold build leaves 0.25 s, of which these are the floor.
-console.log(`fixed cost, median of 5: node -e 0 ${medianSeconds(['-e', '0']).toFixed(3)} s; strata --version ${medianSeconds([cli, '--version']).toFixed(3)} s`);
 const closure = (JSON.parse(readFileSync(store.closurePath, 'utf8')) as { paths: { path: string; references: string[] }[] }).paths;
 const referenced = new Set(closure.flatMap((p) => p.references));
 const leaf = closure.map((p) => p.path).filter((p) => !referenced.has(p)).sort()[0]!;
@@ -126,26 +125,33 @@ const nar1 = withNarHashes(store.closurePath, join(WORK, 'closure-nar-1.json'));
 const nar2 = withNarHashes(store.closurePath, join(WORK, 'closure-nar-2.json'), leaf);
 // `--only TEXT` runs the rows whose name contains TEXT.
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : '';
-for (const c of cases.filter((x) => x.name.includes(only))) {
-  const root = join(WORK, 'root');
-  rmSync(root, { recursive: true, force: true });
-  if (spawnSync('cp', ['-al', store.root, root]).status !== 0) throw new Error('cp -al failed');
-  const where = c.on ?? WORK;
-  const target = c.push ? ['--push', `${registry.host}/bench/app:1`] : ['-o', join(where, c.out)];
-  const args = (release: 1 | 2) => [c.nar ? (release === 1 ? nar1 : nar2) : store.closurePath, '--store-root', root, ...target, '--cache-dir', join(where, `cache-${c.out}`), ...c.flags];
-  const env = c.env ?? process.env;
-  const cold = await strata(['build', ...args(1)], env);
-  // Release 2: one file of a leaf (a path nothing refers to) changes.
-  const f = firstFile(join(root, leaf));
-  const content = readFileSync(f);
-  unlinkSync(f);
-  writeFileSync(f, Buffer.concat([content, Buffer.from('changed\n')]));
-  const warm = await strata(['build', ...args(2)], env);
-  const again = await strata(['build', ...args(2)], env);
-  console.log(`${c.name.padEnd(40)} cold ${cold.seconds.toFixed(2)} s; release 2 warm ${warm.seconds.toFixed(2)} s = ${(warm.seconds / cold.seconds).toFixed(2)}× cold (${warm.cache.trusted} trusted, ${warm.cache.hashed} hashed); unchanged rebuild ${(again.seconds / cold.seconds).toFixed(2)}× cold (${again.cache.trusted} trusted, ${again.cache.hashed} hashed)`);
-  // The XFS is in memory: what a case leaves there is given back before the next.
-  if (c.on) for (const name of [c.out, `cache-${c.out}`]) rmSync(join(c.on, name), { recursive: true, force: true });
+// Whatever happens, the registry stops and the XFS is unmounted: a mount left behind makes the next run fail (EBUSY).
+try {
+  // What every warm run pays before it reads a record, in the same minutes as the rows: a ratio of
+  // 0.1× against a 2.5 s cold build leaves 0.25 s, of which these are the floor.
+  console.log(`fixed cost, median of 5: node -e 0 ${medianSeconds(['-e', '0']).toFixed(3)} s; strata --version ${medianSeconds([cli, '--version']).toFixed(3)} s`);
+  for (const c of cases.filter((x) => x.name.includes(only))) {
+    const root = join(WORK, 'root');
+    rmSync(root, { recursive: true, force: true });
+    if (spawnSync('cp', ['-al', store.root, root]).status !== 0) throw new Error('cp -al failed');
+    const where = c.on ?? WORK;
+    const target = c.push ? ['--push', `${registry.host}/bench/app:1`] : ['-o', join(where, c.out)];
+    const args = (release: 1 | 2) => [c.nar ? (release === 1 ? nar1 : nar2) : store.closurePath, '--store-root', root, ...target, '--cache-dir', join(where, `cache-${c.out}`), ...c.flags];
+    const env = c.env ?? process.env;
+    const cold = await strata(['build', ...args(1)], env);
+    // Release 2: one file of a leaf (a path nothing refers to) changes.
+    const f = firstFile(join(root, leaf));
+    const content = readFileSync(f);
+    unlinkSync(f);
+    writeFileSync(f, Buffer.concat([content, Buffer.from('changed\n')]));
+    const warm = await strata(['build', ...args(2)], env);
+    const again = await strata(['build', ...args(2)], env);
+    console.log(`${c.name.padEnd(40)} cold ${cold.seconds.toFixed(2)} s; release 2 warm ${warm.seconds.toFixed(2)} s = ${(warm.seconds / cold.seconds).toFixed(2)}× cold (${warm.cache.trusted} trusted, ${warm.cache.hashed} hashed); unchanged rebuild ${(again.seconds / cold.seconds).toFixed(2)}× cold (${again.cache.trusted} trusted, ${again.cache.hashed} hashed)`);
+    // The XFS is in memory: what a case leaves there is given back before the next.
+    if (c.on) for (const name of [c.out, `cache-${c.out}`]) rmSync(join(c.on, name), { recursive: true, force: true });
+  }
+} finally {
+  await registry.stop();
+  xfs?.unmount();
 }
-await registry.stop();
-xfs?.unmount();
 rmSync(WORK, { recursive: true, force: true });
