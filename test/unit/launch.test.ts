@@ -16,14 +16,20 @@ const program = join(distDir, 'src', 'cli', 'strata.cjs');
 const launchModule = join(distDir, 'src', 'cli', 'launch.js');
 
 /**
- * How `file`'s cache fares, in a process of its own: within one process V8 reuses a script it
- * has compiled before and never looks at the cache given with it.
+ * What `body` prints, run as an ES module in a process of its own with `compileProgram` in scope,
+ * which must succeed: within one process V8 reuses a script it has compiled before and never
+ * looks at the cache given with it.
  */
-function cacheOf(file: string): string {
-  const code = `const { compileProgram } = await import(${JSON.stringify(launchModule)}); process.stdout.write(compileProgram(${JSON.stringify(file)}).cache);`;
+function inFreshProcess(body: string): string {
+  const code = `const { compileProgram } = await import(${JSON.stringify(launchModule)});\n${body}`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
+}
+
+/** How `file`'s cache fares, in a process of its own. */
+function cacheOf(file: string): string {
+  return inFreshProcess(`process.stdout.write(compileProgram(${JSON.stringify(file)}).cache);`);
 }
 
 /** What `strata plan` of the demo prints through the command `cli`, which must succeed. */
@@ -69,13 +75,9 @@ test('a stack trace names the program where it is installed, not where its cache
   writeFileSync(join(installed, 'p.cjs'), source);
   writeFileSync(cachePathOf(join(installed, 'p.cjs')), recorded.record());
   assert.equal(cacheOf(join(installed, 'p.cjs')), 'accepted');
-  const code = `const { compileProgram } = await import(${JSON.stringify(launchModule)});
-    compileProgram(${JSON.stringify(join(installed, 'p.cjs'))}).run();
-    process.stdout.write(globalThis.${key}());`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /deliberate[\s\S]*p\.cjs:1:/);
-  assert.ok(!r.stdout.includes(built), `the stack names the directory the cache was recorded in:\n${r.stdout}`);
+  const stack = inFreshProcess(`compileProgram(${JSON.stringify(join(installed, 'p.cjs'))}).run(); process.stdout.write(globalThis.${key}());`);
+  assert.match(stack, /deliberate[\s\S]*p\.cjs:1:/);
+  assert.ok(!stack.includes(built), `the stack names the directory the cache was recorded in:\n${stack}`);
 });
 
 test('the command runs without its cache, and with a cache from another program, as with its own', (t) => {
