@@ -7,8 +7,8 @@
  *
  * Why this is reproducible (design-notes §6), as for gzip (deflate-block.ts): the encoder is
  * libzstd 1.5.7 compiled to WebAssembly by strata's own recipe (zstd-wasm/build.sh: Debian 12's
- * clang 14 for wasm32-wasi, single-threaded, no assembly, no SIMD, bulk memory), and the module's bytes are
- * pinned: it is committed beside the recipe, which rebuilds it byte for byte
+ * clang 14 for wasm32-wasi, single-threaded, no assembly, no SIMD, bulk memory), and the
+ * module's bytes are pinned: it is committed beside the recipe, which rebuilds it byte for byte
  * (test/compress/zstd-wasm-build.test.ts), and its sha256 is checked before it is used. It
  * imports nothing. WebAssembly integer code means the same on every CPU and in every engine
  * tier, so neither the CPU nor the Node release can change the bytes (test/compress/cross-node.test.ts
